@@ -1,0 +1,70 @@
+"""The task policy's action: 7 numbers in [-1, 1] mapped to a full impedance command.
+
+=====  ==========================================================================================
+index  meaning
+=====  ==========================================================================================
+0-2    target displacement x y z of the tip from where it is now, times ``env.max_step_m`` (m)
+3-5    stiffness Kx Ky Kz, log-scaled over ``env.action_stiffness_range_n_per_m`` (N/m)
+6      damping ratio zeta (all translational axes), linear over ``env.action_damping_ratio_range``
+=====  ==========================================================================================
+
+Orientation target and rotational gains are fixed by the config (peg down). Damping in N s/m is
+``2 zeta sqrt(K Lambda)`` with the arm's operational-space inertia Lambda at decision time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bresa_control.config import EnvConfig
+from bresa_control.impedance import ImpedanceCommand, damping_from_ratio
+
+ACTION_SIZE = 7
+
+
+class ActionMap:
+    """Converts between normalised actions and physical impedance targets (both directions)."""
+
+    def __init__(self, config: EnvConfig) -> None:
+        self.config = config
+        k_lo, k_hi = config.action_stiffness_range_n_per_m
+        self._log_k = (np.log(k_lo), np.log(k_hi))
+        self._zeta = config.action_damping_ratio_range
+        self._orientation = np.asarray(config.target_orientation_xyzw, dtype=float)
+        self._rot_stiffness = np.full(3, config.rotational_stiffness_nm_per_rad)
+
+    def to_command(
+        self, action: np.ndarray, tip_position_m: np.ndarray, cartesian_inertia: np.ndarray
+    ) -> ImpedanceCommand:
+        """Impedance command for ``action`` taken with the tip at ``tip_position_m``."""
+        a = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
+        displacement = a[0:3] * self.config.max_step_m
+        stiffness_xyz = np.exp(_lerp(*self._log_k, a[3:6]))
+        zeta = _lerp(*self._zeta, a[6])
+        stiffness = np.concatenate([stiffness_xyz, self._rot_stiffness])
+        ratios = np.array([zeta] * 3 + [self.config.rotational_damping_ratio] * 3)
+        damping = damping_from_ratio(stiffness, ratios, cartesian_inertia)
+        return ImpedanceCommand(tip_position_m + displacement, self._orientation.copy(), stiffness, damping)
+
+    def to_action(
+        self, displacement_m: np.ndarray, stiffness_n_per_m: np.ndarray, damping_ratio: float
+    ) -> np.ndarray:
+        """The normalised action that asks for these targets (clipped into [-1, 1]), float32."""
+        a = np.concatenate(
+            [
+                np.asarray(displacement_m, dtype=float) / self.config.max_step_m,
+                _unlerp(*self._log_k, np.log(np.asarray(stiffness_n_per_m, dtype=float))),
+                [_unlerp(*self._zeta, damping_ratio)],
+            ]
+        )
+        return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+
+def _lerp(lo: float, hi: float, a: np.ndarray | float) -> np.ndarray:
+    """[-1, 1] -> [lo, hi]."""
+    return lo + (np.asarray(a) + 1.0) * 0.5 * (hi - lo)
+
+
+def _unlerp(lo: float, hi: float, value: np.ndarray | float) -> np.ndarray:
+    """[lo, hi] -> [-1, 1]."""
+    return 2.0 * (np.asarray(value) - lo) / (hi - lo) - 1.0

@@ -1,0 +1,183 @@
+"""``PegInsertion``: the gymnasium environment the task policy learns in.
+
+It drives the same :class:`~bresa_control.sim.PegInsertionSim` (MuJoCo + impedance controller) that
+the ``mujoco_sim`` node runs, so what is trained is what is deployed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pinocchio as pin
+
+from bresa_control.actions import ACTION_SIZE, ActionMap
+from bresa_control.config import BresaConfig, load_config
+from bresa_control.impedance import ImpedanceCommand
+from bresa_control.sim import PegInsertionSim
+
+OBSERVATION_LABELS = (
+    "tip_x_rel_m", "tip_y_rel_m", "tip_z_rel_m",
+    "tip_vx_m_per_s", "tip_vy_m_per_s", "tip_vz_m_per_s",
+    "rot_err_x_rad", "rot_err_y_rad", "rot_err_z_rad",
+    "force_x_n", "force_y_n", "force_z_n",
+    "torque_x_nm", "torque_y_nm", "torque_z_nm",
+    "prev_dx", "prev_dy", "prev_dz", "prev_kx", "prev_ky", "prev_kz", "prev_zeta",
+)  # fmt: skip
+
+
+@dataclass
+class StepStats:
+    """What happened during the control ticks of one decision step."""
+
+    peak_force_n: float = 0.0
+    peak_torque_nm: float = 0.0
+    force_violation: bool = False
+    torque_violation: bool = False
+    workspace_violation: bool = False
+    fault: bool = False
+    ticks: int = 0
+
+    @property
+    def cost(self) -> float:
+        """c = 1 if any constraint was violated during the step, else 0."""
+        return float(self.force_violation or self.torque_violation or self.workspace_violation)
+
+
+class PegInsertion(gym.Env):
+    """Insert a square peg held by a Franka Panda into a hole whose position is known to +-2 mm.
+
+    **Timing.** One ``step`` is one decision (10 Hz by default): the action becomes an impedance
+    command and the controller and physics run ``env.ticks_per_decision`` ticks of 1 ms.
+
+    **Action** (7, float32, [-1, 1]): see :mod:`bresa_control.actions`: tip displacement from its
+    current position (up to ``env.max_step_m`` per axis), translational stiffness (log scale)
+    and damping ratio. Orientation is held pointing down with fixed rotational gains.
+
+    **Observation** (22, float32, SI units, in :data:`OBSERVATION_LABELS` order):
+    tip position relative to the robot's *estimate* of the hole's top centre (m, base frame; the
+    true hole is within ``perception_error_m`` of it), tip linear velocity (m/s), tip rotation
+    error from the target orientation (rotation vector, rad), wrist force (N) and torque (Nm)
+    that the environment applies to the peg (base frame, gravity-tared), and the previous action.
+
+    **Reward**: ``-distance_reward_weight * |tip - goal|`` (goal: the true hole's axis at
+    ``success_depth_m`` below its top face) plus ``success_reward`` on the insertion step.
+
+    **Termination**: the peg is inserted (tip at least ``success_depth_m`` deep inside the hole),
+    or the wrist force reached ``arm_fault_force_n`` (the real arm would stop with an error).
+    **Truncation**: after ``max_episode_steps`` decisions.
+
+    **info**: ``cost`` (1.0 if during this step the wrist force exceeded ``max_force_n``, the wrist
+    torque exceeded ``max_torque_nm`` or the tip left the workspace box, else 0.0), the three
+    flags ``force_violation``, ``torque_violation``, ``workspace_violation``, ``fault``,
+    ``peak_force_n`` and ``peak_torque_nm`` of this step, ``inserted``, ``insertion_depth_m``
+    (true tip depth below the top face, negative above it) and ``time_s``.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, config: BresaConfig | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else load_config()
+        self.sim = PegInsertionSim(self.config)
+        self.actions = ActionMap(self.config.env)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(ACTION_SIZE,), dtype=np.float32)
+        self.observation_space = gym.spaces.Box(
+            -np.inf, np.inf, shape=(len(OBSERVATION_LABELS),), dtype=np.float32
+        )
+        safety = self.config.safety
+        self._workspace = (np.array(safety.workspace_min_m), np.array(safety.workspace_max_m))
+        self._prev_action = np.zeros(ACTION_SIZE, dtype=np.float32)
+        self._steps = 0
+        self.command: ImpedanceCommand | None = None
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode: new hole position, perception error and start pose."""
+        super().reset(seed=seed)
+        self.sim.reset(self.np_random)
+        self._steps = 0
+        self._prev_action = np.zeros(ACTION_SIZE, dtype=np.float32)
+        force, torque = self.sim.wrench()
+        return self._observation(force, torque), {"layout": self.sim.layout}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """One decision: build the impedance command, run the control ticks, score the result."""
+        action = np.asarray(action, dtype=np.float32)
+        if action.shape != (ACTION_SIZE,):
+            raise ValueError(f"action must have shape ({ACTION_SIZE},), got {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"action must be finite, got {action}")
+        q = self.sim.q
+        tip = self.sim.robot.frame_pose(q).position_m
+        self.command = self.actions.to_command(action, tip, self.sim.robot.cartesian_inertia(q))
+        stats = self.run_ticks(self.command)
+        self._steps += 1
+        self._prev_action = np.clip(action, -1.0, 1.0)
+
+        depth = self.sim.insertion_depth_m()
+        inserted = depth >= self.config.env.success_depth_m and self.sim.tip_in_hole()
+        reward = -self.config.env.distance_reward_weight * self._distance_to_goal_m()
+        reward += self.config.env.success_reward if inserted else 0.0
+        terminated = inserted or stats.fault
+        truncated = not terminated and self._steps >= self.config.env.max_episode_steps
+        force, torque = self.sim.wrench()
+        info = {
+            "cost": stats.cost,
+            "force_violation": stats.force_violation,
+            "torque_violation": stats.torque_violation,
+            "workspace_violation": stats.workspace_violation,
+            "fault": stats.fault,
+            "peak_force_n": stats.peak_force_n,
+            "peak_torque_nm": stats.peak_torque_nm,
+            "inserted": inserted,
+            "insertion_depth_m": depth,
+            "time_s": self.sim.time_s,
+        }
+        return self._observation(force, torque), float(reward), terminated, truncated, info
+
+    def run_ticks(self, command: ImpedanceCommand) -> StepStats:
+        """Hold ``command`` for one decision period of 1 ms ticks, watching the constraints."""
+        safety = self.config.safety
+        stats = StepStats()
+        for _ in range(self.config.env.ticks_per_decision):
+            self.sim.tick(command)
+            stats.ticks += 1
+            force, torque = self.sim.wrench()
+            force_n = float(np.sqrt(force @ force))
+            torque_nm = float(np.sqrt(torque @ torque))
+            stats.peak_force_n = max(stats.peak_force_n, force_n)
+            stats.peak_torque_nm = max(stats.peak_torque_nm, torque_nm)
+            stats.force_violation |= force_n > safety.max_force_n
+            stats.torque_violation |= torque_nm > safety.max_torque_nm
+            tip = self.sim.tip_position()
+            stats.workspace_violation |= bool(
+                (tip < self._workspace[0]).any() or (tip > self._workspace[1]).any()
+            )
+            if force_n >= safety.arm_fault_force_n:
+                stats.fault = True
+                break
+        return stats
+
+    def _observation(self, force: np.ndarray, torque: np.ndarray) -> np.ndarray:
+        pose = self.sim.tcp_pose()
+        twist = self.sim.tcp_velocity()
+        rotation_error = pin.log3(pose.rotation @ self.sim.target_rotation.T)
+        obs = np.concatenate(
+            [
+                pose.position_m - self.sim.layout.hole_estimate_m,
+                twist[:3],
+                rotation_error,
+                force,
+                torque,
+                self._prev_action,
+            ]
+        )
+        return obs.astype(np.float32)
+
+    def _distance_to_goal_m(self) -> float:
+        goal = self.sim.layout.hole_top_m - np.array([0.0, 0.0, self.config.env.success_depth_m])
+        return float(np.linalg.norm(self.sim.tip_position() - goal))

@@ -1,0 +1,37 @@
+"""ament_python package: code in bresa_control/, data folders installed into share/bresa_control."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "bresa_control"
+DATA_FOLDERS = ("launch", "config", "models", "sim")
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+    ]
+    + [(f"share/{PACKAGE}/{folder}", sorted(glob(f"{folder}/*.*"))) for folder in DATA_FOLDERS],
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy",
+        "pyyaml",
+        "mujoco>=3.3",
+        "pin>=3.4",
+        "example-robot-data>=4.3",
+        "gymnasium>=1.0",
+        "stable-baselines3>=2.4",
+        "tqdm",
+    ],
+    extras_require={"test": ["pytest", "hypothesis", "colcon-common-extensions"]},
+    zip_safe=True,
+    maintainer="bresa_control maintainers",
+    maintainer_email="maintainers@bresa-control.dev",
+    description="Bresa: reflexive safe RL for contact-rich manipulation (ROS 2, MuJoCo, Franka)",
+    license="Apache-2.0",
+    entry_points={"console_scripts": [f"bresa = {PACKAGE}.cli:main"]},
+)

@@ -1,0 +1,19 @@
+"""Shared fixtures: the shipped config and a simulator built once per test module."""
+
+from __future__ import annotations
+
+import pytest
+
+from bresa_control.config import BresaConfig, load_config
+from bresa_control.sim import PegInsertionSim
+
+
+@pytest.fixture(scope="session")
+def config() -> BresaConfig:
+    return load_config()
+
+
+@pytest.fixture(scope="module")
+def sim(config: BresaConfig) -> PegInsertionSim:
+    return PegInsertionSim(config)
+

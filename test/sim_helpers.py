@@ -1,0 +1,14 @@
+"""Helpers shared by the tests that drive the simulator directly."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bresa_control.sim import HOME_Q, PegInsertionSim
+
+
+def place_tip(sim: PegInsertionSim, tip_position_m: np.ndarray) -> np.ndarray:
+    """Put the arm at rest with the peg tip at a position, pointing down; returns q."""
+    q = sim.robot.inverse_kinematics(np.asarray(tip_position_m), sim.target_rotation, HOME_Q)
+    sim.set_arm_state(q)
+    return q

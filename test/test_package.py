@@ -1,0 +1,61 @@
+"""The ament_python package builds with colcon and installs where ROS 2 tools look for it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+COLCON = Path(sys.executable).parent / "colcon"
+
+
+@pytest.fixture(scope="module")
+def install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not COLCON.exists():
+        pytest.fail(f"colcon is not installed next to {sys.executable}; run ./run.sh setup")
+    workspace = tmp_path_factory.mktemp("ws")
+    (workspace / "src").mkdir()
+    (workspace / "src" / "bresa_control").symlink_to(REPO)
+    result = subprocess.run(
+        [str(COLCON), "build", "--packages-select", "bresa_control"],
+        cwd=workspace, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return workspace / "install" / "bresa_control"
+
+
+def test_data_folders_and_package_xml_install_into_share(install: Path) -> None:
+    share = install / "share" / "bresa_control"
+    assert (share / "package.xml").is_file()
+    assert (install / "share" / "ament_index" / "resource_index" / "packages" / "bresa_control").is_file()
+    for folder in ("launch", "config", "models", "sim"):
+        shipped = sorted(p.name for p in (REPO / folder).glob("*.*"))
+        assert shipped, f"{folder}/ ships no files"
+        installed = sorted(p.name for p in (share / folder).iterdir())
+        assert installed == shipped, folder
+
+
+def test_console_scripts_install_into_lib_package(install: Path) -> None:
+    script = install / "lib" / "bresa_control" / "bresa"
+    assert script.is_file() and os.access(script, os.X_OK)
+
+
+def test_installed_package_finds_its_data_without_the_source_tree(install: Path, tmp_path: Path) -> None:
+    site = next(install.glob("lib/python3*/site-packages"))
+    env = {**os.environ, "PYTHONPATH": str(site), "AMENT_PREFIX_PATH": str(install)}
+    code = ("import bresa_control, bresa_control.paths as p; "
+            "print(bresa_control.__file__); print(p.find_data('config/peg_insertion.yaml')); "
+            "print(p.find_data('sim/peg_insertion.xml'))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    module, config, scene = result.stdout.split()
+    for path in (module, config, scene):
+        assert Path(path).resolve().is_relative_to(install.resolve()), path
+    help_text = subprocess.run([str(install / "lib" / "bresa_control" / "bresa"), "--help"], env=env,
+                               capture_output=True, text=True, timeout=120)
+    assert help_text.returncode == 0 and "evaluate" in help_text.stdout
