@@ -66,5 +66,7 @@ def _lerp(lo: float, hi: float, a: np.ndarray | float) -> np.ndarray:
 
 
 def _unlerp(lo: float, hi: float, value: np.ndarray | float) -> np.ndarray:
-    """[lo, hi] -> [-1, 1]."""
+    """[lo, hi] -> [-1, 1] (0 when the range is a single value)."""
+    if hi == lo:
+        return np.zeros_like(np.asarray(value, dtype=float))
     return 2.0 * (np.asarray(value) - lo) / (hi - lo) - 1.0

@@ -125,6 +125,7 @@ class CartesianImpedanceController:
         self._q_rest = np.zeros(robot.nq)
         self._last_tau = np.zeros(robot.nq)
         self._regulariser = 1e-9 * np.eye(6)
+        self._validated: ImpedanceCommand | None = None  # last command that passed validate_gains
 
     def reset(self, q: np.ndarray) -> None:
         """Start from rest at ``q``: it becomes the nullspace posture; the torque starts at g(q)."""
@@ -137,7 +138,14 @@ class CartesianImpedanceController:
         return self._last_tau.copy()
 
     def compute(self, q: np.ndarray, dq: np.ndarray, command: ImpedanceCommand) -> np.ndarray:
-        """Joint torques (Nm) for one control tick. The command must have passed validate_gains."""
+        """Joint torques (Nm) for one control tick.
+
+        Raises ``ValueError`` (naming the gain) for a command whose gains are non-finite or outside
+        the configured ranges: such a command never reaches the motors.
+        """
+        if command is not self._validated:
+            validate_gains(command, self.config)
+            self._validated = command
         pose, jac, nle = self.robot.tcp_state(q, dq)
         error = pose_error(pose.position_m, pose.rotation, command)
         error = np.minimum(np.maximum(error, -self._clip), self._clip)

@@ -59,6 +59,16 @@ def test_invalid_gain_raises_value_error_naming_it(config: BresaConfig, index: i
     assert COMMAND_LABELS[index] in str(info.value)
 
 
+def test_controller_refuses_a_command_with_bad_gains(config: BresaConfig, sim: PegInsertionSim) -> None:
+    place_tip(sim, FREE_SPACE_TIP)
+    before = sim.controller.last_torque
+    bad = _command(FREE_SPACE_TIP, [500.0, 500.0, 5000.0, 30.0, 30.0, 30.0], [50.0] * 3 + [2.0] * 3)
+    with pytest.raises(ValueError, match="kz_n_per_m = 5000"):
+        sim.tick(bad)
+    np.testing.assert_array_equal(sim.controller.last_torque, before)  # nothing was applied
+    assert sim.time_s == 0.0
+
+
 def test_valid_gains_pass_and_command_round_trips(config: BresaConfig) -> None:
     values = np.array([0.5, 0, 0.1, *DOWN, *[500.0] * 3, *[30.0] * 3, *[50.0] * 3, *[2.0] * 3])
     command = ImpedanceCommand.from_array(values)
