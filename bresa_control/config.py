@@ -30,9 +30,16 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown, of the wrong type or out of range."""
 
 
-def _key(lo: float | None = None, hi: float | None = None, unit: str = "", doc: str = "") -> Any:
-    """A schema field: allowed closed range [lo, hi] (per element for sequences), unit, meaning."""
-    return field(metadata={"lo": lo, "hi": hi, "unit": unit, "doc": doc})
+def _key(
+    lo: float | None = None,
+    hi: float | None = None,
+    unit: str = "",
+    doc: str = "",
+    choices: tuple[str, ...] = (),
+) -> Any:
+    """A schema field: allowed closed range [lo, hi] (per element for sequences) or, for text,
+    allowed choices; unit; meaning."""
+    return field(metadata={"lo": lo, "hi": hi, "unit": unit, "doc": doc, "choices": choices})
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,6 +197,21 @@ class ScriptedConfig:
         _check_length("scripted.stiffness_n_per_m", self.stiffness_n_per_m, 3)
 
 
+REFLEX_MODES = ("control-rate", "decision-rate", "off")
+
+
+@dataclass(frozen=True)
+class ReflexConfig:
+    """The risk gate between the task policy and the impedance controller."""
+
+    mode: str = _key(choices=REFLEX_MODES, doc="when the critic checks the action")
+    eps_safe: float = _key(0.0, 1.0, "", "risk above this fires the reflex")
+    release_ratio: float = _key(0.0, 1.0, "", "reflex ends once risk < eps_safe * this")
+    min_active_s: float = _key(0.0, 2.0, "s", "a fired reflex lasts at least this long")
+    stiffness_rate_n_per_m_per_tick: float = _key(0.1, 3000.0, "N/m", "gain ramp of a_hat_k")
+    damping_rate_ns_per_m_per_tick: float = _key(0.01, 600.0, "Ns/m", "gain ramp of a_hat_k")
+
+
 @dataclass(frozen=True)
 class BresaConfig:
     """Everything one run needs; load it with :func:`load_config`."""
@@ -199,6 +221,7 @@ class BresaConfig:
     safety: SafetyConfig = _key()
     env: EnvConfig = _key()
     scripted: ScriptedConfig = _key()
+    reflex: ReflexConfig = _key()
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,6 +334,15 @@ def _convert(kind: Any, value: Any, dotted: str, meta: Mapping[str, Any]) -> Any
         return value
     if kind in (int, float):
         return _number(kind, value, dotted, meta)
+    if kind is str:
+        choices = meta.get("choices", ())
+        if not isinstance(value, str) or (choices and value not in choices):
+            hint = " (YAML reads bare on/off/yes/no as true/false: quote the value)" if isinstance(
+                value, bool) else ""
+            raise ConfigError(
+                f"config key '{dotted}' = {value!r} must be one of: {', '.join(choices)}{hint}"
+            )
+        return value
     if typing.get_origin(kind) is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(

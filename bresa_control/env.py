@@ -16,6 +16,7 @@ import pinocchio as pin
 from bresa_control.actions import ACTION_SIZE, ActionMap
 from bresa_control.config import BresaConfig, load_config
 from bresa_control.impedance import ImpedanceCommand
+from bresa_control.reflex import RecoveryModel, Reflex, RiskModel
 from bresa_control.sim import PegInsertionSim
 
 OBSERVATION_LABELS = (
@@ -34,6 +35,9 @@ class StepStats:
 
     peak_force_n: float = 0.0
     peak_torque_nm: float = 0.0
+    reflex_ticks: int = 0
+    reflex_fired: int = 0
+    max_risk: float = 0.0
     force_violation: bool = False
     torque_violation: bool = False
     workspace_violation: bool = False
@@ -50,7 +54,9 @@ class PegInsertion(gym.Env):
     """Insert a square peg held by a Franka Panda into a hole whose position is known to +-2 mm.
 
     **Timing.** One ``step`` is one decision (10 Hz by default): the action becomes an impedance
-    command and the controller and physics run ``env.ticks_per_decision`` ticks of 1 ms.
+    command; each of the ``env.ticks_per_decision`` ticks of 1 ms turns it into an intermediate
+    action (setpoint moving from the tip toward the target, gains ramping), passes it through the
+    reflex (:mod:`bresa_control.reflex`, mode from ``reflex.mode``) and runs controller and physics.
 
     **Action** (7, float32, [-1, 1]): see :mod:`bresa_control.actions`: tip displacement from its
     current position (up to ``env.max_step_m`` per axis), translational stiffness (log scale)
@@ -72,16 +78,23 @@ class PegInsertion(gym.Env):
     **info**: ``cost`` (1.0 if during this step the wrist force exceeded ``max_force_n``, the wrist
     torque exceeded ``max_torque_nm`` or the tip left the workspace box, else 0.0), the three
     flags ``force_violation``, ``torque_violation``, ``workspace_violation``, ``fault``,
-    ``peak_force_n`` and ``peak_torque_nm`` of this step, ``inserted``, ``insertion_depth_m``
+    ``peak_force_n`` and ``peak_torque_nm`` of this step, ``reflex_ticks`` (ticks the recovery
+    action ran), ``reflex_fired`` (times the reflex switched on), ``max_risk``, ``inserted``, ``insertion_depth_m``
     (true tip depth below the top face, negative above it) and ``time_s``.
     """
 
     metadata = {"render_modes": []}
 
-    def __init__(self, config: BresaConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: BresaConfig | None = None,
+        critic: RiskModel | None = None,
+        recovery: RecoveryModel | None = None,
+    ) -> None:
         super().__init__()
         self.config = config if config is not None else load_config()
         self.sim = PegInsertionSim(self.config)
+        self.reflex = Reflex(self.config, critic, recovery)
         self.actions = ActionMap(self.config.env)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(ACTION_SIZE,), dtype=np.float32)
         self.observation_space = gym.spaces.Box(
@@ -91,7 +104,8 @@ class PegInsertion(gym.Env):
         self._workspace = (np.array(safety.workspace_min_m), np.array(safety.workspace_max_m))
         self._prev_action = np.zeros(ACTION_SIZE, dtype=np.float32)
         self._steps = 0
-        self.command: ImpedanceCommand | None = None
+        self.command: ImpedanceCommand | None = None  # the task policy's proposed command
+        self.applied: ImpedanceCommand | None = None  # what the controller ran at the last tick
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -99,6 +113,8 @@ class PegInsertion(gym.Env):
         """Start an episode: new hole position, perception error and start pose."""
         super().reset(seed=seed)
         self.sim.reset(self.np_random)
+        self.reflex.reset()
+        self.applied = None
         self._steps = 0
         self._prev_action = np.zeros(ACTION_SIZE, dtype=np.float32)
         force, torque = self.sim.wrench()
@@ -133,6 +149,9 @@ class PegInsertion(gym.Env):
             "fault": stats.fault,
             "peak_force_n": stats.peak_force_n,
             "peak_torque_nm": stats.peak_torque_nm,
+            "reflex_ticks": stats.reflex_ticks,
+            "reflex_fired": stats.reflex_fired,
+            "max_risk": stats.max_risk,
             "inserted": inserted,
             "insertion_depth_m": depth,
             "time_s": self.sim.time_s,
@@ -140,20 +159,30 @@ class PegInsertion(gym.Env):
         return self._observation(force, torque), float(reward), terminated, truncated, info
 
     def run_ticks(self, command: ImpedanceCommand) -> StepStats:
-        """Hold ``command`` for one decision period of 1 ms ticks, watching the constraints."""
+        """Run one decision period of 1 ms ticks toward ``command``, through the reflex, watching
+        the constraints."""
         safety = self.config.safety
+        face_z = float(self.sim.layout.hole_estimate_m[2])
         stats = StepStats()
+        tick = self.sim.tick_state()
+        self.reflex.begin_decision(command, tick, face_z, self.applied)
         for _ in range(self.config.env.ticks_per_decision):
-            self.sim.tick(command)
+            decision = self.reflex.step(tick, face_z)
+            self.sim.tick(decision.command)
+            self.applied = decision.command
             stats.ticks += 1
-            force, torque = self.sim.wrench()
+            stats.reflex_ticks += int(decision.active)
+            stats.reflex_fired += int(decision.fired)
+            stats.max_risk = max(stats.max_risk, decision.risk)
+            tick = self.sim.tick_state()
+            force, torque = tick.force_n, tick.torque_nm
             force_n = float(np.sqrt(force @ force))
             torque_nm = float(np.sqrt(torque @ torque))
             stats.peak_force_n = max(stats.peak_force_n, force_n)
             stats.peak_torque_nm = max(stats.peak_torque_nm, torque_nm)
             stats.force_violation |= force_n > safety.max_force_n
             stats.torque_violation |= torque_nm > safety.max_torque_nm
-            tip = self.sim.tip_position()
+            tip = tick.tip_position_m
             stats.workspace_violation |= bool(
                 (tip < self._workspace[0]).any() or (tip > self._workspace[1]).any()
             )

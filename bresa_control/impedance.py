@@ -69,28 +69,46 @@ class ImpedanceCommand:
         return pin.Quaternion(w, x, y, z).normalized().toRotationMatrix()
 
 
+class GainLimits:
+    """The gain ranges of a :class:`ControllerConfig`, checked on every command."""
+
+    def __init__(self, limits: ControllerConfig) -> None:
+        ranges = [
+            (limits.stiffness_range_n_per_m, "N/m"),
+            (limits.rotational_stiffness_range_nm_per_rad, "Nm/rad"),
+            (limits.damping_range_ns_per_m, "Ns/m"),
+            (limits.rotational_damping_range_nms_per_rad, "Nms/rad"),
+        ]
+        per_gain = [ranges[group] for group in range(4) for _ in range(3)]
+        self._lo = np.array([r[0][0] for r in per_gain])
+        self._hi = np.array([r[0][1] for r in per_gain])
+        self._units = [r[1] for r in per_gain]
+
+    def check(self, command: ImpedanceCommand) -> None:
+        """Raise ``ValueError`` naming the first gain that is non-finite or out of range, or
+        saying what is wrong with the target pose."""
+        gains = np.concatenate([command.stiffness, command.damping])
+        if not (np.all(gains >= self._lo) and np.all(gains <= self._hi)):  # NaN fails too
+            for i, value in enumerate(gains):
+                label = COMMAND_LABELS[7 + i]
+                if not np.isfinite(value):
+                    raise ValueError(f"gain {label} is {value}; it must be finite")
+                if not self._lo[i] <= value <= self._hi[i]:
+                    raise ValueError(
+                        f"gain {label} = {value:g} {self._units[i]} is outside the allowed "
+                        f"[{self._lo[i]:g}, {self._hi[i]:g}]"
+                    )
+        quat_norm = float(np.sqrt(command.orientation_xyzw @ command.orientation_xyzw))
+        if not (np.all(np.isfinite(command.position_m)) and 0.9 < quat_norm < 1.1):
+            raise ValueError(
+                f"target pose is invalid: position {command.position_m}, quaternion norm "
+                f"{quat_norm:.3f} (expected a finite position and a unit quaternion)"
+            )
+
+
 def validate_gains(command: ImpedanceCommand, limits: ControllerConfig) -> None:
     """Raise ``ValueError`` naming the first gain that is non-finite or outside its range."""
-    ranges = [
-        (limits.stiffness_range_n_per_m, "N/m"),
-        (limits.rotational_stiffness_range_nm_per_rad, "Nm/rad"),
-        (limits.damping_range_ns_per_m, "Ns/m"),
-        (limits.rotational_damping_range_nms_per_rad, "Nms/rad"),
-    ]
-    gains = np.concatenate([command.stiffness, command.damping])
-    for i, value in enumerate(gains):
-        (lo, hi), unit = ranges[2 * (i // 6) + (i % 6) // 3]
-        label = COMMAND_LABELS[7 + i]
-        if not np.isfinite(value):
-            raise ValueError(f"gain {label} is {value}; it must be finite")
-        if not lo <= value <= hi:
-            raise ValueError(f"gain {label} = {value:g} {unit} is outside the allowed [{lo:g}, {hi:g}]")
-    quat_norm = float(np.linalg.norm(command.orientation_xyzw))
-    if not np.all(np.isfinite(command.position_m)) or not 0.9 < quat_norm < 1.1:
-        raise ValueError(
-            f"target pose is invalid: position {command.position_m}, quaternion norm {quat_norm:.3f} "
-            "(expected finite position and a unit quaternion)"
-        )
+    GainLimits(limits).check(command)
 
 
 def damping_from_ratio(
@@ -125,7 +143,11 @@ class CartesianImpedanceController:
         self._q_rest = np.zeros(robot.nq)
         self._last_tau = np.zeros(robot.nq)
         self._regulariser = 1e-9 * np.eye(6)
-        self._validated: ImpedanceCommand | None = None  # last command that passed validate_gains
+        self._gain_limits = GainLimits(config)
+        # Tip position (m) and linear velocity (m/s) at the state the last compute() saw.
+        self.tip_position_m = np.zeros(3)
+        self.tip_velocity_m_per_s = np.zeros(3)
+        self._validated: ImpedanceCommand | None = None  # last command that passed the check
 
     def reset(self, q: np.ndarray) -> None:
         """Start from rest at ``q``: it becomes the nullspace posture; the torque starts at g(q)."""
@@ -144,12 +166,15 @@ class CartesianImpedanceController:
         the configured ranges: such a command never reaches the motors.
         """
         if command is not self._validated:
-            validate_gains(command, self.config)
+            self._gain_limits.check(command)
             self._validated = command
         pose, jac, nle = self.robot.tcp_state(q, dq)
+        twist = jac @ dq
+        self.tip_position_m = pose.position_m
+        self.tip_velocity_m_per_s = twist[:3]
         error = pose_error(pose.position_m, pose.rotation, command)
         error = np.minimum(np.maximum(error, -self._clip), self._clip)
-        wrench = -command.stiffness * error - command.damping * (jac @ dq)
+        wrench = -command.stiffness * error - command.damping * twist
         tau_task = jac.T @ wrench
 
         # N = I - J^T (J^T)^+ with (J^T)^+ = (J J^T)^-1 J (J has full row rank away from

@@ -14,6 +14,7 @@ import numpy as np
 
 from bresa_control.config import BresaConfig
 from bresa_control.impedance import CartesianImpedanceController, ImpedanceCommand
+from bresa_control.risk_features import TickState
 from bresa_control.robot import ARM_JOINTS, PEG_LINK, TCP_FRAME, Pose, RobotModel
 from bresa_control.scene import (
     FORCE_SENSOR,
@@ -62,6 +63,7 @@ class PegInsertionSim:
         self._force = slice(force_adr, force_adr + 3)
         self._torque = slice(torque_adr, torque_adr + 3)
         self._peg_weight_n = self.model.body_mass[self._peg_body] * self.model.opt.gravity
+        self._ticked = False  # whether a tick ran since the arm was placed
         self.layout = self._layout_at(np.array(config.scene.hole.nominal_position_m), np.zeros(2))
 
     # ---- episode set-up ------------------------------------------------------------------
@@ -92,6 +94,7 @@ class PegInsertionSim:
         self.data.qvel[self._qvel] = 0.0 if dq is None else dq
         mujoco.mj_forward(self.model, self.data)
         self.controller.reset(q)
+        self._ticked = False
 
     def set_hole_xy(self, xy_m: np.ndarray) -> None:
         """Move the hole block so the hole's centre is at ``xy_m`` (m) on the table."""
@@ -118,6 +121,7 @@ class PegInsertionSim:
         tau = self.controller.compute(self.q, self.dq, command)
         self.data.ctrl[:] = tau
         mujoco.mj_step(self.model, self.data)
+        self._ticked = True
         return tau
 
     # ---- what the arm reports ------------------------------------------------------------
@@ -160,6 +164,22 @@ class PegInsertionSim:
         weight_torque = np.array([ly * weight[2] - lz * weight[1], lz * weight[0] - lx * weight[2],
                                   lx * weight[1] - ly * weight[0]])
         return -force_sensor - weight, -torque_sensor - weight_torque
+
+    def tick_state(self) -> TickState:
+        """What the arm reports: wrist wrench, tip position and linear velocity.
+
+        After a tick these describe the state that tick's controller and sensors saw (MuJoCo
+        evaluates sensors before it integrates), so wrench and kinematics are of one instant.
+        """
+        force, torque = self.wrench()
+        if self._ticked:
+            position = self.controller.tip_position_m
+            velocity = self.controller.tip_velocity_m_per_s
+        else:
+            q = self.q
+            position = self.robot.frame_pose(q).position_m
+            velocity = (self.robot.frame_jacobian(q) @ self.dq)[:3]
+        return TickState(force, torque, position, velocity)
 
     def tip_position(self) -> np.ndarray:
         """True peg-tip position (m) from the physics (for scoring, not for the policy)."""

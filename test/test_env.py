@@ -44,10 +44,10 @@ def test_action_displacement_moves_the_tip(env: PegInsertion) -> None:
     obs, _ = env.reset(seed=1)
     up = env.actions.to_action(np.array([0.0, 0.0, 0.01]), np.array([1500.0] * 3), 1.0)
     heights = [env.step(up)[0][2] - obs[2] for _ in range(5)]
-    # Each step asks for 1 cm more than where the tip is; a compliant arm covers about half of it
-    # within 100 ms, steadily.
-    assert np.all(np.diff(heights) > 0.003)
-    assert heights[-1] > 0.02
+    # Each step asks for 1 cm more than where the tip is; the setpoint gets there over the 100 ms
+    # and a compliant arm follows a quarter of it within the step, steadily.
+    assert np.all(np.diff(heights) > 0.002)
+    assert heights[-1] > 0.01
 
 
 def test_pressing_hard_into_the_block_costs_and_faults(env: PegInsertion) -> None:
