@@ -65,6 +65,13 @@ class IntermediateActions:
         self._damping = base.damping[:3].copy()
         self._k = 0
 
+    def restart(self, tip_position_m: np.ndarray, applied: ImpedanceCommand) -> None:
+        """Approach the same target afresh from here, gains ramping from ``applied`` (used when a
+        reflex releases, so the task action resumes gently instead of jumping back)."""
+        if self._target is None:
+            raise RuntimeError("IntermediateActions.restart() called before start()")
+        self.start(self._target, tip_position_m, applied)
+
     def next(self) -> ImpedanceCommand:
         """The intermediate action for the next tick."""
         if self._target is None:
@@ -145,6 +152,7 @@ class Reflex:
         self.gate = RiskGate(config.reflex.eps_safe, config.reflex.release_ratio, ticks)
         self._ticks_per_decision = config.env.ticks_per_decision
         self._decision_risk = 0.0
+        self._last_recovery: ImpedanceCommand | None = None
         self.reflex_count = 0
 
     def reset(self) -> None:
@@ -179,7 +187,14 @@ class Reflex:
         active = self.gate.update(risk)
         fired = active and not was_active
         self.reflex_count += int(fired)
-        command = self._recover(tick, face_height_m, a_hat) if active else a_hat
+        if active:
+            command = self._recover(tick, face_height_m, a_hat)
+            self._last_recovery = command
+        elif was_active:  # released: resume the task action from here, gains ramping up again
+            self.intermediate.restart(tick.tip_position_m, self._last_recovery)
+            command = self.intermediate.next()
+        else:
+            command = a_hat
         return ReflexDecision(command, risk, active, fired)
 
     def _risk(self, command: ImpedanceCommand, tick: TickState, face_height_m: float) -> float:
@@ -191,3 +206,23 @@ class Reflex:
     def _recover(self, tick: TickState, face_height_m: float, template: ImpedanceCommand) -> ImpedanceCommand:
         state = self.features.state(tick, face_height_m)
         return self.features.command(self.recovery.act(state), tick.tip_position_m, template)
+
+
+class ForceGuardRisk:
+    """The rule a practitioner writes first, as a :class:`RiskModel`: risk is 1 once the wrist
+    force passes ``fraction`` of F_max, else 0 (it looks at the force only, never ahead)."""
+
+    def __init__(self, fraction: float = 0.8) -> None:
+        self.fraction = fraction
+
+    def risk(self, features: np.ndarray) -> float:
+        """1.0 when |force| / F_max > fraction (features start with force / F_max)."""
+        return float(np.sqrt(features[0:3] @ features[0:3]) > self.fraction)
+
+
+class SoftenGains:
+    """Fixed recovery: hold the tip where it is with the softest stiffness and mid damping."""
+
+    def act(self, state_features: np.ndarray) -> np.ndarray:
+        """Action features: zero setpoint offset, minimum log-stiffness, damping at mid range."""
+        return np.array([0.0, 0.0, 0.0, -1.0, -1.0, -1.0, -0.8, -0.8, -0.8], dtype=np.float32)

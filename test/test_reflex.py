@@ -1,0 +1,142 @@
+"""The reflex: intermediate actions, hysteresis, the three modes, and the reflex in the loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bresa_control.config import BresaConfig, ConfigError, load_config
+from bresa_control.env import PegInsertion
+from bresa_control.impedance import ImpedanceCommand
+from bresa_control.reflex import ForceGuardRisk, IntermediateActions, Reflex, RiskGate, SoftenGains
+from bresa_control.risk_features import FEATURE_SIZE, FeatureMap, TickState
+
+DOWN = np.array([1.0, 0.0, 0.0, 0.0])
+
+
+def _command(position: list, k: float, d: float) -> ImpedanceCommand:
+    return ImpedanceCommand(np.array(position, float), DOWN.copy(), np.array([k] * 3 + [60.0] * 3),
+                            np.array([d] * 3 + [5.0] * 3))
+
+
+def _tick(force_z: float = 0.0, tip: list | None = None) -> TickState:
+    return TickState(np.array([0.0, 0.0, force_z]), np.zeros(3),
+                     np.array(tip if tip is not None else [0.55, 0.0, 0.06]), np.zeros(3))
+
+
+class CountingRisk:
+    """Risk from the commanded setpoint depth: pushing more than 5 mm below the tip is risky."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def risk(self, features: np.ndarray) -> float:
+        self.calls += 1
+        assert features.shape == (FEATURE_SIZE,) and features.dtype == np.float32
+        return 0.9 if features[11 + 2] < -0.5 else 0.1  # setpoint_dz / 1 cm
+
+
+def test_intermediate_setpoint_moves_linearly_and_gains_ramp(config: BresaConfig) -> None:
+    steps = IntermediateActions(config)
+    applied = _command([0.5, 0.0, 0.1], k=100.0, d=20.0)
+    target = _command([0.5, 0.0, 0.0], k=2000.0, d=200.0)
+    steps.start(target, np.array([0.5, 0.0, 0.1]), applied)
+    commands = [steps.next() for _ in range(config.env.ticks_per_decision)]
+    z = np.array([c.position_m[2] for c in commands])
+    np.testing.assert_allclose(z, 0.1 - 0.1 * np.arange(1, 101) / 100)
+    k = np.array([c.stiffness[0] for c in commands])
+    rate = config.reflex.stiffness_rate_n_per_m_per_tick
+    assert np.all(np.diff(k) <= rate + 1e-9) and k[0] == pytest.approx(100.0 + rate)
+    assert k[-1] == pytest.approx(2000.0)  # 1900 N/m at 50 N/m per tick: there after 38 ticks
+    d = np.array([c.damping[0] for c in commands])
+    assert d[-1] == pytest.approx(200.0) and np.all(np.diff(d) <= config.reflex.damping_rate_ns_per_m_per_tick + 1e-9)
+
+
+def test_gate_has_hysteresis_and_minimum_dwell() -> None:
+    gate = RiskGate(eps_safe=0.5, release_ratio=0.6, min_active_ticks=5)
+    assert not gate.update(0.49)
+    assert gate.update(0.51)  # fires
+    assert gate.update(0.45)  # below eps but above release (0.3): holds
+    assert gate.update(0.1)  # below release but only 3 ticks in: holds
+    assert gate.update(0.1)
+    assert not gate.update(0.1)  # 5 ticks and below release: releases
+    flips = sum(gate.update(r) != gate.active for r in [0.49, 0.51] * 20)
+    assert flips == 0  # returned state is the gate state
+
+
+def test_modes_check_at_their_rate(config: BresaConfig) -> None:
+    for mode, expected_calls in [("control-rate", 100), ("decision-rate", 1)]:
+        cfg = load_config(overrides={"reflex": {"mode": mode}})
+        critic = CountingRisk()
+        reflex = Reflex(cfg, critic, SoftenGains())
+        reflex.begin_decision(_command([0.55, 0.0, 0.0], 2000.0, 150.0), _tick(), 0.035, None)
+        decisions = [reflex.step(_tick(), 0.035) for _ in range(100)]
+        assert critic.calls == expected_calls, mode
+        assert reflex.reflex_count == 1
+        if mode == "control-rate":
+            # Early intermediate setpoints are close to the tip (low risk); the reflex fires on the
+            # first tick whose setpoint is more than 5 mm below the tip, not at the next decision.
+            first = next(i for i, d in enumerate(decisions) if d.active)
+            assert first == 8 and decisions[first].fired  # tick 9: 60 mm * 9/100 > 5 mm
+            assert decisions[first].command.stiffness[0] == pytest.approx(10.0)
+        else:
+            assert all(d.active for d in decisions)  # whole decision replaced
+
+
+def test_off_mode_passes_intermediate_actions_through(config: BresaConfig) -> None:
+    reflex = Reflex(config)  # shipped config: mode off
+    target = _command([0.55, 0.0, 0.0], 2000.0, 150.0)
+    reflex.begin_decision(target, _tick(), 0.035, None)
+    last = [reflex.step(_tick(), 0.035) for _ in range(100)][-1]
+    np.testing.assert_allclose(last.command.position_m, target.position_m)
+    assert not last.active and last.risk == 0.0
+
+
+def test_a_mode_that_checks_refuses_to_run_without_models() -> None:
+    cfg = load_config(overrides={"reflex": {"mode": "control-rate"}})
+    with pytest.raises(ValueError, match="needs a risk critic and a recovery policy"):
+        Reflex(cfg)
+    with pytest.raises(ConfigError, match="quote the value"):
+        load_config(overrides={"reflex": {"mode": False}})
+
+
+def test_feature_map_round_trips_recovery_actions(config: BresaConfig) -> None:
+    features = FeatureMap(config)
+    tip = np.array([0.5, 0.0, 0.05])
+    template = _command([0.5, 0.0, 0.05], 500.0, 60.0)
+    command = _command([0.503, -0.002, 0.045], 800.0, 120.0)
+    back = features.command(features.action(command, tip), tip, template)
+    np.testing.assert_allclose(back.position_m, command.position_m, atol=1e-6)
+    np.testing.assert_allclose(back.stiffness, command.stiffness, rtol=1e-5)
+    np.testing.assert_allclose(back.damping, command.damping, rtol=1e-5)
+    state = features.state(_tick(force_z=15.0, tip=[0.5, 0.0, 0.045]), face_height_m=0.035)
+    assert state[2] == pytest.approx(0.5) and state[9] == pytest.approx(1.0)
+
+
+def test_force_guard_in_the_loop_keeps_a_hard_press_under_f_max() -> None:
+    """Resting on the block's face, then driving the target 2 cm into it at top stiffness: the
+    force builds tick by tick toward 40 N. Without a reflex the arm faults; with the force-guard
+    rule as the reflex the wrist force stays under F_max."""
+    peaks = {}
+    for mode in ("off", "control-rate"):
+        cfg = load_config(overrides={"reflex": {"mode": mode}, "env": {"max_step_m": 0.02}})
+        env = PegInsertion(cfg, ForceGuardRisk(0.8), SoftenGains())
+        obs, _ = env.reset(seed=2)
+        over_face = env.actions.to_action(np.array([0.02, 0.0, 0.0]), np.array([1000.0] * 3), 1.0)
+        for _ in range(10):
+            obs, *_ = env.step(over_face)  # 2 cm aside: above the block's face, off the hole
+        while obs[11] < 0.5:  # descend (5 mm steps, then 1 mm) until the face pushes back
+            step_m = 0.005 if obs[2] > 0.008 else 0.001
+            obs, *_ = env.step(env.actions.to_action(np.array([0.0, 0.0, -step_m]), np.full(3, 1000.0), 1.0))
+        press = env.actions.to_action(np.array([0.0, 0.0, -0.02]), np.array([2000.0] * 3), 1.0)
+        infos = []
+        for _ in range(2):
+            _, _, terminated, _, info = env.step(press)
+            infos.append(info)
+            if terminated:
+                break
+        peaks[mode] = max(i["peak_force_n"] for i in infos)
+        if mode == "control-rate":
+            assert sum(i["reflex_fired"] for i in infos) >= 1
+            assert not any(i["force_violation"] for i in infos)
+    assert peaks["off"] > cfg.safety.max_force_n > peaks["control-rate"]
