@@ -39,12 +39,35 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", help="write the summary and every episode here")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=_evaluate)
+
+    co = commands.add_parser("collect", help="record offline risk data (scripted + random actions)")
+    co.add_argument("--episodes", type=_positive_int, default=160)
+    co.add_argument("--seed", type=int, default=0)
+    co.add_argument("--max-steps", type=_positive_int, default=60, help="decisions per episode")
+    co.add_argument("--random-fraction", type=float, default=0.5, help="share of random episodes")
+    co.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    co.add_argument("--out", default="data/risk_data.npz")
+    co.add_argument("--no-progress", action="store_true")
+    co.set_defaults(func=_collect)
+
+    tc = commands.add_parser("train-critic", help="train the risk critic and recovery policy offline")
+    tc.add_argument("--data", default="data/risk_data.npz", help="file written by 'bresa collect'")
+    tc.add_argument("--seed", type=int, default=0)
+    tc.add_argument("--steps", type=_positive_int, default=20000, help="critic gradient steps")
+    tc.add_argument("--recovery-steps", type=_positive_int, default=3000)
+    tc.add_argument("--hidden", type=_positive_int, default=256, help="units per hidden layer")
+    tc.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    tc.add_argument("--out-dir", default="models", help="where the .pt files and cards go")
+    tc.add_argument("--no-progress", action="store_true")
+    tc.set_defaults(func=_train_critic)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bresa`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = ["bresa", *argv]  # recorded in data files and model cards
     try:
         return int(args.func(args))
     except ConfigError as exc:
@@ -77,6 +100,48 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         write_json_atomic(args.json, report(summary, results, args.seed, complete=True))
         print(f"wrote {args.json}")
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from bresa_control import collect
+
+    config = load_config(args.config)
+    data = collect.RiskData()
+    complete = True
+    try:
+        collect.collect(config, args.episodes, args.seed, args.max_steps, args.random_fraction,
+                        progress=not args.no_progress, data=data)
+    except KeyboardInterrupt:
+        complete = False
+        print(f"\ninterrupted after {len(data.behaviours)} episodes", file=sys.stderr)
+    if not data.cost:
+        return 130
+    meta = collect.metadata(config, data, args.seed, args.command_line, complete)
+    collect.save(args.out, data, meta)
+    share = meta["violating_episodes"] / max(meta["episodes"], 1)
+    print(f"wrote {args.out}: {meta['episodes']} episodes, {meta['ticks']} ticks, "
+          f"{meta['violating_episodes']} episodes with a violation ({share:.0%}), "
+          f"{meta['violating_ticks']} violating ticks, complete: {str(complete).lower()}")
+    return 0 if complete else 130
+
+
+def _train_critic(args: argparse.Namespace) -> int:
+    from bresa_control import training
+
+    config = load_config(args.config)
+    try:
+        summary = training.train_and_export(
+            config, args.data, args.out_dir, args.seed, args.steps, args.recovery_steps, args.hidden,
+            progress=not args.no_progress, command=args.command_line,
+        )
+    except KeyboardInterrupt:
+        print("\ninterrupted: no model written", file=sys.stderr)
+        return 130
+    except ValueError as exc:
+        print(f"bresa: {exc}", file=sys.stderr)
+        return 2
+    print(summary)
     return 0
 
 

@@ -7,7 +7,7 @@ the ``mujoco_sim`` node runs, so what is trained is what is deployed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -104,6 +104,9 @@ class PegInsertion(gym.Env):
         self._workspace = (np.array(safety.workspace_min_m), np.array(safety.workspace_max_m))
         self._prev_action = np.zeros(ACTION_SIZE, dtype=np.float32)
         self._steps = 0
+        # Called every tick with (critic features of the state and the executed command, cost of
+        # the tick that followed); data collection and online critic refinement set it.
+        self.tick_recorder: Callable[[np.ndarray, float], None] | None = None
         self.command: ImpedanceCommand | None = None  # the task policy's proposed command
         self.applied: ImpedanceCommand | None = None  # what the controller ran at the last tick
 
@@ -168,6 +171,9 @@ class PegInsertion(gym.Env):
         self.reflex.begin_decision(command, tick, face_z, self.applied)
         for _ in range(self.config.env.ticks_per_decision):
             decision = self.reflex.step(tick, face_z)
+            if self.tick_recorder is not None:
+                features = np.concatenate([self.reflex.features.state(tick, face_z),
+                                           self.reflex.features.action(decision.command, tick.tip_position_m)])
             self.sim.tick(decision.command)
             self.applied = decision.command
             stats.ticks += 1
@@ -183,9 +189,11 @@ class PegInsertion(gym.Env):
             stats.force_violation |= force_n > safety.max_force_n
             stats.torque_violation |= torque_nm > safety.max_torque_nm
             tip = tick.tip_position_m
-            stats.workspace_violation |= bool(
-                (tip < self._workspace[0]).any() or (tip > self._workspace[1]).any()
-            )
+            outside = bool((tip < self._workspace[0]).any() or (tip > self._workspace[1]).any())
+            stats.workspace_violation |= outside
+            if self.tick_recorder is not None:
+                violated = force_n > safety.max_force_n or torque_nm > safety.max_torque_nm or outside
+                self.tick_recorder(features, float(violated))
             if force_n >= safety.arm_fault_force_n:
                 stats.fault = True
                 break

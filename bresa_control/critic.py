@@ -1,0 +1,256 @@
+"""Risk critic ``Q_risk`` and recovery policy ``pi_recovery``: networks, offline training, export.
+
+Critic (design brief 1): ``Q_risk(s, a)`` is the discounted probability of a future violation,
+twin heads with a sigmoid, trained by TD on recorded ticks::
+
+    y = c + (1 - c) * gamma_risk * max(Q1', Q2')(s', a')
+
+with target networks (Polyak averaging) and the *executed* next action ``a'`` from the data.
+``gamma_risk`` is per control tick: 0.99 at 1 kHz is a 100 ms horizon. Deployment uses the
+pessimistic ``max(Q1, Q2)``.
+
+Recovery policy: ``pi_recovery(s)`` outputs action features (setpoint offset, stiffness, damping)
+and is trained to minimise ``Q_risk(s, pi_recovery(s))`` with the critic frozen.
+"""
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from bresa_control.risk_features import ACTION_SIZE, FEATURE_SIZE, STATE_SIZE
+
+
+def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, outputs)
+    )
+
+
+class TwinRiskCritic(nn.Module):
+    """Two independent heads; ``forward`` returns the pessimistic risk max(Q1, Q2) in [0, 1]."""
+
+    def __init__(self, input_size: int = FEATURE_SIZE, hidden: int = 256) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.q1 = _mlp(input_size, hidden, 1)
+        self.q2 = _mlp(input_size, hidden, 1)
+
+    def logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-sigmoid outputs of both heads, shape (batch,)."""
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        l1, l2 = self.logits(x)
+        return torch.sigmoid(torch.maximum(l1, l2))
+
+
+class RecoveryPolicy(nn.Module):
+    """State features -> recovery action features in [-1, 1]."""
+
+    def __init__(self, input_size: int = STATE_SIZE, hidden: int = 256, output_size: int = ACTION_SIZE) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.net = _mlp(input_size, hidden, output_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(x))
+
+
+@dataclass(frozen=True)
+class CriticTraining:
+    """Hyper-parameters of offline critic and recovery training."""
+
+    gamma_risk: float = 0.99
+    steps: int = 20000
+    recovery_steps: int = 3000
+    batch_size: int = 1024
+    hidden: int = 256
+    learning_rate: float = 3e-4
+    polyak: float = 0.005
+    holdout_fraction: float = 0.2
+    positive_fraction: float = 0.5  # share of each batch drawn from ticks before a violation
+
+
+@dataclass
+class Transitions:
+    """Indexed view of recorded ticks: tick i's successor is i + 1 unless ``terminal[i]``."""
+
+    features: torch.Tensor
+    cost: torch.Tensor
+    terminal: torch.Tensor
+    label: np.ndarray  # 1 if a violation happens within the horizon (for AUROC and sampling)
+    episode: np.ndarray
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], horizon_ticks: int) -> "Transitions":  # noqa: D102
+        episode = arrays["episode"]
+        terminal = np.ones(len(episode), dtype=bool)
+        terminal[:-1] = episode[1:] != episode[:-1]
+        return cls(
+            features=torch.as_tensor(arrays["features"], dtype=torch.float32),
+            cost=torch.as_tensor(arrays["cost"], dtype=torch.float32),
+            terminal=torch.as_tensor(terminal),
+            label=violation_within(arrays["cost"], episode, horizon_ticks),
+            episode=episode,
+        )
+
+
+def violation_within(cost: np.ndarray, episode: np.ndarray, horizon_ticks: int) -> np.ndarray:
+    """1 where a violation occurs at this tick or within the next ``horizon_ticks - 1`` ticks of
+    the same episode."""
+    label = np.zeros(len(cost), dtype=np.uint8)
+    for tick in np.flatnonzero(cost):
+        start = max(0, tick - horizon_ticks + 1)
+        same = episode[start : tick + 1] == episode[tick]
+        label[start : tick + 1][same] = 1
+    return label
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with tied ranks averaged); NaN if one class."""
+    labels = np.asarray(labels).astype(bool)
+    positives, negatives = labels.sum(), (~labels).sum()
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = np.asarray(scores)[order]
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    # Average the ranks of tied scores.
+    unique, start, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    for s, n in zip(start[counts > 1], counts[counts > 1]):
+        ranks[order[s : s + n]] = s + (n + 1) / 2.0
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def split_episodes(episode: np.ndarray, holdout_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tick indices of training and held-out episodes (whole episodes go to one side)."""
+    episodes = np.unique(episode)
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(episodes, size=max(1, int(len(episodes) * holdout_fraction)), replace=False).tolist())
+    mask = np.isin(episode, list(held))
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def train_critic(
+    arrays: dict[str, np.ndarray], settings: CriticTraining, seed: int, progress: bool = True
+) -> tuple[TwinRiskCritic, dict[str, Any]]:
+    """TD-train the twin critic on recorded ticks; returns it and its held-out figures."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    horizon = int(round(1.0 / (1.0 - settings.gamma_risk)))
+    data = Transitions.from_arrays(arrays, horizon)
+    train, held = split_episodes(data.episode, settings.holdout_fraction, seed)
+    train_pos = train[data.label[train] == 1]
+    critic = TwinRiskCritic(FEATURE_SIZE, settings.hidden)
+    target = TwinRiskCritic(FEATURE_SIZE, settings.hidden)
+    target.load_state_dict(critic.state_dict())
+    optimiser = torch.optim.Adam(critic.parameters(), lr=settings.learning_rate)
+    bce = nn.BCEWithLogitsLoss()
+    n_pos = int(settings.batch_size * settings.positive_fraction) if len(train_pos) else 0
+    last = len(data.cost) - 1
+    with tqdm(total=settings.steps, desc="critic", unit="step", disable=not progress) as bar:
+        for step in range(settings.steps):
+            idx = np.concatenate(
+                [rng.choice(train_pos, n_pos), rng.choice(train, settings.batch_size - n_pos)]
+            )
+            index = torch.as_tensor(idx)
+            x = data.features[index]
+            nxt = data.features[torch.clamp(index + 1, max=last)]
+            c = data.cost[index]
+            with torch.no_grad():
+                future = target(nxt) * (~data.terminal[index]).float()
+                y = c + (1.0 - c) * settings.gamma_risk * future
+            l1, l2 = critic.logits(x)
+            loss = bce(l1, y) + bce(l2, y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            with torch.no_grad():
+                for p, p_target in zip(critic.parameters(), target.parameters()):
+                    p_target.mul_(1.0 - settings.polyak).add_(settings.polyak * p)
+            if step % 500 == 0 or step == settings.steps - 1:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            bar.update(1)
+    critic.eval()
+    with torch.no_grad():
+        held_scores = critic(data.features[torch.as_tensor(held)]).numpy()
+        train_scores = critic(data.features[torch.as_tensor(train)]).numpy()
+    metrics = {
+        "horizon_ticks": horizon,
+        "auroc_holdout": auroc(held_scores, data.label[held]),
+        "auroc_train": auroc(train_scores, data.label[train]),
+        "holdout_ticks": int(len(held)),
+        "holdout_positive_ticks": int(data.label[held].sum()),
+        "holdout_episodes": int(len(np.unique(data.episode[held]))),
+        "train_ticks": int(len(train)),
+    }
+    return critic, metrics
+
+
+def threshold_rates(scores: np.ndarray, labels: np.ndarray, eps_safe: float) -> dict[str, float]:
+    """True- and false-positive rates of ``risk > eps_safe`` against violation-within-horizon."""
+    labels = np.asarray(labels).astype(bool)
+    fired = np.asarray(scores) > eps_safe
+    return {
+        "true_positive_rate": float(fired[labels].mean()) if labels.any() else float("nan"),
+        "false_positive_rate": float(fired[~labels].mean()) if (~labels).any() else float("nan"),
+    }
+
+
+def train_recovery(
+    critic: TwinRiskCritic, arrays: dict[str, np.ndarray], settings: CriticTraining, seed: int,
+    progress: bool = True,
+) -> tuple[RecoveryPolicy, dict[str, Any]]:
+    """Train pi_recovery to minimise the frozen critic's risk over recorded states."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed + 1)
+    horizon = int(round(1.0 / (1.0 - settings.gamma_risk)))
+    data = Transitions.from_arrays(arrays, horizon)
+    train, held = split_episodes(data.episode, settings.holdout_fraction, seed)
+    states = data.features[:, :STATE_SIZE]
+    policy = RecoveryPolicy(STATE_SIZE, settings.hidden)
+    optimiser = torch.optim.Adam(policy.parameters(), lr=settings.learning_rate)
+    for p in critic.parameters():
+        p.requires_grad_(False)
+    with tqdm(total=settings.recovery_steps, desc="recovery", unit="step", disable=not progress) as bar:
+        for _ in range(settings.recovery_steps):
+            s = states[torch.as_tensor(rng.choice(train, settings.batch_size))]
+            loss = critic(torch.cat([s, policy(s)], dim=-1)).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            bar.update(1)
+    policy.eval()
+    risky = held[data.label[held] == 1]
+    with torch.no_grad():
+        s = states[torch.as_tensor(risky)] if len(risky) else states[torch.as_tensor(held)]
+        behaviour = critic(data.features[torch.as_tensor(risky if len(risky) else held)]).mean().item()
+        recovered = critic(torch.cat([s, policy(s)], dim=-1)).mean().item()
+    metrics = {
+        "holdout_risky_ticks": int(len(risky)),
+        "mean_risk_of_recorded_action": behaviour,
+        "mean_risk_of_recovery_action": recovered,
+    }
+    return policy, metrics
+
+
+def export(module: nn.Module, path: str) -> torch.jit.ScriptModule:
+    """Save ``module`` as TorchScript at ``path`` and return the scripted module."""
+    with warnings.catch_warnings():
+        # torch 2.13 marks TorchScript deprecated; it is still the format the 1 kHz node loads.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch")
+        scripted = torch.jit.script(module)
+    scripted.save(path)
+    return scripted
+
+
+def settings_dict(settings: CriticTraining) -> dict[str, Any]:
+    """Hyper-parameters for the model card."""
+    return dataclasses.asdict(settings)

@@ -1,0 +1,118 @@
+"""``bresa train-critic``: offline critic + recovery training on collected data, then export.
+
+Writes ``safety_critic.pt`` and ``recovery_policy.pt`` (TorchScript) with their JSON cards. Files
+are written only after training finishes, each atomically: an interrupted run leaves the previous
+models in place.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from bresa_control import collect
+from bresa_control.config import BresaConfig
+from bresa_control.critic import (
+    CriticTraining,
+    TwinRiskCritic,
+    export,
+    settings_dict,
+    split_episodes,
+    threshold_rates,
+    train_critic,
+    train_recovery,
+    violation_within,
+)
+from bresa_control.models import CRITIC_FILE, RECOVERY_FILE, write_card
+from bresa_control.risk_features import ACTION_SIZE, FEATURE_SIZE, STATE_SIZE, FeatureMap
+
+
+def train_and_export(
+    config: BresaConfig,
+    data_path: str | Path,
+    out_dir: str | Path,
+    seed: int,
+    steps: int,
+    recovery_steps: int,
+    hidden: int,
+    progress: bool = True,
+    command: Sequence[str] = (),
+) -> str:
+    """Train both models, export them with cards, and return a one-paragraph summary."""
+    arrays, meta = collect.load(data_path)
+    layout = FeatureMap(config).layout()
+    if meta["feature_layout"] != layout:
+        raise ValueError(
+            f"{data_path} was collected with a different feature layout or normalisation than "
+            "this config produces; collect it again with this config"
+        )
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    settings = CriticTraining(
+        gamma_risk=config.reflex.gamma_risk, steps=steps, recovery_steps=recovery_steps, hidden=hidden,
+    )
+    critic, metrics = train_critic(arrays, settings, seed, progress)
+    recovery, recovery_metrics = train_recovery(critic, arrays, settings, seed, progress)
+    eps_safe = config.reflex.eps_safe
+    metrics.update(_rates_at_threshold(critic, arrays, settings, seed, eps_safe))
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    common = {
+        "feature_layout": layout,
+        "eps_safe": eps_safe,
+        "gamma_risk": settings.gamma_risk,
+        "rate_hz": 1.0 / config.env.control_period_s,
+        "horizon_ms": 1000.0 * config.env.control_period_s / (1.0 - settings.gamma_risk),
+        "seed": seed,
+        "command": list(command),
+        "data": {"path": str(data_path), **{k: meta[k] for k in ("seed", "command", "episodes", "ticks",
+                                                                 "violating_episodes", "violating_ticks")}},
+        "training": settings_dict(settings),
+        "torch": torch.__version__,
+    }
+    _save(critic, out / CRITIC_FILE, {
+        "kind": "safety_critic", "input_size": FEATURE_SIZE,
+        "output": "pessimistic risk max(Q1, Q2) in [0, 1]: discounted probability of a violation",
+        "evaluation": metrics, **common,
+    })
+    _save(recovery, out / RECOVERY_FILE, {
+        "kind": "recovery_policy", "input_size": STATE_SIZE, "output_size": ACTION_SIZE,
+        "output": "recovery action features in [-1, 1] (risk_features.ACTION_LABELS)",
+        "evaluation": recovery_metrics, **common,
+    })
+    return (
+        f"critic: held-out AUROC {metrics['auroc_holdout']:.3f} (violation within "
+        f"{metrics['horizon_ticks']} ticks; train {metrics['auroc_train']:.3f}); at eps_safe "
+        f"{eps_safe}: TPR {metrics['true_positive_rate']:.2f}, FPR {metrics['false_positive_rate']:.3f}\n"
+        f"recovery: mean risk on held-out risky ticks {recovery_metrics['mean_risk_of_recorded_action']:.3f} "
+        f"(recorded action) -> {recovery_metrics['mean_risk_of_recovery_action']:.3f} (recovery action)\n"
+        f"wrote {out / CRITIC_FILE}, {out / RECOVERY_FILE} and their cards"
+    )
+
+
+def _rates_at_threshold(
+    critic: TwinRiskCritic, arrays: dict[str, np.ndarray], settings: CriticTraining, seed: int, eps: float
+) -> dict[str, Any]:
+    horizon = int(round(1.0 / (1.0 - settings.gamma_risk)))
+    _, held = split_episodes(arrays["episode"], settings.holdout_fraction, seed)
+    labels = violation_within(arrays["cost"], arrays["episode"], horizon)[held]
+    with torch.no_grad():
+        scores = critic(torch.as_tensor(arrays["features"][held])).numpy()
+    return {"eps_safe": eps, **threshold_rates(scores, labels, eps)}
+
+
+def _save(module: torch.nn.Module, path: Path, card: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        export(module, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    write_card(path, card)

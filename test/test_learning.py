@@ -1,0 +1,164 @@
+"""Risk data, critic and recovery training, TorchScript export and fail-closed model loading."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bresa_control import collect as collect_module
+from bresa_control.cli import main
+from bresa_control.config import load_config
+from bresa_control.critic import RecoveryPolicy, TwinRiskCritic, auroc, export, violation_within
+from bresa_control.models import ModelError, card_path, load_reflex_models, read_card
+from bresa_control.risk_features import FEATURE_SIZE, STATE_SIZE
+
+
+def test_violation_labels_look_back_one_horizon_within_an_episode() -> None:
+    cost = np.array([0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
+    episode = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+    labels = violation_within(cost, episode, horizon_ticks=3)
+    np.testing.assert_array_equal(labels, [0, 1, 1, 1, 0, 0, 1, 1, 1, 0])  # not across episodes
+
+
+def test_auroc_matches_pairwise_definition_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, size=200).astype(float)
+    labels = rng.random(200) < 0.3
+    pos, neg = scores[labels], scores[~labels]
+    pairwise = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg))
+    assert auroc(scores, labels) == pytest.approx(pairwise)
+    assert auroc(np.arange(10.0), np.arange(10) >= 5) == 1.0
+    assert np.isnan(auroc(np.arange(3.0), np.zeros(3)))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("module, inputs", [(TwinRiskCritic(FEATURE_SIZE, 32), FEATURE_SIZE),
+                                            (RecoveryPolicy(STATE_SIZE, 32), STATE_SIZE)])
+def test_torchscript_equals_eager_on_random_inputs(tmp_path: Path, module: torch.nn.Module,
+                                                   inputs: int) -> None:
+    scripted = export(module.eval(), str(tmp_path / "m.pt"))
+    loaded = torch.jit.load(str(tmp_path / "m.pt"))
+    x = torch.randn(64, inputs)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), module(x))
+        torch.testing.assert_close(scripted(x), module(x))
+    assert loaded.input_size == inputs
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Smoke run of both training commands on tiny settings."""
+    folder = tmp_path_factory.mktemp("learning")
+    data = folder / "risk.npz"
+    assert main(["collect", "--episodes", "3", "--max-steps", "15", "--seed", "1", "--out", str(data),
+                 "--no-progress"]) == 0
+    arrays, meta = collect_module.load(data)
+    assert meta["complete"] and meta["episodes"] == 3 and meta["seed"] == 1
+    assert arrays["features"].shape == (meta["ticks"], FEATURE_SIZE)
+    assert np.all(np.isfinite(arrays["features"]))
+    models = folder / "models"
+    assert main(["train-critic", "--data", str(data), "--steps", "30", "--recovery-steps", "10",
+                 "--hidden", "32", "--out-dir", str(models), "--no-progress"]) == 0
+    return models
+
+
+def test_training_writes_loadable_models_with_cards(tiny_models: Path) -> None:
+    critic, recovery, card = load_reflex_models(load_config(), tiny_models)
+    assert card["kind"] == "safety_critic" and card["gamma_risk"] == 0.99 and card["rate_hz"] == 1000.0
+    assert card["command"][:2] == ["bresa", "train-critic"] and card["seed"] == 0
+    assert {"auroc_holdout", "auroc_train", "true_positive_rate"} <= set(card["evaluation"])
+    risk = critic.risk(np.zeros(FEATURE_SIZE, np.float32))
+    assert 0.0 <= risk <= 1.0
+    action = recovery.act(np.zeros(STATE_SIZE, np.float32))
+    assert action.shape == (9,) and np.all(np.abs(action) <= 1.0)
+
+
+def _copy(models: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "models"
+    shutil.copytree(models, target)
+    return target
+
+
+def test_card_whose_input_size_disagrees_with_its_model_is_refused(tiny_models: Path, tmp_path: Path) -> None:
+    models = _copy(tiny_models, tmp_path)
+    card_file = card_path(models / "safety_critic.pt")
+    card = json.loads(card_file.read_text())
+    card["input_size"] = 21
+    card_file.write_text(json.dumps(card))
+    with pytest.raises(ModelError) as info:
+        load_reflex_models(load_config(), models)
+    message = str(info.value)
+    assert "safety_critic.pt takes 20 inputs" in message and "says input_size 21" in message
+
+
+@pytest.mark.parametrize(
+    "breakage, fragment",
+    [
+        ("delete_model", "safety_critic.pt does not exist"),
+        ("delete_card", "safety_critic.json for"),
+        ("garbage_model", "cannot load TorchScript model"),
+        ("wrong_kind", "expected a 'safety_critic'"),
+    ],
+)
+def test_missing_or_broken_model_files_are_refused(tiny_models: Path, tmp_path: Path, breakage: str,
+                                                   fragment: str) -> None:
+    models = _copy(tiny_models, tmp_path)
+    model = models / "safety_critic.pt"
+    if breakage == "delete_model":
+        model.unlink()
+    elif breakage == "delete_card":
+        card_path(model).unlink()
+    elif breakage == "garbage_model":
+        model.write_bytes(b"not a model")
+    else:
+        card = read_card(model)
+        card["kind"] = "recovery_policy"
+        card_path(model).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=fragment):
+        load_reflex_models(load_config(), models)
+
+
+def test_models_for_another_rate_or_normalisation_are_refused(tiny_models: Path) -> None:
+    faster = load_config(overrides={"env": {"control_period_s": 0.0005}})
+    with pytest.raises(ModelError, match="is for 1000.0 Hz"):
+        load_reflex_models(faster, tiny_models)
+    other_limit = load_config(overrides={"safety": {"max_force_n": 25.0}})
+    with pytest.raises(ModelError, match="force_scale_n"):
+        load_reflex_models(other_limit, tiny_models)
+
+
+def test_interrupted_collection_writes_only_whole_episodes_flagged_incomplete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_step = collect_module.PegInsertion.step
+    calls = {"n": 0}
+
+    def step_then_interrupt(self, action):
+        calls["n"] += 1
+        if calls["n"] == 12:
+            raise KeyboardInterrupt
+        return real_step(self, action)
+
+    monkeypatch.setattr(collect_module.PegInsertion, "step", step_then_interrupt)
+    out = tmp_path / "risk.npz"
+    assert main(["collect", "--episodes", "5", "--max-steps", "5", "--out", str(out), "--no-progress"]) == 130
+    arrays, meta = collect_module.load(out)
+    assert meta["complete"] is False and meta["ticks"] == len(arrays["cost"]) == 11 * 100
+    assert not list(tmp_path.glob(".*.tmp*"))
+
+
+def test_training_refuses_data_from_another_normalisation(tiny_models: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    data = tiny_models.parent / "risk.npz"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("safety:\n  max_force_n: 20\n")
+    code = main(["train-critic", "--data", str(data), "--config", str(cfg), "--steps", "5",
+                 "--out-dir", str(tmp_path / "m"), "--no-progress"])
+    assert code == 2
+    assert "different feature layout" in capsys.readouterr().err
+    assert not (tmp_path / "m" / "safety_critic.pt").exists()
