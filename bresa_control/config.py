@@ -197,6 +197,20 @@ class ScriptedConfig:
         _check_length("scripted.stiffness_n_per_m", self.stiffness_n_per_m, 3)
 
 
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """Perturbations for evaluation (bresa_control/scenarios.py)."""
+
+    event_window_s: tuple[float, ...] = _key(0.0, 60.0, "s", "[earliest, latest] event start")
+    event_duration_s: float = _key(0.001, 10.0, "s", "how long a move or push lasts")
+    hole_shift_m: float = _key(0.0, 0.05, "m", "hole-moves: distance the hole slides")
+    push_force_n: float = _key(0.0, 100.0, "N", "push: horizontal force on the peg")
+    friction_scale: float = _key(0.1, 10.0, "", "friction: multiplier of sliding friction")
+
+    def __post_init__(self) -> None:
+        _check_interval("scenarios.event_window_s", self.event_window_s)
+
+
 REFLEX_MODES = ("control-rate", "decision-rate", "off")
 
 
@@ -223,6 +237,7 @@ class BresaConfig:
     env: EnvConfig = _key()
     scripted: ScriptedConfig = _key()
     reflex: ReflexConfig = _key()
+    scenarios: ScenarioConfig = _key()
 
 
 # --------------------------------------------------------------------------------------------

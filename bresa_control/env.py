@@ -17,6 +17,7 @@ from bresa_control.actions import ACTION_SIZE, ActionMap
 from bresa_control.config import BresaConfig, load_config
 from bresa_control.impedance import ImpedanceCommand
 from bresa_control.reflex import RecoveryModel, Reflex, RiskModel
+from bresa_control.scenarios import Scenario
 from bresa_control.sim import PegInsertionSim
 
 OBSERVATION_LABELS = (
@@ -71,6 +72,9 @@ class PegInsertion(gym.Env):
     **Reward**: ``-distance_reward_weight * |tip - goal|`` (goal: the true hole's axis at
     ``success_depth_m`` below its top face) plus ``success_reward`` on the insertion step.
 
+    **Scenario**: ``nominal`` or a perturbation never seen in training (hole moves, push,
+    doubled friction): :mod:`bresa_control.scenarios`.
+
     **Termination**: the peg is inserted (tip at least ``success_depth_m`` deep inside the hole),
     or the wrist force reached ``arm_fault_force_n`` (the real arm would stop with an error).
     **Truncation**: after ``max_episode_steps`` decisions.
@@ -90,10 +94,12 @@ class PegInsertion(gym.Env):
         config: BresaConfig | None = None,
         critic: RiskModel | None = None,
         recovery: RecoveryModel | None = None,
+        scenario: str = "nominal",
     ) -> None:
         super().__init__()
         self.config = config if config is not None else load_config()
         self.sim = PegInsertionSim(self.config)
+        self.scenario = Scenario(scenario, self.config.scenarios)
         self.reflex = Reflex(self.config, critic, recovery)
         self.actions = ActionMap(self.config.env)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(ACTION_SIZE,), dtype=np.float32)
@@ -116,6 +122,7 @@ class PegInsertion(gym.Env):
         """Start an episode: new hole position, perception error and start pose."""
         super().reset(seed=seed)
         self.sim.reset(self.np_random)
+        self.scenario.reset(self.sim, self.np_random)
         self.reflex.reset()
         self.applied = None
         self._steps = 0
@@ -171,6 +178,7 @@ class PegInsertion(gym.Env):
         self.reflex.begin_decision(command, tick, face_z, self.applied)
         for _ in range(self.config.env.ticks_per_decision):
             decision = self.reflex.step(tick, face_z)
+            self.scenario.tick(self.sim)
             if self.tick_recorder is not None:
                 features = np.concatenate([self.reflex.features.state(tick, face_z),
                                            self.reflex.features.action(decision.command, tick.tip_position_m)])

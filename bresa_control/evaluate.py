@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from bresa_control.config import BresaConfig
 from bresa_control.env import PegInsertion
+from bresa_control.scenarios import SCENARIOS
 from bresa_control.scripted import SpiralSearch
 
 
@@ -35,7 +36,6 @@ class Controller(Protocol):
 CONTROLLERS: dict[str, Callable[[BresaConfig], Controller]] = {
     "scripted": SpiralSearch,
 }
-SCENARIOS = ("nominal",)
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def evaluate(
         raise ValueError(f"unknown controller '{controller_name}'; choose from {sorted(CONTROLLERS)}")
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario '{scenario}'; choose from {list(SCENARIOS)}")
-    env = PegInsertion(config)
+    env = PegInsertion(config, scenario=scenario)
     controller = CONTROLLERS[controller_name](config)
     results = [] if results is None else results
     bar = tqdm(total=episodes, desc=f"{controller_name}/{scenario}", unit="ep", disable=not progress)

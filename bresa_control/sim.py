@@ -101,6 +101,16 @@ class PegInsertionSim:
         self.model.body_pos[self._hole_body, :2] = xy_m
         mujoco.mj_kinematics(self.model, self.data)
 
+    def move_hole_xy(self, xy_m: np.ndarray) -> None:
+        """Slide the hole during an episode: the block moves, the robot's estimate does not."""
+        self.set_hole_xy(xy_m)
+        top = np.array([xy_m[0], xy_m[1], self.hole.top_z_m])
+        self.layout = Layout(top, self.layout.hole_estimate_m, self.layout.start_q)
+
+    def push_peg(self, force_n: np.ndarray) -> None:
+        """Apply an external force (N, base frame) at the peg's centre of mass until changed."""
+        self.data.xfrc_applied[self._peg_body, :3] = force_n
+
     def _layout_at(self, hole_xy: np.ndarray, error_xy: np.ndarray) -> Layout:
         top = np.array([hole_xy[0], hole_xy[1], self.hole.top_z_m])
         return Layout(top, top + np.array([*error_xy, 0.0]), HOME_Q.copy())

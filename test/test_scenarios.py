@@ -1,0 +1,69 @@
+"""Evaluation perturbations: each does what it says, from the episode seed, and undoes itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bresa_control.config import BresaConfig
+from bresa_control.env import PegInsertion
+from bresa_control.scenarios import Scenario
+
+
+def _hold(env: PegInsertion) -> np.ndarray:
+    return env.actions.to_action(np.zeros(3), np.array([1000.0] * 3), 1.0)
+
+
+def _run_past_event(env: PegInsertion) -> list[dict]:
+    infos = []
+    while env.sim.time_s < env.scenario.event_time_s + env.config.scenarios.event_duration_s + 0.3:
+        infos.append(env.step(_hold(env))[4])
+    return infos
+
+
+def test_hole_moves_3_mm_during_the_episode(config: BresaConfig) -> None:
+    env = PegInsertion(config, scenario="hole-moves")
+    env.reset(seed=3)
+    start = env.sim.layout.hole_top_m.copy()
+    estimate = env.sim.layout.hole_estimate_m.copy()
+    assert config.scenarios.event_window_s[0] <= env.scenario.event_time_s <= config.scenarios.event_window_s[1]
+    _run_past_event(env)
+    moved = env.sim.layout.hole_top_m - start
+    assert np.linalg.norm(moved[:2]) == pytest.approx(config.scenarios.hole_shift_m, rel=1e-9)
+    assert moved[2] == 0.0
+    np.testing.assert_array_equal(env.sim.layout.hole_estimate_m, estimate)  # the robot is not told
+    block = env.sim.data.xpos[env.sim.model.body("hole_block").id][:2]
+    np.testing.assert_allclose(block, env.sim.layout.hole_top_m[:2])
+
+
+def test_push_shows_up_on_the_wrist_only_while_it_lasts(config: BresaConfig) -> None:
+    env = PegInsertion(config, scenario="push")
+    env.reset(seed=5)
+    infos = _run_past_event(env)
+    push = config.scenarios.push_force_n
+    assert max(i["peak_force_n"] for i in infos) > 0.5 * push
+    assert np.linalg.norm(env.sim.data.xfrc_applied) == 0.0  # released afterwards
+    assert infos[0]["peak_force_n"] < 1.0  # nothing before the event
+
+
+def test_friction_is_scaled_and_restored(config: BresaConfig) -> None:
+    env = PegInsertion(config, scenario="friction")
+    nominal = PegInsertion(config).sim.model.geom_friction[:, 0].copy()
+    env.reset(seed=0)
+    np.testing.assert_allclose(env.sim.model.geom_friction[:, 0], nominal * config.scenarios.friction_scale)
+    env.reset(seed=1)  # a second reset does not compound the scaling
+    np.testing.assert_allclose(env.sim.model.geom_friction[:, 0], nominal * config.scenarios.friction_scale)
+
+
+def test_events_are_seeded(config: BresaConfig) -> None:
+    times = []
+    for _ in range(2):
+        env = PegInsertion(config, scenario="push")
+        env.reset(seed=11)
+        times.append((env.scenario.event_time_s, tuple(env.scenario.direction)))
+    assert times[0] == times[1]
+
+
+def test_unknown_scenario_is_named(config: BresaConfig) -> None:
+    with pytest.raises(ValueError, match="unknown scenario 'storm'; choose from nominal, hole-moves"):
+        Scenario("storm", config.scenarios)
