@@ -27,7 +27,7 @@ import numpy as np
 
 from bresa_control.config import load_config
 from bresa_control.env import PegInsertion
-from bresa_control.evaluate import write_json_atomic
+from bresa_control.files import write_json_atomic
 from bresa_control.impedance import ImpedanceCommand, damping_from_ratio
 from bresa_control.scripted import SpiralSearch
 

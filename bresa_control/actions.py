@@ -9,14 +9,16 @@ index  meaning
 =====  ==========================================================================================
 
 Orientation target and rotational gains are fixed by the config (peg down). Damping in N s/m is
-``2 zeta sqrt(K Lambda)`` with the arm's operational-space inertia Lambda at decision time.
+``2 zeta sqrt(K Lambda)`` with the arm's operational-space inertia Lambda at decision time, clipped
+into the controller's accepted damping range (a heavy arm pose with high stiffness and zeta could
+otherwise ask for more than the controller takes).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from bresa_control.config import EnvConfig
+from bresa_control.config import BresaConfig
 from bresa_control.impedance import ImpedanceCommand, damping_from_ratio
 
 ACTION_SIZE = 7
@@ -25,8 +27,14 @@ ACTION_SIZE = 7
 class ActionMap:
     """Converts between normalised actions and physical impedance targets (both directions)."""
 
-    def __init__(self, config: EnvConfig) -> None:
+    def __init__(self, bresa_config: BresaConfig) -> None:
+        config = bresa_config.env
         self.config = config
+        limits = bresa_config.controller
+        self._damping_lo = np.array([limits.damping_range_ns_per_m[0]] * 3
+                                    + [limits.rotational_damping_range_nms_per_rad[0]] * 3)
+        self._damping_hi = np.array([limits.damping_range_ns_per_m[1]] * 3
+                                    + [limits.rotational_damping_range_nms_per_rad[1]] * 3)
         k_lo, k_hi = config.action_stiffness_range_n_per_m
         self._log_k = (np.log(k_lo), np.log(k_hi))
         self._zeta = config.action_damping_ratio_range
@@ -43,7 +51,8 @@ class ActionMap:
         zeta = _lerp(*self._zeta, a[6])
         stiffness = np.concatenate([stiffness_xyz, self._rot_stiffness])
         ratios = np.array([zeta] * 3 + [self.config.rotational_damping_ratio] * 3)
-        damping = damping_from_ratio(stiffness, ratios, cartesian_inertia)
+        damping = np.clip(damping_from_ratio(stiffness, ratios, cartesian_inertia), self._damping_lo,
+                          self._damping_hi)
         return ImpedanceCommand(tip_position_m + displacement, self._orientation.copy(), stiffness, damping)
 
     def to_action(

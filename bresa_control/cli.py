@@ -21,8 +21,8 @@ from bresa_control.evaluate import (
     format_table,
     report,
     summarise,
-    write_json_atomic,
 )
+from bresa_control.files import write_json_atomic
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -34,6 +32,7 @@ from tqdm import tqdm
 
 from bresa_control.config import BresaConfig, config_to_dict
 from bresa_control.env import PegInsertion
+from bresa_control.files import atomic_output
 from bresa_control.risk_features import FEATURE_SIZE, FeatureMap
 from bresa_control.scripted import SpiralSearch
 
@@ -129,12 +128,8 @@ def collect(
 
 def save(path: str | Path, data: RiskData, meta: dict[str, Any]) -> None:
     """Write ``data`` and ``meta`` atomically (an interrupted write leaves no partial file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     features = np.array(data.features, dtype=np.float32).reshape(-1, FEATURE_SIZE)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".npz") as tmp:
         np.savez_compressed(
             tmp,
             features=features,
@@ -142,10 +137,6 @@ def save(path: str | Path, data: RiskData, meta: dict[str, Any]) -> None:
             episode=np.array(data.episode, dtype=np.int32),
             meta=np.array(json.dumps(meta)),
         )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def metadata(

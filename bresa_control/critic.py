@@ -23,7 +23,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from bresa_control.risk_features import ACTION_SIZE, FEATURE_SIZE, STATE_SIZE
+from bresa_control.risk_features import (
+    ACTION_SIZE,
+    FEATURE_SIZE,
+    RECOVERY_HIGH,
+    RECOVERY_LOW,
+    STATE_SIZE,
+)
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
@@ -51,15 +57,19 @@ class TwinRiskCritic(nn.Module):
 
 
 class RecoveryPolicy(nn.Module):
-    """State features -> recovery action features in [-1, 1]."""
+    """State features -> recovery action features, inside the recovery box
+    [RECOVERY_LOW, RECOVERY_HIGH] (soft, damped, backed off) whatever the critic would prefer."""
 
     def __init__(self, input_size: int = STATE_SIZE, hidden: int = 256, output_size: int = ACTION_SIZE) -> None:
         super().__init__()
         self.input_size = input_size
         self.net = _mlp(input_size, hidden, output_size)
+        self.register_buffer("low", torch.tensor(RECOVERY_LOW, dtype=torch.float32))
+        self.register_buffer("high", torch.tensor(RECOVERY_HIGH, dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.net(x))
+        unit = 0.5 * (torch.tanh(self.net(x)) + 1.0)
+        return self.low + unit * (self.high - self.low)
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,48 @@ class Transitions:
             label=violation_within(arrays["cost"], episode, horizon_ticks),
             episode=episode,
         )
+
+
+    def sample(
+        self, rng: np.random.Generator, indices: np.ndarray, positives: np.ndarray, batch_size: int,
+        positive_fraction: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A batch (x, c, x', terminal) from ``indices``, part of it from ``positives`` (ticks
+        that precede a violation) so the rare violations are seen often."""
+        n_pos = int(batch_size * positive_fraction) if len(positives) else 0
+        idx = np.concatenate([rng.choice(positives, n_pos), rng.choice(indices, batch_size - n_pos)])
+        index = torch.as_tensor(idx)
+        successor = torch.clamp(index + 1, max=len(self.cost) - 1)
+        return self.features[index], self.cost[index], self.features[successor], self.terminal[index]
+
+
+class RiskTD:
+    """TD learning of the twin critic: y = c + (1 - c) gamma max(Q1', Q2')(s', a'), target
+    networks by Polyak averaging. Used offline and for online refinement alike."""
+
+    def __init__(self, critic: "TwinRiskCritic", settings: "CriticTraining") -> None:
+        self.critic = critic
+        self.settings = settings
+        self.target = TwinRiskCritic(critic.input_size, settings.hidden)
+        self.target.load_state_dict(critic.state_dict())
+        self.optimiser = torch.optim.Adam(critic.parameters(), lr=settings.learning_rate)
+        self._bce = nn.BCEWithLogitsLoss()
+
+    def update(self, x: torch.Tensor, c: torch.Tensor, x_next: torch.Tensor, terminal: torch.Tensor) -> float:
+        """One gradient step on a batch; returns the loss."""
+        with torch.no_grad():
+            future = self.target(x_next) * (~terminal).float()
+            y = c + (1.0 - c) * self.settings.gamma_risk * future
+        l1, l2 = self.critic.logits(x)
+        loss = self._bce(l1, y) + self._bce(l2, y)
+        self.optimiser.zero_grad()
+        loss.backward()
+        self.optimiser.step()
+        with torch.no_grad():
+            tau = self.settings.polyak
+            for p, p_target in zip(self.critic.parameters(), self.target.parameters()):
+                p_target.mul_(1.0 - tau).add_(tau * p)
+        return float(loss.item())
 
 
 def violation_within(cost: np.ndarray, episode: np.ndarray, horizon_ticks: int) -> np.ndarray:
@@ -149,34 +201,13 @@ def train_critic(
     train, held = split_episodes(data.episode, settings.holdout_fraction, seed)
     train_pos = train[data.label[train] == 1]
     critic = TwinRiskCritic(FEATURE_SIZE, settings.hidden)
-    target = TwinRiskCritic(FEATURE_SIZE, settings.hidden)
-    target.load_state_dict(critic.state_dict())
-    optimiser = torch.optim.Adam(critic.parameters(), lr=settings.learning_rate)
-    bce = nn.BCEWithLogitsLoss()
-    n_pos = int(settings.batch_size * settings.positive_fraction) if len(train_pos) else 0
-    last = len(data.cost) - 1
+    learner = RiskTD(critic, settings)
     with tqdm(total=settings.steps, desc="critic", unit="step", disable=not progress) as bar:
         for step in range(settings.steps):
-            idx = np.concatenate(
-                [rng.choice(train_pos, n_pos), rng.choice(train, settings.batch_size - n_pos)]
-            )
-            index = torch.as_tensor(idx)
-            x = data.features[index]
-            nxt = data.features[torch.clamp(index + 1, max=last)]
-            c = data.cost[index]
-            with torch.no_grad():
-                future = target(nxt) * (~data.terminal[index]).float()
-                y = c + (1.0 - c) * settings.gamma_risk * future
-            l1, l2 = critic.logits(x)
-            loss = bce(l1, y) + bce(l2, y)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            with torch.no_grad():
-                for p, p_target in zip(critic.parameters(), target.parameters()):
-                    p_target.mul_(1.0 - settings.polyak).add_(settings.polyak * p)
+            loss = learner.update(*data.sample(rng, train, train_pos, settings.batch_size,
+                                               settings.positive_fraction))
             if step % 500 == 0 or step == settings.steps - 1:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+                bar.set_postfix(loss=f"{loss:.4f}")
             bar.update(1)
     critic.eval()
     with torch.no_grad():

@@ -101,7 +101,7 @@ class PegInsertion(gym.Env):
         self.sim = PegInsertionSim(self.config)
         self.scenario = Scenario(scenario, self.config.scenarios)
         self.reflex = Reflex(self.config, critic, recovery)
-        self.actions = ActionMap(self.config.env)
+        self.actions = ActionMap(self.config)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(ACTION_SIZE,), dtype=np.float32)
         self.observation_space = gym.spaces.Box(
             -np.inf, np.inf, shape=(len(OBSERVATION_LABELS),), dtype=np.float32

@@ -6,10 +6,7 @@ with the same seed meet the same holes, perception errors and start poses.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -141,21 +138,6 @@ def format_table(summaries: list[dict[str, Any]]) -> str:
             f"| {s['insertion_time_s_mean']:.2f} |"
         )
     return "\n".join(lines)
-
-
-def write_json_atomic(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write JSON so that an interrupted run leaves either the old file or the new one, whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, allow_nan=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def report(

@@ -10,8 +10,6 @@ the mismatch: the reflex never runs on a model it cannot vouch for.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import numpy as np
 import torch
 
 from bresa_control.config import BresaConfig
+from bresa_control.files import write_json_atomic
 from bresa_control.paths import find_data
 from bresa_control.risk_features import ACTION_SIZE, FEATURE_SIZE, STATE_SIZE, FeatureMap
 
@@ -39,12 +38,7 @@ def card_path(model_path: str | Path) -> Path:
 
 def write_card(model_path: str | Path, card: dict[str, Any]) -> None:
     """Write a model card atomically."""
-    path = card_path(model_path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"format": CARD_FORMAT, **card}, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
+    write_json_atomic(card_path(model_path), {"format": CARD_FORMAT, **card})
 
 
 def read_card(model_path: str | Path) -> dict[str, Any]:

@@ -28,6 +28,12 @@ STATE_SIZE = len(STATE_LABELS)
 ACTION_SIZE = len(ACTION_LABELS)
 FEATURE_SIZE = STATE_SIZE + ACTION_SIZE
 
+# Recovery actions live in a safe corner of the action space (design brief: softer stiffness, more
+# damping, a backed-off setpoint): setpoint within +-2 mm sideways and 0-5 mm up from the tip,
+# stiffness 10-170 N/m (log scale), damping 60-300 N s/m. Feature units, per ACTION_LABELS.
+RECOVERY_LOW = (-0.2, -0.2, 0.0, -1.0, -1.0, -1.0, -0.8, -0.8, -0.8)
+RECOVERY_HIGH = (0.2, 0.2, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
 VELOCITY_SCALE_M_PER_S = 0.1
 DISTANCE_SCALE_M = 0.01
 DISTANCE_CLIP = 5.0  # distances beyond 5 cm carry no extra risk information

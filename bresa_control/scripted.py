@@ -30,7 +30,7 @@ class SpiralSearch:
     def __init__(self, config: BresaConfig) -> None:
         self.cfg = config.scripted
         self.dt_s = config.env.decision_period_s
-        self.actions = ActionMap(config.env)
+        self.actions = ActionMap(config)
         self.stiffness = np.array(self.cfg.stiffness_n_per_m)
         self.reset()
 

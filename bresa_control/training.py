@@ -8,7 +8,6 @@ models in place.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,6 +16,7 @@ import torch
 
 from bresa_control import collect
 from bresa_control.config import BresaConfig
+from bresa_control.files import atomic_output
 from bresa_control.critic import (
     CriticTraining,
     TwinRiskCritic,
@@ -29,7 +29,14 @@ from bresa_control.critic import (
     violation_within,
 )
 from bresa_control.models import CRITIC_FILE, RECOVERY_FILE, write_card
-from bresa_control.risk_features import ACTION_SIZE, FEATURE_SIZE, STATE_SIZE, FeatureMap
+from bresa_control.risk_features import (
+    ACTION_SIZE,
+    FEATURE_SIZE,
+    RECOVERY_HIGH,
+    RECOVERY_LOW,
+    STATE_SIZE,
+    FeatureMap,
+)
 
 
 def train_and_export(
@@ -82,7 +89,8 @@ def train_and_export(
     })
     _save(recovery, out / RECOVERY_FILE, {
         "kind": "recovery_policy", "input_size": STATE_SIZE, "output_size": ACTION_SIZE,
-        "output": "recovery action features in [-1, 1] (risk_features.ACTION_LABELS)",
+        "output": "recovery action features (risk_features.ACTION_LABELS) inside the recovery box",
+        "recovery_low": list(RECOVERY_LOW), "recovery_high": list(RECOVERY_HIGH),
         "evaluation": recovery_metrics, **common,
     })
     return (
@@ -107,12 +115,6 @@ def _rates_at_threshold(
 
 
 def _save(module: torch.nn.Module, path: Path, card: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         export(module, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     write_card(path, card)

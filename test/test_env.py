@@ -93,10 +93,13 @@ def test_malformed_actions_are_rejected(env: PegInsertion, bad: np.ndarray, frag
 
 
 def test_action_map_round_trips(config: BresaConfig) -> None:
-    actions = ActionMap(config.env)
+    actions = ActionMap(config)
     action = actions.to_action(np.array([0.004, -0.002, 0.0]), np.array([200.0, 900.0, 1800.0]), 1.2)
     command = actions.to_command(action, np.zeros(3), np.eye(6))
     np.testing.assert_allclose(command.position_m, [0.004, -0.002, 0.0], atol=1e-7)
     np.testing.assert_allclose(command.stiffness[:3], [200.0, 900.0, 1800.0], rtol=1e-5)
     np.testing.assert_allclose(command.damping[:3], 2 * 1.2 * np.sqrt([200.0, 900.0, 1800.0]), rtol=1e-5)
     assert np.all(np.abs(actions.to_action(np.full(3, 1.0), np.full(3, 1e5), 9.0)) <= 1.0)
+    # Top stiffness and damping ratio on a heavy pose: damping is capped at what the controller takes.
+    heavy = actions.to_command(np.ones(7), np.zeros(3), np.eye(6) * 50.0)
+    assert heavy.damping[0] == config.controller.damping_range_ns_per_m[1]

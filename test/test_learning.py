@@ -15,7 +15,7 @@ from bresa_control.cli import main
 from bresa_control.config import load_config
 from bresa_control.critic import RecoveryPolicy, TwinRiskCritic, auroc, export, violation_within
 from bresa_control.models import ModelError, card_path, load_reflex_models, read_card
-from bresa_control.risk_features import FEATURE_SIZE, STATE_SIZE
+from bresa_control.risk_features import FEATURE_SIZE, RECOVERY_HIGH, RECOVERY_LOW, STATE_SIZE
 
 
 def test_violation_labels_look_back_one_horizon_within_an_episode() -> None:
@@ -74,8 +74,11 @@ def test_training_writes_loadable_models_with_cards(tiny_models: Path) -> None:
     assert {"auroc_holdout", "auroc_train", "true_positive_rate"} <= set(card["evaluation"])
     risk = critic.risk(np.zeros(FEATURE_SIZE, np.float32))
     assert 0.0 <= risk <= 1.0
-    action = recovery.act(np.zeros(STATE_SIZE, np.float32))
-    assert action.shape == (9,) and np.all(np.abs(action) <= 1.0)
+    states = np.random.default_rng(0).normal(0.0, 3.0, size=(50, STATE_SIZE)).astype(np.float32)
+    for state in states:  # whatever the state, the recovery stays soft, damped and backed off
+        action = recovery.act(state)
+        assert action.shape == (9,)
+        assert np.all(action >= np.array(RECOVERY_LOW) - 1e-6) and np.all(action <= np.array(RECOVERY_HIGH) + 1e-6)
 
 
 def _copy(models: Path, tmp_path: Path) -> Path:

@@ -1,0 +1,155 @@
+"""``bresa train-policy``: SAC with the reflex in the loop and the risk critic refined online.
+
+* The environment runs Bresa (``reflex.mode: control-rate``) with the shipped critic and
+  recovery policy: exploration is filtered by the reflex at every control tick.
+* Action relabelling: SAC's replay buffer stores the residual the policy *proposed* (what
+  ``env.step`` received); the critic's buffer stores the command that was *executed* at each tick
+  (recorded by the environment after the reflex).
+* Every ``refine_every`` decisions the critic gets ``refine_steps`` TD updates on the offline data
+  plus everything recorded online (:class:`~bresa_control.critic.RiskTD`, the same learner as
+  offline training); the reflex uses the refined critic immediately.
+* TensorBoard logs (SB3's plus ``risk/*``) and a progress bar. The policy and the refined critic
+  are written only at the end, atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor
+
+from bresa_control import collect
+from bresa_control.config import BresaConfig, config_to_dict
+from bresa_control.critic import CriticTraining, RiskTD, Transitions, TwinRiskCritic, export
+from bresa_control.env import PegInsertion
+from bresa_control.files import atomic_output
+from bresa_control.models import CRITIC_FILE, TorchRisk, load_reflex_models, write_card
+from bresa_control.paths import find_data
+from bresa_control.risk_features import FEATURE_SIZE
+from bresa_control.task_policy import RESIDUAL_SCALE, ResidualTask
+
+POLICY_FILE = "task_policy.zip"
+
+
+class CriticRefinement(BaseCallback):
+    """Records executed ticks and refines the critic by TD every ``refine_every`` env steps."""
+
+    def __init__(
+        self, env: PegInsertion, learner: RiskTD, offline: dict[str, np.ndarray], refine_every: int,
+        refine_steps: int, seed: int,
+    ) -> None:
+        super().__init__()
+        self.learner = learner
+        self.offline = offline
+        self.refine_every = refine_every
+        self.refine_steps = refine_steps
+        self.rng = np.random.default_rng(seed)
+        self.features: list[np.ndarray] = []
+        self.cost: list[float] = []
+        self.episode: list[int] = []
+        self.current_episode = int(offline["episode"].max()) + 1 if len(offline["episode"]) else 0
+        self.online_violations = 0
+        env.tick_recorder = self._record
+
+    def _record(self, features: np.ndarray, cost: float) -> None:
+        self.features.append(features)
+        self.cost.append(cost)
+        self.episode.append(self.current_episode)
+        self.online_violations += int(cost > 0)
+
+    def _on_step(self) -> bool:
+        if np.any(self.locals["dones"]):
+            self.current_episode += 1
+        if self.num_timesteps % self.refine_every == 0 and self.cost:
+            self.refine()
+        return True
+
+    def refine(self) -> None:
+        """TD updates on offline + online ticks."""
+        arrays = {
+            "features": np.concatenate([self.offline["features"], np.asarray(self.features, np.float32)]),
+            "cost": np.concatenate([self.offline["cost"], np.asarray(self.cost, np.uint8)]),
+            "episode": np.concatenate([self.offline["episode"], np.asarray(self.episode, np.int32)]),
+        }
+        settings = self.learner.settings
+        data = Transitions.from_arrays(arrays, int(round(1.0 / (1.0 - settings.gamma_risk))))
+        indices = np.arange(len(data.cost))
+        positives = np.flatnonzero(data.label)
+        self.learner.critic.train()
+        losses = [
+            self.learner.update(*data.sample(self.rng, indices, positives, settings.batch_size,
+                                             settings.positive_fraction))
+            for _ in range(self.refine_steps)
+        ]
+        self.learner.critic.eval()
+        self.logger.record("risk/td_loss", float(np.mean(losses)))
+        self.logger.record("risk/online_ticks", len(self.cost))
+        self.logger.record("risk/online_violating_ticks", self.online_violations)
+
+
+def train_task_policy(
+    config: BresaConfig,
+    models_dir: str | Path | None,
+    data_path: str | Path,
+    seed: int,
+    timesteps: int,
+    refine_every: int = 2000,
+    refine_steps: int = 100,
+    tensorboard_dir: str | None = "runs",
+    progress: bool = True,
+    command: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Train the residual SAC policy with Bresa in the loop; write the policy and refined critic."""
+    folder = Path(models_dir) if models_dir is not None else find_data("models")
+    config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate"))
+    _, recovery, critic_card = load_reflex_models(config, folder)
+    critic = _eager_critic(folder / CRITIC_FILE, critic_card)
+    offline, _ = collect.load(data_path)
+
+    torch.manual_seed(seed)
+    base_env = PegInsertion(config, TorchRisk(critic), recovery)
+    env = Monitor(ResidualTask(base_env, RESIDUAL_SCALE))
+    settings = CriticTraining(**{**critic_card["training"], "gamma_risk": config.reflex.gamma_risk})
+    refinement = CriticRefinement(base_env, RiskTD(critic, settings), offline, refine_every, refine_steps, seed)
+    model = SAC(
+        "MlpPolicy", env, seed=seed, device="cpu", learning_starts=500, buffer_size=max(timesteps, 1000),
+        batch_size=256, gamma=0.98, train_freq=1, gradient_steps=1, tensorboard_log=tensorboard_dir,
+        policy_kwargs={"net_arch": [256, 256]}, verbose=0,
+    )
+    model.learn(total_timesteps=timesteps, callback=refinement, progress_bar=progress, tb_log_name="sac_bresa")
+
+    with atomic_output(folder / POLICY_FILE, suffix=".zip") as tmp:
+        model.save(tmp)
+    critic_path = folder / CRITIC_FILE
+    with atomic_output(critic_path) as tmp:
+        export(critic.eval(), tmp)
+    write_card(critic_path, {
+        **{k: v for k, v in critic_card.items() if k != "format"},
+        "online_refinement": {"command": list(command), "seed": seed, "timesteps": timesteps,
+                              "refine_every": refine_every, "refine_steps": refine_steps,
+                              "online_ticks": len(refinement.cost),
+                              "online_violating_ticks": refinement.online_violations},
+    })
+    card = {
+        "kind": "task_policy", "algorithm": "SAC (stable-baselines3), residual on the spiral search",
+        "residual_scale": RESIDUAL_SCALE, "observation": "env observation (22) + scripted action (7)",
+        "seed": seed, "timesteps": timesteps, "command": list(command),
+        "reflex_during_training": "control-rate", "config": config_to_dict(config),
+    }
+    write_card(folder / POLICY_FILE, card)
+    return card
+
+
+def _eager_critic(path: Path, card: dict[str, Any]) -> TwinRiskCritic:
+    """The shipped TorchScript critic's weights in an eager module, to keep training it."""
+    scripted = torch.jit.load(str(path), map_location="cpu")
+    critic = TwinRiskCritic(FEATURE_SIZE, card["training"]["hidden"])
+    critic.load_state_dict(scripted.state_dict())
+    return critic.eval()
+
