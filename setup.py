@@ -26,6 +26,8 @@ setup(
         "gymnasium>=1.0",
         "stable-baselines3>=2.4",
         "tqdm",
+        "rich",
+        "tensorboard",
     ],
     extras_require={"test": ["pytest", "hypothesis", "colcon-common-extensions"]},
     zip_safe=True,

@@ -23,6 +23,7 @@ from bresa_control.evaluate import (
     summarise,
 )
 from bresa_control.files import write_json_atomic
+from bresa_control.models import ModelError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,12 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     ev = commands.add_parser("evaluate", help="run a controller for N seeded episodes")
-    ev.add_argument("--controller", choices=sorted(CONTROLLERS), required=True)
+    ev.add_argument("--controller", choices=list(CONTROLLERS), required=True)
     ev.add_argument("--episodes", type=_positive_int, default=50)
     ev.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (default 0)")
     ev.add_argument("--scenario", choices=SCENARIOS, default="nominal")
     ev.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     ev.add_argument("--json", help="write the summary and every episode here")
+    ev.add_argument("--models-dir", help="trained models (default: the shipped models/)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=_evaluate)
 
@@ -60,6 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--out-dir", default="models", help="where the .pt files and cards go")
     tc.add_argument("--no-progress", action="store_true")
     tc.set_defaults(func=_train_critic)
+
+    tp = commands.add_parser("train-policy", help="train the SAC task policy with the reflex in the loop")
+    tp.add_argument("--timesteps", type=_positive_int, default=50000, help="decision steps")
+    tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--data", default="data/risk_data.npz", help="offline risk data for refinement")
+    tp.add_argument("--models-dir", default="models", help="critic and recovery in; policy out")
+    tp.add_argument("--refine-every", type=_positive_int, default=2000, help="decisions between rounds")
+    tp.add_argument("--refine-steps", type=_positive_int, default=100, help="TD steps per round")
+    tp.add_argument("--tensorboard", default="runs", help="TensorBoard log folder")
+    tp.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    tp.add_argument("--no-progress", action="store_true")
+    tp.set_defaults(func=_train_policy)
     return parser
 
 
@@ -72,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"bresa: config error: {exc}", file=sys.stderr)
+        return 2
+    except ModelError as exc:
+        print(f"bresa: model error: {exc}", file=sys.stderr)
         return 2
 
 
@@ -87,6 +104,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             scenario=args.scenario,
             progress=not args.no_progress,
             results=results,
+            models_dir=args.models_dir,
         )
     except KeyboardInterrupt:
         print(f"\ninterrupted after {len(results)} of {args.episodes} episodes", file=sys.stderr)
@@ -142,6 +160,26 @@ def _train_critic(args: argparse.Namespace) -> int:
         print(f"bresa: {exc}", file=sys.stderr)
         return 2
     print(summary)
+    return 0
+
+
+def _train_policy(args: argparse.Namespace) -> int:
+    from bresa_control.policy_training import train_task_policy
+
+    config = load_config(args.config)
+    try:
+        card = train_task_policy(
+            config, args.models_dir, args.data, args.seed, args.timesteps, args.refine_every,
+            args.refine_steps, args.tensorboard, progress=not args.no_progress,
+            command=args.command_line,
+        )
+    except KeyboardInterrupt:
+        print("\ninterrupted: no policy written", file=sys.stderr)
+        return 130
+    except (ModelError, ValueError) as exc:
+        print(f"bresa: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.models_dir}/task_policy.zip ({card['timesteps']} steps, seed {card['seed']})")
     return 0
 
 

@@ -221,6 +221,7 @@ class ReflexConfig:
     mode: str = _key(choices=REFLEX_MODES, doc="when the critic checks the action")
     eps_safe: float = _key(0.0, 1.0, "", "risk above this fires the reflex")
     gamma_risk: float = _key(0.5, 0.9999, "", "critic discount per control tick")
+    force_guard_fraction: float = _key(0.1, 1.0, "", "force-guard baseline: soften past this x F_max")
     release_ratio: float = _key(0.0, 1.0, "", "reflex ends once risk < eps_safe * this")
     min_active_s: float = _key(0.0, 2.0, "s", "a fired reflex lasts at least this long")
     stiffness_rate_n_per_m_per_tick: float = _key(0.1, 3000.0, "N/m", "gain ramp of a_hat_k")

@@ -6,18 +6,23 @@ with the same seed meet the same holes, perception errors and start poses.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
 from bresa_control.config import BresaConfig
 from bresa_control.env import PegInsertion
+from bresa_control.models import load_reflex_models, load_task_policy
+from bresa_control.paths import find_data
+from bresa_control.reflex import ForceGuardRisk, RecoveryModel, RiskModel, SoftenGains
 from bresa_control.scenarios import SCENARIOS
 from bresa_control.scripted import SpiralSearch
+from bresa_control.task_policy import ResidualController
 
 
 class Controller(Protocol):
@@ -30,9 +35,44 @@ class Controller(Protocol):
         """Normalised action for one decision step."""
 
 
-CONTROLLERS: dict[str, Callable[[BresaConfig], Controller]] = {
-    "scripted": SpiralSearch,
+# name -> (policy, reflex mode, where the reflex models come from)
+CONTROLLERS = {
+    "scripted": ("scripted", "off", None),  # spiral search, the classical baseline
+    "sac": ("sac", "off", None),  # the SAC task policy alone
+    "force-guard": ("sac", "control-rate", "rule"),  # + soften gains past 80 % of F_max
+    "recovery-rl": ("sac", "decision-rate", "learned"),  # + critic once per decision
+    "bresa": ("sac", "control-rate", "learned"),  # + critic at every control tick
 }
+
+
+@dataclass
+class ControllerSetup:
+    """A policy plus the reflex it runs with."""
+
+    policy: Controller
+    config: BresaConfig
+    critic: RiskModel | None
+    recovery: RecoveryModel | None
+
+
+def make_controller(name: str, config: BresaConfig, models_dir: str | Path | None = None) -> ControllerSetup:
+    """Build a named controller from the shipped (or given) models; nothing is trained here."""
+    if name not in CONTROLLERS:
+        raise ValueError(f"unknown controller '{name}'; choose from {', '.join(CONTROLLERS)}")
+    policy_kind, mode, reflex = CONTROLLERS[name]
+    config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode=mode))
+    folder = Path(models_dir) if models_dir is not None else find_data("models")
+    if policy_kind == "scripted":
+        policy: Controller = SpiralSearch(config)
+    else:
+        policy = ResidualController(load_task_policy(folder), config)
+    critic: RiskModel | None = None
+    recovery: RecoveryModel | None = None
+    if reflex == "rule":
+        critic, recovery = ForceGuardRisk(config.reflex.force_guard_fraction), SoftenGains()
+    elif reflex == "learned":
+        critic, recovery, _ = load_reflex_models(config, folder)
+    return ControllerSetup(policy, config, critic, recovery)
 
 
 @dataclass(frozen=True)
@@ -102,18 +142,18 @@ def evaluate(
     scenario: str = "nominal",
     progress: bool = True,
     results: list[EpisodeResult] | None = None,
+    models_dir: str | Path | None = None,
 ) -> list[EpisodeResult]:
     """Run ``episodes`` seeded episodes.
 
     Results are appended to ``results`` (a new list if None) as episodes finish, so a caller that
     is interrupted still holds every finished episode.
     """
-    if controller_name not in CONTROLLERS:
-        raise ValueError(f"unknown controller '{controller_name}'; choose from {sorted(CONTROLLERS)}")
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario '{scenario}'; choose from {list(SCENARIOS)}")
-    env = PegInsertion(config, scenario=scenario)
-    controller = CONTROLLERS[controller_name](config)
+    setup = make_controller(controller_name, config, models_dir)
+    env = PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario)
+    controller = setup.policy
     results = [] if results is None else results
     bar = tqdm(total=episodes, desc=f"{controller_name}/{scenario}", unit="ep", disable=not progress)
     with bar:

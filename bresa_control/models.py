@@ -23,6 +23,7 @@ from bresa_control.paths import find_data
 from bresa_control.risk_features import ACTION_SIZE, FEATURE_SIZE, STATE_SIZE, FeatureMap
 
 CRITIC_FILE = "safety_critic.pt"
+POLICY_FILE = "task_policy.zip"
 RECOVERY_FILE = "recovery_policy.pt"
 CARD_FORMAT = "bresa-model-card/1"
 
@@ -140,3 +141,27 @@ def load_reflex_models(
     critic, card = load_model(folder / CRITIC_FILE, "safety_critic", FEATURE_SIZE, (), config)
     recovery, _ = load_model(folder / RECOVERY_FILE, "recovery_policy", STATE_SIZE, (ACTION_SIZE,), config)
     return TorchRisk(critic), TorchRecovery(recovery), card
+
+
+def load_task_policy(models_dir: str | Path) -> Any:
+    """The SAC task policy (stable-baselines3 zip) with its card, checked for its spaces."""
+    from stable_baselines3 import SAC
+
+    from bresa_control.actions import ACTION_SIZE as POLICY_ACTIONS
+    from bresa_control.env import OBSERVATION_LABELS
+
+    path = Path(models_dir) / POLICY_FILE
+    card = read_card(path)
+    if card.get("kind") != "task_policy":
+        raise ModelError(f"model card {card_path(path)} is for a {card.get('kind')!r}, expected 'task_policy'")
+    try:
+        model = SAC.load(str(path), device="cpu")
+    except Exception as exc:  # a corrupt zip raises many types
+        raise ModelError(f"cannot load SAC policy {path}: {exc}") from None
+    observations = len(OBSERVATION_LABELS) + POLICY_ACTIONS
+    if model.observation_space.shape != (observations,) or model.action_space.shape != (POLICY_ACTIONS,):
+        raise ModelError(
+            f"policy {path} has observation {model.observation_space.shape} and action "
+            f"{model.action_space.shape}, expected ({observations},) and ({POLICY_ACTIONS},)"
+        )
+    return model

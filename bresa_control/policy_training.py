@@ -29,12 +29,11 @@ from bresa_control.config import BresaConfig, config_to_dict
 from bresa_control.critic import CriticTraining, RiskTD, Transitions, TwinRiskCritic, export
 from bresa_control.env import PegInsertion
 from bresa_control.files import atomic_output
-from bresa_control.models import CRITIC_FILE, TorchRisk, load_reflex_models, write_card
+from bresa_control.models import CRITIC_FILE, POLICY_FILE, TorchRisk, load_reflex_models, write_card
 from bresa_control.paths import find_data
 from bresa_control.risk_features import FEATURE_SIZE
 from bresa_control.task_policy import RESIDUAL_SCALE, ResidualTask
 
-POLICY_FILE = "task_policy.zip"
 
 
 class CriticRefinement(BaseCallback):

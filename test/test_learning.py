@@ -165,3 +165,52 @@ def test_training_refuses_data_from_another_normalisation(tiny_models: Path, tmp
     assert code == 2
     assert "different feature layout" in capsys.readouterr().err
     assert not (tmp_path / "m" / "safety_critic.pt").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Smoke run of the policy training command on tiny settings."""
+    folder = tmp_path_factory.mktemp("policy")
+    models = folder / "models"
+    shutil.copytree(tiny_models, models)
+    code = main(["train-policy", "--timesteps", "40", "--data", str(tiny_models.parent / "risk.npz"),
+                 "--models-dir", str(models), "--refine-every", "20", "--refine-steps", "2",
+                 "--tensorboard", str(folder / "tb"), "--no-progress"])
+    assert code == 0
+    return models
+
+
+def test_policy_training_smoke_run_writes_a_policy_that_acts(tiny_policy: Path) -> None:
+    from stable_baselines3 import SAC
+
+    from bresa_control.task_policy import ResidualController
+
+    models = tiny_policy
+    card = read_card(models / "task_policy.zip")
+    assert card["kind"] == "task_policy" and card["timesteps"] == 40
+    assert read_card(models / "safety_critic.pt")["online_refinement"]["online_ticks"] > 0
+    assert list((models.parent / "tb").rglob("events.out.tfevents.*"))
+    config = load_config()
+    controller = ResidualController(SAC.load(models / "task_policy.zip", device="cpu"), config)
+    controller.reset()
+    action = controller.act(np.zeros(22, np.float32))
+    assert action.shape == (7,) and np.all(np.abs(action) <= 1.0)
+
+
+@pytest.mark.parametrize("controller", ["sac", "force-guard", "recovery-rl", "bresa"])
+def test_every_learned_controller_evaluates_from_models_without_training(
+    tiny_policy: Path, tmp_path: Path, controller: str
+) -> None:
+    short = tmp_path / "short.yaml"
+    short.write_text("env:\n  max_episode_steps: 5\n")
+    out = tmp_path / "r.json"
+    code = main(["evaluate", "--controller", controller, "--episodes", "1", "--config", str(short),
+                 "--models-dir", str(tiny_policy), "--json", str(out), "--no-progress"])
+    assert code == 0
+    assert json.loads(out.read_text())["controller"] == controller
+
+
+def test_missing_task_policy_is_a_clear_model_error(tiny_models: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["evaluate", "--controller", "bresa", "--episodes", "1", "--models-dir", str(tiny_models)])
+    assert code == 2
+    assert "task_policy.zip does not exist" in capsys.readouterr().err
