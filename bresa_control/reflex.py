@@ -66,8 +66,8 @@ class IntermediateActions:
         self._k = 0
 
     def restart(self, tip_position_m: np.ndarray, applied: ImpedanceCommand) -> None:
-        """Approach the same target afresh from here, gains ramping from ``applied`` (used when a
-        reflex releases, so the task action resumes gently instead of jumping back)."""
+        """Approach the same target afresh from here, gains ramping from ``applied`` (while a
+        reflex holds, so the task action resumes gently instead of jumping back)."""
         if self._target is None:
             raise RuntimeError("IntermediateActions.restart() called before start()")
         self.start(self._target, tip_position_m, applied)
@@ -116,10 +116,11 @@ class RiskGate:
                 self.active = True
                 self._active_ticks = ticks
             return self.active
-        self._active_ticks += ticks
         if risk < self.release and self._active_ticks >= self.min_active_ticks:
-            self.active = False
-        return self.active
+            self.active = False  # it has run its minimum and the risk has come down
+            return False
+        self._active_ticks += ticks
+        return True
 
 
 @dataclass(frozen=True)
@@ -182,17 +183,19 @@ class Reflex:
             if self.gate.active:
                 return ReflexDecision(self._recover(tick, face_height_m, a_hat), self._decision_risk, True, False)
             return ReflexDecision(a_hat, self._decision_risk, False, False)
-        risk = self._risk(a_hat, tick, face_height_m)
         was_active = self.gate.active
+        if was_active:
+            # What would run if the reflex let go now: the task action approached afresh from
+            # here, gains ramping up from the recovery's. That is what must be safe to release.
+            self.intermediate.restart(tick.tip_position_m, self._last_recovery)
+            a_hat = self.intermediate.next()
+        risk = self._risk(a_hat, tick, face_height_m)
         active = self.gate.update(risk)
         fired = active and not was_active
         self.reflex_count += int(fired)
         if active:
             command = self._recover(tick, face_height_m, a_hat)
             self._last_recovery = command
-        elif was_active:  # released: resume the task action from here, gains ramping up again
-            self.intermediate.restart(tick.tip_position_m, self._last_recovery)
-            command = self.intermediate.next()
         else:
             command = a_hat
         return ReflexDecision(command, risk, active, fired)
