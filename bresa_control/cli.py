@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--episodes", type=_positive_int, default=160)
     co.add_argument("--seed", type=int, default=0)
     co.add_argument("--max-steps", type=_positive_int, default=60, help="decisions per episode")
-    co.add_argument("--random-fraction", type=float, default=0.5, help="share of random episodes")
+    co.add_argument("--random-fraction", type=float, default=0.35, help="share of random episodes")
+    co.add_argument("--nominal-fraction", type=float, default=0.3,
+                    help="share of unmodified spiral-search episodes")
     co.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     co.add_argument("--out", default="data/risk_data.npz")
     co.add_argument("--no-progress", action="store_true")
@@ -129,7 +131,7 @@ def _collect(args: argparse.Namespace) -> int:
     complete = True
     try:
         collect.collect(config, args.episodes, args.seed, args.max_steps, args.random_fraction,
-                        progress=not args.no_progress, data=data)
+                        args.nominal_fraction, progress=not args.no_progress, data=data)
     except KeyboardInterrupt:
         complete = False
         print(f"\ninterrupted after {len(data.behaviours)} episodes", file=sys.stderr)

@@ -14,9 +14,10 @@ meta          () str          JSON: format, seed, command, config, behaviour per
                               counts, ``complete`` (false if the run was interrupted)
 ============  ==============  =============================================================
 
-Behaviours (drawn per episode from the seed): ``scripted`` is the spiral search with randomised
-gains, speeds and push force; ``random`` holds uniformly drawn actions (biased downward, toward
-the fixture) for a few decisions each. Both run with the reflex off.
+Behaviours (drawn per episode from the seed): ``nominal`` is the spiral search as configured (safe
+insertions, so the critic learns what normal contact looks like); ``scripted`` is the spiral
+search with randomised gains, speeds and push force; ``random`` holds uniformly drawn actions
+(biased downward, toward the fixture) for a few decisions each. All run with the reflex off.
 """
 
 from __future__ import annotations
@@ -89,11 +90,14 @@ def collect(
     episodes: int,
     seed: int,
     max_steps: int,
-    random_fraction: float = 0.5,
+    random_fraction: float = 0.35,
+    nominal_fraction: float = 0.3,
     progress: bool = True,
     data: RiskData | None = None,
 ) -> RiskData:
     """Run ``episodes`` behaviour episodes and record every tick into ``data``."""
+    if not 0.0 <= random_fraction + nominal_fraction <= 1.0:
+        raise ValueError("random_fraction + nominal_fraction must be within [0, 1]")
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="off"))
     env = PegInsertion(config)
     data = RiskData() if data is None else data
@@ -109,9 +113,14 @@ def collect(
     with tqdm(total=episodes, desc="collect", unit="ep", disable=not progress) as bar:
         for i in range(episodes):
             current["episode"] = i
-            use_random = rng.random() < random_fraction
-            behaviour = RandomImpedance(rng) if use_random else randomised_scripted(config, rng)
-            data.behaviours.append("random" if use_random else "scripted")
+            draw = rng.random()
+            if draw < random_fraction:
+                behaviour, name = RandomImpedance(rng), "random"
+            elif draw < random_fraction + nominal_fraction:
+                behaviour, name = SpiralSearch(config), "nominal"
+            else:
+                behaviour, name = randomised_scripted(config, rng), "scripted"
+            data.behaviours.append(name)
             obs, _ = env.reset(seed=int(rng.integers(2**31)))
             behaviour.reset()
             violated = False

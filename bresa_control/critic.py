@@ -84,7 +84,7 @@ class CriticTraining:
     learning_rate: float = 3e-4
     polyak: float = 0.005
     holdout_fraction: float = 0.2
-    positive_fraction: float = 0.5  # share of each batch drawn from ticks before a violation
+    positive_fraction: float = 0.1  # share of each batch drawn from ticks before a violation
 
 
 @dataclass

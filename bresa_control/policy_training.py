@@ -107,8 +107,8 @@ def train_task_policy(
     """Train the residual SAC policy with Bresa in the loop; write the policy and refined critic."""
     folder = Path(models_dir) if models_dir is not None else find_data("models")
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate"))
-    _, recovery, critic_card = load_reflex_models(config, folder)
-    critic = _eager_critic(folder / CRITIC_FILE, critic_card)
+    shipped_critic, recovery, critic_card = load_reflex_models(config, folder)
+    critic = _eager_critic(shipped_critic.module, critic_card)
     offline, _ = collect.load(data_path)
 
     torch.manual_seed(seed)
@@ -145,9 +145,8 @@ def train_task_policy(
     return card
 
 
-def _eager_critic(path: Path, card: dict[str, Any]) -> TwinRiskCritic:
+def _eager_critic(scripted: torch.jit.ScriptModule, card: dict[str, Any]) -> TwinRiskCritic:
     """The shipped TorchScript critic's weights in an eager module, to keep training it."""
-    scripted = torch.jit.load(str(path), map_location="cpu")
     critic = TwinRiskCritic(FEATURE_SIZE, card["training"]["hidden"])
     critic.load_state_dict(scripted.state_dict())
     return critic.eval()
