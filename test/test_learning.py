@@ -214,3 +214,13 @@ def test_missing_task_policy_is_a_clear_model_error(tiny_models: Path, capsys: p
     code = main(["evaluate", "--controller", "bresa", "--episodes", "1", "--models-dir", str(tiny_models)])
     assert code == 2
     assert "task_policy.zip does not exist" in capsys.readouterr().err
+
+
+def test_shipped_models_load_under_the_shipped_config() -> None:
+    """If a config change alters the critic's inputs, this fails until the models are retrained."""
+    critic, recovery, card = load_reflex_models(load_config())
+    assert card["evaluation"]["auroc_holdout"] >= 0.9
+    risk = critic.risk(np.zeros(FEATURE_SIZE, np.float32))
+    assert 0.0 <= risk <= 1.0
+    action = recovery.act(np.zeros(STATE_SIZE, np.float32))
+    assert np.all(action >= np.array(RECOVERY_LOW) - 1e-6) and np.all(action <= np.array(RECOVERY_HIGH) + 1e-6)
