@@ -1,6 +1,9 @@
-"""``bresa``: the command line of bresa_control.
+"""bresa: the command line of bresa_control.
 
     bresa evaluate --controller scripted --episodes 50 --seed 0 --json results/scripted.json
+    bresa collect --episodes 200 --max-steps 120 --seed 0 --out data/risk_data.npz
+    bresa train-critic --data data/risk_data.npz --seed 0 --out-dir models
+    bresa train-policy --timesteps 50000 --seed 0 --models-dir models
 
 Errors in what the user gave (a bad config, an unknown controller) print one clear line and exit
 with status 2; Ctrl-C stops cleanly with what was finished written to disk.
