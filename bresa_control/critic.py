@@ -191,9 +191,11 @@ def split_episodes(episode: np.ndarray, holdout_fraction: float, seed: int) -> t
 
 
 def train_critic(
-    arrays: dict[str, np.ndarray], settings: CriticTraining, seed: int, progress: bool = True
+    arrays: dict[str, np.ndarray], settings: CriticTraining, seed: int, eps_safe: float = 0.5,
+    progress: bool = True,
 ) -> tuple[TwinRiskCritic, dict[str, Any]]:
-    """TD-train the twin critic on recorded ticks; returns it and its held-out figures."""
+    """TD-train the twin critic on recorded ticks; returns it and its held-out figures (AUROC,
+    and true/false-positive rates of ``risk > eps_safe``)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     horizon = int(round(1.0 / (1.0 - settings.gamma_risk)))
@@ -221,6 +223,8 @@ def train_critic(
         "holdout_positive_ticks": int(data.label[held].sum()),
         "holdout_episodes": int(len(np.unique(data.episode[held]))),
         "train_ticks": int(len(train)),
+        "eps_safe": eps_safe,
+        **threshold_rates(held_scores, data.label[held], eps_safe),
     }
     return critic, metrics
 

@@ -7,27 +7,15 @@ models in place.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from bresa_control import collect
 from bresa_control.config import BresaConfig
+from bresa_control.critic import CriticTraining, export, settings_dict, train_critic, train_recovery
 from bresa_control.files import atomic_output
-from bresa_control.critic import (
-    CriticTraining,
-    TwinRiskCritic,
-    export,
-    settings_dict,
-    split_episodes,
-    threshold_rates,
-    train_critic,
-    train_recovery,
-    violation_within,
-)
 from bresa_control.models import CRITIC_FILE, RECOVERY_FILE, write_card
 from bresa_control.risk_features import (
     ACTION_SIZE,
@@ -58,14 +46,12 @@ def train_and_export(
             f"{data_path} was collected with a different feature layout or normalisation than "
             "this config produces; collect it again with this config"
         )
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
     settings = CriticTraining(
         gamma_risk=config.reflex.gamma_risk, steps=steps, recovery_steps=recovery_steps, hidden=hidden,
     )
-    critic, metrics = train_critic(arrays, settings, seed, progress)
-    recovery, recovery_metrics = train_recovery(critic, arrays, settings, seed, progress)
     eps_safe = config.reflex.eps_safe
-    metrics.update(_rates_at_threshold(critic, arrays, settings, seed, eps_safe))
+    critic, metrics = train_critic(arrays, settings, seed, eps_safe, progress)
+    recovery, recovery_metrics = train_recovery(critic, arrays, settings, seed, progress)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,17 +87,6 @@ def train_and_export(
         f"(recorded action) -> {recovery_metrics['mean_risk_of_recovery_action']:.3f} (recovery action)\n"
         f"wrote {out / CRITIC_FILE}, {out / RECOVERY_FILE} and their cards"
     )
-
-
-def _rates_at_threshold(
-    critic: TwinRiskCritic, arrays: dict[str, np.ndarray], settings: CriticTraining, seed: int, eps: float
-) -> dict[str, Any]:
-    horizon = int(round(1.0 / (1.0 - settings.gamma_risk)))
-    _, held = split_episodes(arrays["episode"], settings.holdout_fraction, seed)
-    labels = violation_within(arrays["cost"], arrays["episode"], horizon)[held]
-    with torch.no_grad():
-        scores = critic(torch.as_tensor(arrays["features"][held])).numpy()
-    return {"eps_safe": eps, **threshold_rates(scores, labels, eps)}
 
 
 def _save(module: torch.nn.Module, path: Path, card: dict[str, Any]) -> None:
