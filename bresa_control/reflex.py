@@ -153,6 +153,7 @@ class Reflex:
         self.gate = RiskGate(config.reflex.eps_safe, config.reflex.release_ratio, ticks)
         self._ticks_per_decision = config.env.ticks_per_decision
         self._decision_risk = 0.0
+        self._fired_pending = False
         self._last_recovery: ImpedanceCommand | None = None
         self.reflex_count = 0
 
@@ -172,7 +173,8 @@ class Reflex:
             self._decision_risk = self._risk(target, tick, face_height_m)
             was_active = self.gate.active
             self.gate.update(self._decision_risk, ticks=self._ticks_per_decision)
-            self.reflex_count += int(self.gate.active and not was_active)
+            self._fired_pending = self.gate.active and not was_active
+            self.reflex_count += int(self._fired_pending)
 
     def step(self, tick: TickState, face_height_m: float) -> ReflexDecision:
         """The command for this control tick."""
@@ -180,8 +182,10 @@ class Reflex:
         if self.mode == "off":
             return ReflexDecision(a_hat, 0.0, False, False)
         if self.mode == "decision-rate":
+            fired, self._fired_pending = self._fired_pending, False
             if self.gate.active:
-                return ReflexDecision(self._recover(tick, face_height_m, a_hat), self._decision_risk, True, False)
+                recovery = self._recover(tick, face_height_m, a_hat)
+                return ReflexDecision(recovery, self._decision_risk, True, fired)
             return ReflexDecision(a_hat, self._decision_risk, False, False)
         was_active = self.gate.active
         if was_active:
@@ -201,10 +205,13 @@ class Reflex:
         return ReflexDecision(command, risk, active, fired)
 
     def _risk(self, command: ImpedanceCommand, tick: TickState, face_height_m: float) -> float:
+        """Critic's risk of ``command``; a non-finite answer (or input) counts as certain risk, so
+        a broken critic or sensor fires the reflex instead of letting the command through."""
         features = np.concatenate(
             [self.features.state(tick, face_height_m), self.features.action(command, tick.tip_position_m)]
         )
-        return float(self.critic.risk(features))
+        risk = float(self.critic.risk(features))
+        return risk if np.isfinite(risk) and np.all(np.isfinite(features)) else 1.0
 
     def _recover(self, tick: TickState, face_height_m: float, template: ImpedanceCommand) -> ImpedanceCommand:
         state = self.features.state(tick, face_height_m)

@@ -84,6 +84,7 @@ def test_modes_check_at_their_rate(config: BresaConfig) -> None:
         else:
             assert reflex.reflex_count == 1
             assert all(d.active for d in decisions)  # whole decision replaced
+            assert [d.fired for d in decisions].count(True) == 1 and decisions[0].fired
 
 
 def test_off_mode_passes_intermediate_actions_through(config: BresaConfig) -> None:
@@ -143,3 +144,20 @@ def test_force_guard_in_the_loop_keeps_a_hard_press_under_f_max() -> None:
             assert sum(i["reflex_fired"] for i in infos) >= 1
             assert not any(i["force_violation"] for i in infos)
     assert peaks["off"] > cfg.safety.max_force_n > peaks["control-rate"]
+
+
+class BrokenRisk:
+    def risk(self, features: np.ndarray) -> float:
+        return float("nan")
+
+
+def test_a_non_finite_risk_or_input_fires_the_reflex() -> None:
+    cfg = load_config(overrides={"reflex": {"mode": "control-rate"}})
+    reflex = Reflex(cfg, BrokenRisk(), SoftenGains())
+    reflex.begin_decision(_command([0.55, 0.0, 0.05], 500.0, 80.0), _tick(), 0.035, None)
+    decision = reflex.step(_tick(), 0.035)
+    assert decision.active and decision.risk == 1.0
+    assert decision.command.stiffness[0] == pytest.approx(10.0)  # the soft recovery, not the task
+    reflex = Reflex(cfg, CountingRisk(), SoftenGains())
+    reflex.begin_decision(_command([0.55, 0.0, 0.05], 500.0, 80.0), _tick(), 0.035, None)
+    assert reflex.step(_tick(force_z=float("nan")), 0.035).active  # a NaN wrench reading too
