@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     ev.add_argument("--json", help="write the summary and every episode here")
     ev.add_argument("--models-dir", help="trained models (default: the shipped models/)")
+    ev.add_argument("--workers", type=_positive_int, default=1,
+                    help="episodes run in this many processes (same results, in seed order)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=_evaluate)
 
@@ -110,6 +112,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             results=results,
             models_dir=args.models_dir,
+            workers=args.workers,
         )
     except KeyboardInterrupt:
         print(f"\ninterrupted after {len(results)} of {args.episodes} episodes", file=sys.stderr)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -143,25 +145,62 @@ def evaluate(
     progress: bool = True,
     results: list[EpisodeResult] | None = None,
     models_dir: str | Path | None = None,
+    workers: int = 1,
 ) -> list[EpisodeResult]:
-    """Run ``episodes`` seeded episodes.
+    """Run ``episodes`` seeded episodes, in ``workers`` processes (results keep seed order).
 
     Results are appended to ``results`` (a new list if None) as episodes finish, so a caller that
     is interrupted still holds every finished episode.
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario '{scenario}'; choose from {list(SCENARIOS)}")
-    setup = make_controller(controller_name, config, models_dir)
-    env = PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario)
-    controller = setup.policy
     results = [] if results is None else results
+    seeds = [seed + i for i in range(episodes)]
     bar = tqdm(total=episodes, desc=f"{controller_name}/{scenario}", unit="ep", disable=not progress)
     with bar:
-        for i in range(episodes):
-            results.append(run_episode(env, controller, seed + i))
+        for result in _episodes(controller_name, config, scenario, models_dir, seeds, workers):
+            results.append(result)
             bar.update(1)
             bar.set_postfix(success=f"{np.mean([r.inserted for r in results]):.2f}")
     return results
+
+
+def _episodes(
+    controller_name: str, config: BresaConfig, scenario: str, models_dir: str | Path | None,
+    seeds: list[int], workers: int,
+) -> Iterator[EpisodeResult]:
+    """Episode results in seed order, from this process or a pool of worker processes."""
+    if workers <= 1:
+        env, policy = _build(controller_name, config, scenario, models_dir)
+        for episode_seed in seeds:
+            yield run_episode(env, policy, episode_seed)
+        return
+    context = multiprocessing.get_context("spawn")  # no forked torch/MuJoCo state
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                             initargs=(controller_name, config, scenario, models_dir)) as pool:
+        try:
+            yield from pool.map(_worker_episode, seeds)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _build(
+    controller_name: str, config: BresaConfig, scenario: str, models_dir: str | Path | None
+) -> tuple[PegInsertion, Controller]:
+    setup = make_controller(controller_name, config, models_dir)
+    return PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario), setup.policy
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(controller_name: str, config: BresaConfig, scenario: str, models_dir: Any) -> None:
+    _WORKER["env"], _WORKER["policy"] = _build(controller_name, config, scenario, models_dir)
+
+
+def _worker_episode(episode_seed: int) -> EpisodeResult:
+    return run_episode(_WORKER["env"], _WORKER["policy"], episode_seed)
 
 
 def format_table(summaries: list[dict[str, Any]]) -> str:
