@@ -224,3 +224,9 @@ def test_shipped_models_load_under_the_shipped_config() -> None:
     assert 0.0 <= risk <= 1.0
     action = recovery.act(np.zeros(STATE_SIZE, np.float32))
     assert np.all(action >= np.array(RECOVERY_LOW) - 1e-6) and np.all(action <= np.array(RECOVERY_HIGH) + 1e-6)
+    from bresa_control.models import load_task_policy
+    from bresa_control.paths import find_data
+
+    policy = load_task_policy(find_data("models"))
+    assert policy.action_space.shape == (7,)
+    assert read_card(find_data("models") / "task_policy.zip")["evaluation"]["success_rate"] >= 0.9
