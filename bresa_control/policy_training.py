@@ -133,8 +133,11 @@ def train_task_policy(
     critic_path = folder / CRITIC_FILE
     with atomic_output(critic_path) as tmp:
         export(critic.eval(), tmp)
+    # The held-out figures describe the critic before refinement: keep them, under a name that says so.
+    offline_card = {k: v for k, v in critic_card.items() if k not in ("format", "evaluation")}
     write_card(critic_path, {
-        **{k: v for k, v in critic_card.items() if k != "format"},
+        **offline_card,
+        "evaluation_before_online_refinement": critic_card.get("evaluation"),
         "online_refinement": {"command": list(command), "seed": seed, "timesteps": timesteps,
                               "refine_every": refine_every, "refine_steps": refine_steps,
                               "online_ticks": len(refinement.cost),
