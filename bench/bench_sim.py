@@ -15,7 +15,6 @@ Figures are medians of ``--repeats`` runs. Timing only: nothing here asserts a s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics

@@ -98,7 +98,8 @@ class Transitions:
     episode: np.ndarray
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], horizon_ticks: int) -> "Transitions":  # noqa: D102
+    def from_arrays(cls, arrays: dict[str, np.ndarray], horizon_ticks: int) -> "Transitions":
+        """Index recorded arrays (features, cost, episode); label ticks by ``horizon_ticks``."""
         episode = arrays["episode"]
         terminal = np.ones(len(episode), dtype=bool)
         terminal[:-1] = episode[1:] != episode[:-1]

@@ -19,8 +19,7 @@ from tqdm import tqdm
 
 from bresa_control.config import BresaConfig
 from bresa_control.env import PegInsertion
-from bresa_control.models import load_reflex_models, load_task_policy
-from bresa_control.paths import find_data
+from bresa_control.models import load_reflex_models, load_task_policy, models_folder
 from bresa_control.reflex import ForceGuardRisk, RecoveryModel, RiskModel, SoftenGains
 from bresa_control.scenarios import SCENARIOS
 from bresa_control.scripted import SpiralSearch
@@ -63,7 +62,7 @@ def make_controller(name: str, config: BresaConfig, models_dir: str | Path | Non
         raise ValueError(f"unknown controller '{name}'; choose from {', '.join(CONTROLLERS)}")
     policy_kind, mode, reflex = CONTROLLERS[name]
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode=mode))
-    folder = Path(models_dir) if models_dir is not None else find_data("models")
+    folder = models_folder(models_dir)
     if policy_kind == "scripted":
         policy: Controller = SpiralSearch(config)
     else:

@@ -28,6 +28,11 @@ RECOVERY_FILE = "recovery_policy.pt"
 CARD_FORMAT = "bresa-model-card/1"
 
 
+def models_folder(models_dir: str | Path | None = None) -> Path:
+    """``models_dir`` if given, else the shipped ``models/`` (source tree or installed share/)."""
+    return Path(models_dir) if models_dir is not None else find_data("models")
+
+
 class ModelError(RuntimeError):
     """A model file or its card is missing, unreadable or does not match what is expected."""
 
@@ -137,7 +142,7 @@ def load_reflex_models(
     config: BresaConfig, models_dir: str | Path | None = None
 ) -> tuple[TorchRisk, TorchRecovery, dict[str, Any]]:
     """The shipped (or given) critic and recovery policy, checked; returns them and the critic card."""
-    folder = Path(models_dir) if models_dir is not None else find_data("models")
+    folder = models_folder(models_dir)
     critic, card = load_model(folder / CRITIC_FILE, "safety_critic", FEATURE_SIZE, (), config)
     recovery, _ = load_model(folder / RECOVERY_FILE, "recovery_policy", STATE_SIZE, (ACTION_SIZE,), config)
     return TorchRisk(critic), TorchRecovery(recovery), card

@@ -30,8 +30,14 @@ from bresa_control.config import BresaConfig, config_to_dict
 from bresa_control.critic import CriticTraining, RiskTD, Transitions, TwinRiskCritic, export
 from bresa_control.env import PegInsertion
 from bresa_control.files import atomic_output
-from bresa_control.models import CRITIC_FILE, POLICY_FILE, TorchRisk, load_reflex_models, write_card
-from bresa_control.paths import find_data
+from bresa_control.models import (
+    CRITIC_FILE,
+    POLICY_FILE,
+    TorchRisk,
+    load_reflex_models,
+    models_folder,
+    write_card,
+)
 from bresa_control.risk_features import FEATURE_SIZE
 from bresa_control.task_policy import RESIDUAL_SCALE, ResidualTask
 
@@ -106,7 +112,7 @@ def train_task_policy(
     command: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train the residual SAC policy with Bresa in the loop; write the policy and refined critic."""
-    folder = Path(models_dir) if models_dir is not None else find_data("models")
+    folder = models_folder(models_dir)
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate"))
     shipped_critic, recovery, critic_card = load_reflex_models(config, folder)
     critic = _eager_critic(shipped_critic.module, critic_card)
