@@ -33,6 +33,7 @@ class Scenario:
         self._start_s = np.inf
         self._direction = np.zeros(2)
         self._hole_xy = np.zeros(2)
+        self._done = False
         self._nominal_friction: np.ndarray | None = None
 
     def reset(self, sim: PegInsertionSim, rng: np.random.Generator) -> None:
@@ -46,6 +47,7 @@ class Scenario:
         angle = rng.uniform(0.0, 2.0 * np.pi)
         self._direction = np.array([np.cos(angle), np.sin(angle)])
         self._hole_xy = sim.layout.hole_top_m[:2].copy()
+        self._done = False
         sim.data.xfrc_applied[:] = 0.0
 
     def tick(self, sim: PegInsertionSim) -> None:
@@ -54,9 +56,10 @@ class Scenario:
             return
         progress = (sim.time_s - self._start_s) / self.config.event_duration_s
         if self.name == "hole-moves":
-            shift = np.clip(progress, 0.0, 1.0) * self.config.hole_shift_m
-            if progress >= 0.0:
+            if progress >= 0.0 and not self._done:  # nothing to do before or after the slide
+                shift = min(progress, 1.0) * self.config.hole_shift_m
                 sim.move_hole_xy(self._hole_xy + shift * self._direction)
+                self._done = progress >= 1.0
         elif self.name == "push":
             pushing = 0.0 <= progress < 1.0
             force = self.config.push_force_n * self._direction if pushing else np.zeros(2)
