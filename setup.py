@@ -35,5 +35,12 @@ setup(
     maintainer_email="maintainers@bresa-control.dev",
     description="Bresa: reflexive safe RL for contact-rich manipulation (ROS 2, MuJoCo, Franka)",
     license="Apache-2.0",
-    entry_points={"console_scripts": [f"bresa = {PACKAGE}.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            f"bresa = {PACKAGE}.cli:main",
+            f"mujoco_sim = {PACKAGE}.ros.sim_node:main",
+            f"safety_critic = {PACKAGE}.ros.critic_node:main",
+            f"task_policy = {PACKAGE}.ros.policy_node:main",
+        ]
+    },
 )

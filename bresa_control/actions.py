@@ -46,14 +46,26 @@ class ActionMap:
     ) -> ImpedanceCommand:
         """Impedance command for ``action`` taken with the tip at ``tip_position_m``."""
         a = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
-        displacement = a[0:3] * self.config.max_step_m
-        stiffness_xyz = np.exp(_lerp(*self._log_k, a[3:6]))
-        zeta = _lerp(*self._zeta, a[6])
-        stiffness = np.concatenate([stiffness_xyz, self._rot_stiffness])
-        ratios = np.array([zeta] * 3 + [self.config.rotational_damping_ratio] * 3)
+        return self.command(
+            tip_position_m + a[0:3] * self.config.max_step_m,
+            np.exp(_lerp(*self._log_k, a[3:6])),
+            float(_lerp(*self._zeta, a[6])),
+            cartesian_inertia,
+        )
+
+    def command(
+        self, target_m: np.ndarray, stiffness_n_per_m: np.ndarray, damping_ratio: float,
+        cartesian_inertia: np.ndarray,
+    ) -> ImpedanceCommand:
+        """The full command for a target (m) and translational stiffness (N/m) and damping ratio:
+        orientation and rotational gains from the config, damping from the ratio and the arm's
+        operational-space inertia, clipped into the controller's range. A hold is
+        ``command(tip, soft stiffness, ratio, inertia)``."""
+        stiffness = np.concatenate([np.broadcast_to(np.asarray(stiffness_n_per_m, float), 3), self._rot_stiffness])
+        ratios = np.array([damping_ratio] * 3 + [self.config.rotational_damping_ratio] * 3)
         damping = np.clip(damping_from_ratio(stiffness, ratios, cartesian_inertia), self._damping_lo,
                           self._damping_hi)
-        return ImpedanceCommand(tip_position_m + displacement, self._orientation.copy(), stiffness, damping)
+        return ImpedanceCommand(np.array(target_m, dtype=float), self._orientation.copy(), stiffness, damping)
 
     def to_action(
         self, displacement_m: np.ndarray, stiffness_n_per_m: np.ndarray, damping_ratio: float

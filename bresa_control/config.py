@@ -229,6 +229,18 @@ class ReflexConfig:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """The ROS 2 runtime (bresa_control/ros): staleness bounds and the safe hold."""
+
+    state_timeout_s: float = _key(0.001, 1.0, "s", "safety_critic: older state -> hold, ERROR")
+    task_action_timeout_s: float = _key(0.01, 10.0, "s", "safety_critic: older task action -> hold")
+    command_timeout_s: float = _key(0.002, 1.0, "s", "mujoco_sim: no command this long -> hold")
+    hold_stiffness_n_per_m: float = _key(10.0, 3000.0, "N/m", "translational stiffness of a hold")
+    hold_damping_ratio: float = _key(0.1, 3.0, "", "damping ratio of a hold")
+    demo_timeout_s: float = _key(1.0, 600.0, "s", "bresa demo gives up on an insertion after this")
+
+
+@dataclass(frozen=True)
 class BresaConfig:
     """Everything one run needs; load it with :func:`load_config`."""
 
@@ -239,6 +251,7 @@ class BresaConfig:
     scripted: ScriptedConfig = _key()
     reflex: ReflexConfig = _key()
     scenarios: ScenarioConfig = _key()
+    runtime: RuntimeConfig = _key()
 
 
 # --------------------------------------------------------------------------------------------

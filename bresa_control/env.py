@@ -17,6 +17,7 @@ from bresa_control.actions import ACTION_SIZE, ActionMap
 from bresa_control.config import BresaConfig, load_config
 from bresa_control.impedance import ImpedanceCommand
 from bresa_control.reflex import RecoveryModel, Reflex, RiskModel
+from bresa_control.robot import Pose
 from bresa_control.scenarios import Scenario
 from bresa_control.sim import PegInsertionSim
 
@@ -145,7 +146,7 @@ class PegInsertion(gym.Env):
         self._prev_action = np.clip(action, -1.0, 1.0)
 
         depth = self.sim.insertion_depth_m()
-        inserted = depth >= self.config.env.success_depth_m and self.sim.tip_in_hole()
+        inserted = self.sim.inserted(self.config.env.success_depth_m)
         reward = -self.config.env.distance_reward_weight * self._distance_to_goal_m()
         reward += self.config.env.success_reward if inserted else 0.0
         terminated = inserted or stats.fault
@@ -208,21 +209,22 @@ class PegInsertion(gym.Env):
         return stats
 
     def _observation(self, force: np.ndarray, torque: np.ndarray) -> np.ndarray:
-        pose = self.sim.tcp_pose()
-        twist = self.sim.tcp_velocity()
-        rotation_error = pin.log3(pose.rotation @ self.sim.target_rotation.T)
-        obs = np.concatenate(
-            [
-                pose.position_m - self.sim.layout.hole_estimate_m,
-                twist[:3],
-                rotation_error,
-                force,
-                torque,
-                self._prev_action,
-            ]
-        )
-        return obs.astype(np.float32)
+        return observation(self.sim.tcp_pose(), self.sim.tcp_velocity(), self.sim.target_rotation,
+                           self.sim.layout.hole_estimate_m, force, torque, self._prev_action)
 
     def _distance_to_goal_m(self) -> float:
         goal = self.sim.layout.hole_top_m - np.array([0.0, 0.0, self.config.env.success_depth_m])
         return float(np.linalg.norm(self.sim.tip_position() - goal))
+
+
+def observation(
+    tip_pose: Pose, tip_twist: np.ndarray, target_rotation: np.ndarray, hole_estimate_m: np.ndarray,
+    force_n: np.ndarray, torque_nm: np.ndarray, prev_action: np.ndarray,
+) -> np.ndarray:
+    """The policy's 22 observation values (:data:`OBSERVATION_LABELS`) from what the arm reports;
+    shared by :class:`PegInsertion` and the ``task_policy`` node."""
+    rotation_error = pin.log3(tip_pose.rotation @ target_rotation.T)
+    obs = np.concatenate(
+        [tip_pose.position_m - hole_estimate_m, tip_twist[:3], rotation_error, force_n, torque_nm, prev_action]
+    )
+    return obs.astype(np.float32)

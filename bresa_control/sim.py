@@ -42,6 +42,32 @@ class Layout:
     start_q: np.ndarray
 
 
+@dataclass(frozen=True)
+class EpisodeDraw:
+    """The random part of an episode (m, base frame): true hole top centre, the robot's estimate
+    of it, and the tip's start position."""
+
+    hole_top_m: np.ndarray
+    hole_estimate_m: np.ndarray
+    start_tip_m: np.ndarray
+
+
+def draw_episode(config: BresaConfig, rng: np.random.Generator) -> EpisodeDraw:
+    """Hole within +-``position_range_m`` of nominal, estimate off by +-``perception_error_m``,
+    tip ``start_height_m`` above and within +-``start_xy_range_m`` of the estimate. Needs no
+    MuJoCo: the ROS bringup uses it to tell the nodes where the robot believes the hole is."""
+    hole_cfg, scene = config.scene.hole, config.scene
+    offset = rng.uniform(-hole_cfg.position_range_m, hole_cfg.position_range_m, size=2)
+    error = rng.uniform(-hole_cfg.perception_error_m, hole_cfg.perception_error_m, size=2)
+    hole_xy = np.array(hole_cfg.nominal_position_m) + offset
+    top = np.array([*hole_xy, hole_geometry(scene.peg.side_m, hole_cfg).top_z_m])
+    estimate = top + np.array([*error, 0.0])
+    start = estimate + np.array(
+        [*rng.uniform(-scene.start_xy_range_m, scene.start_xy_range_m, size=2), rng.uniform(*scene.start_height_m)]
+    )
+    return EpisodeDraw(top, estimate, start)
+
+
 class PegInsertionSim:
     """MuJoCo scene + impedance controller; one :meth:`tick` is one 1 ms control period."""
 
@@ -70,20 +96,10 @@ class PegInsertionSim:
 
     def reset(self, rng: np.random.Generator) -> Layout:
         """Draw a hole position, a perception error and a start pose; put the arm there at rest."""
-        hole_cfg = self.config.scene.hole
-        offset = rng.uniform(-hole_cfg.position_range_m, hole_cfg.position_range_m, size=2)
-        error = rng.uniform(-hole_cfg.perception_error_m, hole_cfg.perception_error_m, size=2)
-        layout = self._layout_at(np.array(hole_cfg.nominal_position_m) + offset, error)
-        start = self.config.scene
-        tip = layout.hole_estimate_m + np.array(
-            [
-                *rng.uniform(-start.start_xy_range_m, start.start_xy_range_m, size=2),
-                rng.uniform(*start.start_height_m),
-            ]
-        )
-        q = self.robot.inverse_kinematics(tip, self.target_rotation, HOME_Q)
-        self.layout = Layout(layout.hole_top_m, layout.hole_estimate_m, q)
-        self.set_hole_xy(layout.hole_top_m[:2])
+        draw = draw_episode(self.config, rng)
+        q = self.robot.inverse_kinematics(draw.start_tip_m, self.target_rotation, HOME_Q)
+        self.layout = Layout(draw.hole_top_m, draw.hole_estimate_m, q)
+        self.set_hole_xy(draw.hole_top_m[:2])
         self.set_arm_state(q)
         return self.layout
 
@@ -118,8 +134,7 @@ class PegInsertionSim:
     @property
     def target_rotation(self) -> np.ndarray:
         """The configured tip orientation (peg down) as a rotation matrix."""
-        x, y, z, w = self.config.env.target_orientation_xyzw
-        return ImpedanceCommand(np.zeros(3), np.array([x, y, z, w]), np.zeros(6), np.zeros(6)).rotation
+        return target_rotation(self.config)
 
     # ---- the 1 kHz tick ------------------------------------------------------------------
 
@@ -199,10 +214,20 @@ class PegInsertionSim:
         """How far the tip is below the hole's top face (m); negative above it."""
         return float(self.layout.hole_top_m[2] - self.tip_position()[2])
 
+    def inserted(self, success_depth_m: float) -> bool:
+        """Whether the tip is at least ``success_depth_m`` deep and laterally inside the hole."""
+        return self.insertion_depth_m() >= success_depth_m and self.tip_in_hole()
+
     def tip_in_hole(self) -> bool:
         """Whether the tip is laterally inside the hole's walls."""
         lateral = np.abs(self.tip_position()[:2] - self.layout.hole_top_m[:2])
         return bool(np.all(lateral < self.hole.half_side_m))
+
+
+def target_rotation(config: BresaConfig) -> np.ndarray:
+    """``env.target_orientation_xyzw`` (peg down) as a rotation matrix."""
+    orientation = np.array(config.env.target_orientation_xyzw)
+    return ImpedanceCommand(np.zeros(3), orientation, np.zeros(6), np.zeros(6)).rotation
 
 
 def _contiguous(indices: list[int]) -> slice:

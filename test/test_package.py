@@ -40,8 +40,9 @@ def test_data_folders_and_package_xml_install_into_share(install: Path) -> None:
 
 
 def test_console_scripts_install_into_lib_package(install: Path) -> None:
-    script = install / "lib" / "bresa_control" / "bresa"
-    assert script.is_file() and os.access(script, os.X_OK)
+    for name in ("bresa", "mujoco_sim", "safety_critic", "task_policy"):  # what ros2 run / launch start
+        script = install / "lib" / "bresa_control" / name
+        assert script.is_file() and os.access(script, os.X_OK), name
 
 
 def test_installed_package_finds_its_data_without_the_source_tree(install: Path, tmp_path: Path) -> None:

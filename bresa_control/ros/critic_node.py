@@ -1,0 +1,140 @@
+"""``safety_critic``: the 1 kHz reflex on the robot PC (:class:`~bresa_control.safety_loop.SafetyLoop`
+with the TorchScript critic and recovery policy).
+
+Subscribes ``joint_states``, ``ft_sensor/wrench`` and ``bresa/task_action``; every tick publishes
+``bresa/impedance_command`` (the checked intermediate action, the recovery action, or a hold)
+and ``bresa/reflex`` (on every change of the reflex state, else at 100 Hz); ``diagnostics`` at 1 Hz. It refuses to start without models it can vouch
+for (:func:`bresa_control.models.load_reflex_models`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from geometry_msgs.msg import WrenchStamped
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from bresa_control.models import load_reflex_models
+from bresa_control.ros import messages
+from bresa_control.ros.node_base import BresaNode, run
+from bresa_control.safety_loop import SafetyLoop, SafetyTick
+from bresa_control.timing import LoopStats
+
+# bresa/reflex: every change of the reflex state at once, and the risk every 10 ticks (100 Hz).
+REFLEX_EVERY_TICKS = 10
+
+
+class SafetyCriticNode(BresaNode):
+    """Thin adapter: messages <-> :class:`SafetyLoop`."""
+
+    def __init__(self) -> None:
+        super().__init__("safety_critic", {
+            "hole_estimate_m": ([0.55, 0.0, 0.035], "where the robot believes the hole's top centre is (m, base frame)"),
+            "models_dir": ("", "folder with safety_critic.pt and recovery_policy.pt (empty: the shipped models/)"),
+            "summary_path": ("", "write a JSON summary here at shutdown (empty: none)"),
+            "trace": (False, "record the state sample behind each reflex firing (latency bench)"),
+        })
+        torch.set_num_threads(1)  # one small MLP per tick: threads only add jitter
+        critic, recovery, card = load_reflex_models(self.config, self.param("models_dir") or None)
+        hole = np.array(self.param("hole_estimate_m"), dtype=float)
+        self.loop = SafetyLoop(self.config, critic, recovery, hole, trace=bool(self.param("trace")))
+        self.stats = LoopStats()
+        self._joints = messages.JointReader()
+        self._command_pub = self.create_publisher(Float64MultiArray, messages.IMPEDANCE_COMMAND, messages.FAST_QOS)
+        self._reflex_pub = self.create_publisher(Float64MultiArray, messages.REFLEX, messages.RELIABLE_QOS)
+        self._command_msg = messages.command_message()
+        self._reflex_msg = messages.labelled_array(messages.REFLEX_LABELS, "reflex")
+        self.create_subscription(JointState, messages.JOINT_STATES, self._on_joints, messages.FAST_QOS)
+        self.create_subscription(WrenchStamped, messages.WRENCH, self._on_wrench, messages.FAST_QOS)
+        self.create_subscription(Float64MultiArray, messages.TASK_ACTION, self._on_task_action, messages.RELIABLE_QOS)
+        self._status_since_report: dict[str, int] = {}
+        self._reflex_active, self._reflex_ticks = False, 0
+        self.create_timer(self.config.env.control_period_s, self._on_timer)
+        self.get_logger().info(
+            f"reflex {self.config.reflex.mode} at {1 / self.config.env.control_period_s:.0f} Hz, eps_safe "
+            f"{self.config.reflex.eps_safe}, critic AUROC {card.get('evaluation', {}).get('auroc_holdout', '?')}"
+        )
+
+    def _on_joints(self, msg: JointState) -> None:
+        try:
+            q, dq = self._joints(msg)
+        except ValueError as exc:  # never act on it; the state goes stale and the loop holds
+            self.get_logger().error(f"ignoring joint_states: {exc}", throttle_duration_sec=1.0)
+            return
+        self.loop.on_joints(q, dq, messages.seconds(msg.header.stamp))
+
+    def _on_wrench(self, msg: WrenchStamped) -> None:
+        force, torque = messages.wrench_arrays(msg)
+        self.loop.on_wrench(force, torque, messages.seconds(msg.header.stamp))
+
+    def _on_task_action(self, msg: Float64MultiArray) -> None:
+        if not self.loop.on_task_action(messages.values(msg), time.time()):
+            self.get_logger().warn(f"dropped task action: {self.loop.last_drop_reason}", throttle_duration_sec=1.0)
+
+    def _on_timer(self) -> None:
+        start = time.perf_counter()
+        now = time.time()
+        out = self.loop.tick(now)
+        if out.command is not None:
+            self._command_pub.publish(messages.set_values(self._command_msg, out.command.to_array()))
+        active = out.status == "reflex"
+        self._reflex_ticks += 1
+        if active != self._reflex_active or self._reflex_ticks >= REFLEX_EVERY_TICKS:
+            self._publish_reflex(out, now)
+            self._reflex_active, self._reflex_ticks = active, 0
+        if out.fired:
+            self.get_logger().info(f"reflex fired: risk {out.risk:.2f} > eps_safe {self.config.reflex.eps_safe}")
+        if out.status in ("task", "reflex") or self.stats.ticks:  # steady state: from the first task action on
+            self.stats.record(start, time.perf_counter() - start)
+
+    def _publish_reflex(self, out: SafetyTick, now: float) -> None:
+        age_ms = (now - out.state_stamp_s) * 1e3 if np.isfinite(out.state_stamp_s) else -1.0
+        self._reflex_pub.publish(messages.set_values(self._reflex_msg, np.array(
+            [out.risk, self.config.reflex.eps_safe, float(out.status == "reflex"), float(out.fired),
+             float(self.loop.reflex_count), age_ms])))
+
+    def status(self) -> tuple[str, str, dict[str, Any]]:
+        ticks = dict(self.loop.status_ticks)
+        recent = {k: v - self._status_since_report.get(k, 0) for k, v in ticks.items()}
+        self._status_since_report = ticks
+        if recent.get("state-stale"):
+            level, message = "ERROR", f"arm state older than {self.config.runtime.state_timeout_s * 1e3:g} ms: holding"
+        elif recent.get("waiting-for-state"):
+            level, message = "WARN", "waiting for joint_states and ft_sensor/wrench"
+        elif recent.get("no-task-action"):
+            level, message = "WARN", "no fresh task action: holding"
+        else:
+            level, message = "OK", "checking task actions"
+        return level, message, self.summary_fields()
+
+    def summary_fields(self) -> dict[str, Any]:
+        loop = self.loop
+        return {
+            **self.stats.summary(),
+            "reflex_count": loop.reflex_count,
+            "dropped_malformed": loop.dropped["malformed"],
+            "dropped_out_of_range": loop.dropped["out-of-range"],
+            "dropped_before_state": loop.dropped["no-state"],
+            "clamped": loop.clamped,
+            "last_drop_reason": loop.last_drop_reason,
+            **{f"ticks_{k.replace('-', '_')}": v for k, v in loop.status_ticks.items()},
+        }
+
+    def summary(self) -> dict[str, Any]:
+        out = self.summary_fields()
+        if self.loop.fired_trace:
+            out["fired_trace"] = self.loop.fired_trace
+        return out
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console script ``safety_critic``."""
+    run(SafetyCriticNode, "safety_critic", args)
+
+
+if __name__ == "__main__":
+    main()

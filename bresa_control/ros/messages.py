@@ -1,0 +1,154 @@
+"""Message <-> array conversion for the topic contract (design brief, section 3).
+
+- ``joint_states`` (sensor_msgs/JointState, 1 kHz, arm -> critic, policy): panda_joint1..7 in
+  rad, rad/s, Nm.
+- ``ft_sensor/wrench`` (geometry_msgs/WrenchStamped, 1 kHz, arm -> critic, policy): the wrench the
+  environment applies to the peg (N, Nm), tared, at the flange, in the base frame ``panda_link0``.
+- ``bresa/task_action`` (std_msgs/Float64MultiArray, 19 values, 10 Hz, policy -> critic).
+- ``bresa/impedance_command`` (std_msgs/Float64MultiArray, 19 values, 1 kHz, critic -> arm).
+- ``bresa/reflex`` (std_msgs/Float64MultiArray, :data:`REFLEX_LABELS`, critic -> anyone): at every
+  change of the reflex state, else at 100 Hz.
+- ``diagnostics`` (diagnostic_msgs/DiagnosticArray, 1 Hz, every node).
+
+The 19 values are :data:`~bresa_control.impedance.COMMAND_LABELS` (position m, quaternion xyzw,
+stiffness N/m and Nm/rad, damping Ns/m and Nms/rad); ``layout.dim[0].label`` lists them. Header
+stamps are wall-clock time of the sample (every node runs on one clock: the robot PC's).
+"""
+
+from __future__ import annotations
+
+import array
+import math
+from typing import Any, Mapping
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import WrenchStamped
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension
+
+from bresa_control.impedance import COMMAND_LABELS
+from bresa_control.robot import ARM_JOINTS
+
+JOINT_STATES = "joint_states"
+WRENCH = "ft_sensor/wrench"
+TASK_ACTION = "bresa/task_action"
+IMPEDANCE_COMMAND = "bresa/impedance_command"
+REFLEX = "bresa/reflex"
+DIAGNOSTICS = "diagnostics"
+BASE_FRAME = "panda_link0"
+
+REFLEX_LABELS = ("risk", "eps_safe", "active", "fired", "reflex_count", "state_age_ms")
+
+# 1 kHz streams: best effort, only the newest sample matters. Decisions and reflex events: reliable.
+FAST_QOS = qos_profile_sensor_data
+RELIABLE_QOS = QoSProfile(depth=10)
+
+LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": DiagnosticStatus.ERROR}
+
+
+def stamp(time_s: float) -> Time:
+    """Seconds (wall clock) -> builtin_interfaces/Time."""
+    sec = math.floor(time_s)
+    return Time(sec=int(sec), nanosec=int((time_s - sec) * 1e9))
+
+
+def seconds(time_msg: Any) -> float:
+    """builtin_interfaces/Time -> seconds."""
+    return time_msg.sec + time_msg.nanosec * 1e-9
+
+
+def labelled_array(labels: tuple[str, ...], name: str) -> Float64MultiArray:
+    """An empty Float64MultiArray whose one dimension lists ``labels`` (comma-separated)."""
+    msg = Float64MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label=f"{name}: {','.join(labels)}", size=len(labels), stride=len(labels))]
+    return msg
+
+
+def command_message() -> Float64MultiArray:
+    """A reusable message for ``bresa/task_action`` / ``bresa/impedance_command``."""
+    return labelled_array(COMMAND_LABELS, "impedance_command")
+
+
+def set_values(msg: Float64MultiArray, values: np.ndarray) -> Float64MultiArray:
+    """Fill a Float64MultiArray from a float array (fast path for 1 kHz)."""
+    msg.data = array.array("d", np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return msg
+
+
+def values(msg: Float64MultiArray) -> np.ndarray:
+    """A Float64MultiArray's data as a float64 array (any length: the receiver checks it)."""
+    return np.frombuffer(msg.data, dtype=np.float64) if isinstance(msg.data, array.array) else np.asarray(
+        msg.data, dtype=np.float64)
+
+
+class JointReader:
+    """Pull the seven arm joints out of a JointState, in the model's order, whatever the message's
+    order; a message missing a joint or with mismatched lengths raises ``ValueError``."""
+
+    def __init__(self) -> None:
+        self._names: list[str] | None = None
+        self._index: np.ndarray | None = None
+
+    def __call__(self, msg: JointState) -> tuple[np.ndarray, np.ndarray]:
+        names = list(msg.name)
+        if names != self._names:
+            missing = [j for j in ARM_JOINTS if j not in names]
+            if missing:
+                raise ValueError(f"joint_states lacks {', '.join(missing)}")
+            self._names, self._index = names, np.array([names.index(j) for j in ARM_JOINTS])
+        position = np.asarray(msg.position, dtype=float)
+        velocity = np.asarray(msg.velocity, dtype=float)
+        if len(position) != len(names) or len(velocity) != len(names):
+            raise ValueError(
+                f"joint_states has {len(names)} names but {len(position)} positions and {len(velocity)} velocities"
+            )
+        return position[self._index], velocity[self._index]
+
+
+def joint_state(q: np.ndarray, dq: np.ndarray, tau: np.ndarray, time_s: float, msg: JointState) -> JointState:
+    """Fill a reusable JointState (rad, rad/s, Nm)."""
+    msg.header.stamp = stamp(time_s)
+    msg.name = list(ARM_JOINTS)
+    msg.position = array.array("d", q.tobytes())
+    msg.velocity = array.array("d", dq.tobytes())
+    msg.effort = array.array("d", np.ascontiguousarray(tau, dtype=np.float64).tobytes())
+    return msg
+
+
+def wrench(force_n: np.ndarray, torque_nm: np.ndarray, time_s: float, msg: WrenchStamped) -> WrenchStamped:
+    """Fill a reusable WrenchStamped (N, Nm, base frame)."""
+    msg.header.stamp = stamp(time_s)
+    msg.header.frame_id = BASE_FRAME
+    f, t = msg.wrench.force, msg.wrench.torque
+    f.x, f.y, f.z = (float(v) for v in force_n)
+    t.x, t.y, t.z = (float(v) for v in torque_nm)
+    return msg
+
+
+def wrench_arrays(msg: WrenchStamped) -> tuple[np.ndarray, np.ndarray]:
+    """(force N, torque Nm) of a WrenchStamped."""
+    f, t = msg.wrench.force, msg.wrench.torque
+    return np.array([f.x, f.y, f.z]), np.array([t.x, t.y, t.z])
+
+
+def diagnostics(node_name: str, level: str, message: str, fields: Mapping[str, Any], time_s: float) -> DiagnosticArray:
+    """One DiagnosticStatus named after the node, numbers formatted to 4 significant digits."""
+    status = DiagnosticStatus(level=LEVELS[level], name=node_name, message=message, hardware_id="bresa_control")
+    status.values = [KeyValue(key=k, value=f"{v:.4g}" if isinstance(v, float) else str(v)) for k, v in fields.items()]
+    out = DiagnosticArray(status=[status])
+    out.header.stamp = stamp(time_s)
+    return out
+
+
+def diagnostic_fields(msg: DiagnosticArray) -> dict[str, dict[str, str]]:
+    """{status name: {key: value}} of a DiagnosticArray, with ``level`` and ``message`` added."""
+    out = {}
+    for status in msg.status:
+        level = {v: k for k, v in LEVELS.items()}.get(status.level, str(status.level))
+        out[status.name] = {"level": level, "message": status.message, **{kv.key: kv.value for kv in status.values}}
+    return out
+
+

@@ -1,0 +1,90 @@
+"""``task_policy``: the 10 Hz decision loop (:class:`~bresa_control.policy_loop.PolicyLoop` with the
+SB3 policy from ``models/task_policy.zip``, or the scripted spiral search).
+
+Subscribes ``joint_states`` and ``ft_sensor/wrench``; publishes ``bresa/task_action`` (19 values)
+once per decision period, and holds once the peg is in.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from geometry_msgs.msg import WrenchStamped
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from bresa_control.evaluate import Controller
+from bresa_control.models import load_task_policy, models_folder
+from bresa_control.policy_loop import PolicyLoop
+from bresa_control.ros import messages
+from bresa_control.ros.node_base import BresaNode, StartupError, run
+from bresa_control.scripted import SpiralSearch
+from bresa_control.task_policy import ResidualController
+
+POLICIES = ("sac", "scripted")
+
+
+class TaskPolicyNode(BresaNode):
+    """Thin adapter: messages <-> :class:`PolicyLoop`."""
+
+    def __init__(self) -> None:
+        super().__init__("task_policy", {
+            "hole_estimate_m": ([0.55, 0.0, 0.035], "where the robot believes the hole's top centre is (m, base frame)"),
+            "models_dir": ("", "folder with task_policy.zip (empty: the shipped models/)"),
+            "policy": ("sac", "sac (the trained residual SAC policy) or scripted (spiral search)"),
+            "summary_path": ("", "write a JSON summary here at shutdown (empty: none)"),
+        })
+        torch.set_num_threads(1)
+        self.loop = PolicyLoop(self.config, self._controller(), self.param("hole_estimate_m"))
+        self._joints = messages.JointReader()
+        self._pub = self.create_publisher(Float64MultiArray, messages.TASK_ACTION, messages.RELIABLE_QOS)
+        self._msg = messages.command_message()
+        self.create_subscription(JointState, messages.JOINT_STATES, self._on_joints, messages.FAST_QOS)
+        self.create_subscription(WrenchStamped, messages.WRENCH, self._on_wrench, messages.FAST_QOS)
+        self.create_timer(self.config.env.decision_period_s, self._on_timer)
+        self.get_logger().info(f"{self.param('policy')} policy at {1 / self.config.env.decision_period_s:.0f} Hz")
+
+    def _controller(self) -> Controller:
+        policy = self.param("policy")
+        if policy not in POLICIES:
+            raise StartupError(f"parameter policy = {policy!r} must be one of: {', '.join(POLICIES)}")
+        if policy == "scripted":
+            return SpiralSearch(self.config)
+        return ResidualController(load_task_policy(models_folder(self.param("models_dir") or None)), self.config)
+
+    def _on_joints(self, msg: JointState) -> None:
+        try:
+            self.loop.q, self.loop.dq = self._joints(msg)
+        except ValueError as exc:
+            self.get_logger().error(f"ignoring joint_states: {exc}", throttle_duration_sec=1.0)
+
+    def _on_wrench(self, msg: WrenchStamped) -> None:
+        self.loop.force_n, self.loop.torque_nm = messages.wrench_arrays(msg)
+
+    def _on_timer(self) -> None:
+        was_done = self.loop.done
+        command = self.loop.decide()
+        if command is not None:
+            self._pub.publish(messages.set_values(self._msg, command.to_array()))
+        if self.loop.done and not was_done:
+            self.get_logger().info("peg is in (by the estimated hole): holding")
+
+    def status(self) -> tuple[str, str, dict[str, Any]]:
+        fields = {"decisions": self.loop.decisions, "done": self.loop.done, "time_s": time.time()}
+        if self.loop.q is None or self.loop.force_n is None:
+            return "WARN", "waiting for joint_states and ft_sensor/wrench", fields
+        return "OK", "done: holding" if self.loop.done else "inserting", fields
+
+    def summary(self) -> dict[str, Any]:
+        return {"decisions": self.loop.decisions, "done": self.loop.done}
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console script ``task_policy``."""
+    run(TaskPolicyNode, "task_policy", args)
+
+
+if __name__ == "__main__":
+    main()

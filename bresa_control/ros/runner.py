@@ -1,0 +1,182 @@
+"""The embedded runner behind ``bresa demo``: the launch file's node set as processes, for
+machines without the ``ros2`` CLI.
+
+:class:`Stack` starts each :class:`~bresa_control.bringup.NodeSpec` as its own process on real rclpy
+(same parameters as ``launch/peg_insertion.launch.py``), with its log in the run folder, and stops
+them with SIGINT so each writes its summary. :class:`Monitor` is a small rclpy node that watches
+``diagnostics`` for the insertion. :func:`run_demo` runs one insertion and reports.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import rclpy
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+
+from bresa_control.bringup import NodeSpec, config_files, node_set
+from bresa_control.config import load_config
+from bresa_control.ros import messages
+
+STOP_TIMEOUT_S = 15.0
+
+
+class Stack:
+    """The node processes of one run."""
+
+    def __init__(self, specs: list[NodeSpec], param_files: list[str], run_dir: Path, log_level: str = "info") -> None:
+        self.specs = {spec.name: spec for spec in specs}
+        self.param_files = param_files
+        self.run_dir = run_dir
+        self.log_level = log_level
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def command(self, spec: NodeSpec) -> list[str]:
+        """The command line that starts one node (what ``ros2 run`` would do, plus parameters)."""
+        cmd = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
+        for path in self.param_files:
+            cmd += ["--params-file", path]
+        for key, value in spec.parameters.items():
+            cmd += ["-p", f"{key}:={_yaml_value(value)}"]
+        return cmd + ["--log-level", self.log_level]
+
+    def start(self) -> None:
+        """Start every node; its stdout and stderr go to ``<run_dir>/<name>.log``."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for name, spec in self.specs.items():
+            log = open(self.run_dir / f"{name}.log", "wb")  # noqa: SIM115 (closed by the child's exit)
+            self.processes[name] = subprocess.Popen(self.command(spec), stdout=log, stderr=subprocess.STDOUT)
+            log.close()
+
+    def failed(self) -> str | None:
+        """The first node that exited on its own, with the tail of its log; None if all run."""
+        for name, process in self.processes.items():
+            code = process.poll()
+            if code is not None:
+                return f"{name} exited with status {code}: {self.log_tail(name)}"
+        return None
+
+    def log_tail(self, name: str, lines: int = 5) -> str:
+        """The last lines of a node's log."""
+        path = self.run_dir / f"{name}.log"
+        text = path.read_text(errors="replace").strip().splitlines() if path.exists() else []
+        return " | ".join(text[-lines:])
+
+    def kill(self, name: str) -> None:
+        """Kill one node at once (SIGKILL), as a crash would."""
+        self.processes[name].kill()
+        self.processes[name].wait()
+
+    def stop(self) -> None:
+        """SIGINT every node still running (each writes its summary), SIGKILL after a timeout."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def summary(self, name: str) -> dict[str, Any]:
+        """A node's summary JSON (written at shutdown), or {} if it wrote none."""
+        path = self.run_dir / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+
+class Monitor(Node):
+    """Listens to ``diagnostics``: the latest fields of every node."""
+
+    def __init__(self) -> None:
+        super().__init__("bresa_demo_monitor")
+        self.latest: dict[str, dict[str, str]] = {}
+        self.create_subscription(DiagnosticArray, messages.DIAGNOSTICS, self._on_diagnostics, 10)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        self.latest.update(messages.diagnostic_fields(msg))
+
+    def inserted(self) -> bool:
+        """Whether mujoco_sim reports the peg in."""
+        return self.latest.get("mujoco_sim", {}).get("inserted") == "True"
+
+
+def run_demo(
+    config_path: str | None = None,
+    seed: int = 0,
+    duration_s: float | None = None,
+    run_dir: str | Path | None = None,
+    policy: str = "sac",
+    models_dir: str = "",
+    log_level: str = "info",
+) -> dict[str, Any]:
+    """Start the stack, run one insertion (and keep holding until ``duration_s`` if given), stop it.
+
+    Returns ``inserted``, ``peak_force_n``, ``critic_rate_hz``, ``critic_period_p99_ms``,
+    ``reflex_count`` and more; raises ``RuntimeError`` if a node fails to start.
+    """
+    config = load_config(config_path)
+    run_dir = Path(run_dir) if run_dir else Path("results") / time.strftime("demo-%Y%m%d-%H%M%S")
+    specs = node_set(config_path, seed=seed, policy=policy, models_dir=models_dir, run_dir=str(run_dir))
+    stack = Stack(specs, config_files(config_path), run_dir, log_level)
+    limit_s = duration_s if duration_s is not None else config.runtime.demo_timeout_s
+    rclpy.init(args=[])
+    monitor = Monitor()
+    start = time.monotonic()
+    inserted_at: float | None = None
+    failure = None
+    try:
+        stack.start()
+        while time.monotonic() - start < limit_s:
+            rclpy.spin_once(monitor, timeout_sec=0.1)
+            failure = stack.failed()
+            if failure:
+                break
+            if inserted_at is None and monitor.inserted():
+                inserted_at = time.monotonic() - start
+                print(f"[bresa demo] peg inserted after {inserted_at:.1f} s (wall clock, node start included)",
+                      flush=True)
+                if duration_s is None:
+                    break
+    finally:
+        stack.stop()
+        monitor.destroy_node()
+        rclpy.try_shutdown()
+    if failure:
+        raise RuntimeError(f"the stack did not run: {failure} (logs in {run_dir})")
+    sim, critic, task = (stack.summary(name) for name in ("mujoco_sim", "safety_critic", "task_policy"))
+    if not sim or not critic:
+        raise RuntimeError(f"a node wrote no summary at shutdown (logs in {run_dir})")
+    return {
+        "inserted": bool(sim["inserted"]),
+        "insertion_time_s": sim["insertion_time_s"] if sim["inserted"] else None,
+        "peak_force_n": sim["peak_force_n"],
+        "max_force_n": config.safety.max_force_n,
+        "critic_rate_hz": critic.get("rate_hz"),
+        "critic_period_p50_ms": critic.get("period_p50_ms"),
+        "critic_period_p99_ms": critic.get("period_p99_ms"),
+        "critic_compute_p99_ms": critic.get("compute_p99_ms"),
+        "reflex_count": critic["reflex_count"],
+        "wall_time_s": time.monotonic() - start,
+        "seed": seed,
+        "policy": policy,
+        "run_dir": str(run_dir),
+        "nodes": {"mujoco_sim": sim, "safety_critic": critic, "task_policy": task},
+    }
+
+
+def _yaml_value(value: Any) -> str:
+    """A parameter value as ROS's ``-p name:=value`` parses it (YAML, one line)."""
+    if isinstance(value, str):
+        return value if value else "''"
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+

@@ -1,0 +1,111 @@
+"""``mujoco_sim``: the arm stand-in. MuJoCo physics with the impedance controller inside, paced
+to the wall clock at 1 kHz (:class:`~bresa_control.arm_loop.ArmLoop`).
+
+Publishes ``joint_states`` and ``ft_sensor/wrench`` every tick; applies ``bresa/impedance_command``;
+holds the current pose with compliant gains when commands stop for ``runtime.command_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from geometry_msgs.msg import WrenchStamped
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from bresa_control.arm_loop import ArmLoop
+from bresa_control.ros import messages
+from bresa_control.ros.node_base import BresaNode, run
+
+MAX_CATCH_UP_TICKS = 5  # after a late timer call, run at most this many ticks to catch up
+
+
+class MujocoSimNode(BresaNode):
+    """Thin adapter: messages <-> :class:`ArmLoop`."""
+
+    def __init__(self) -> None:
+        super().__init__("mujoco_sim", {
+            "seed": (0, "episode seed: hole position, perception error and start pose"),
+            "summary_path": ("", "write a JSON summary here at shutdown (empty: none)"),
+            "trace": (False, "record when each distinct command was first applied (latency bench)"),
+        })
+        self.loop = ArmLoop(self.config, int(self.param("seed")), trace=bool(self.param("trace")))
+        self._dt = self.config.env.control_period_s
+        self._joints_pub = self.create_publisher(JointState, messages.JOINT_STATES, messages.FAST_QOS)
+        self._wrench_pub = self.create_publisher(WrenchStamped, messages.WRENCH, messages.FAST_QOS)
+        self._joints, self._wrench = JointState(), WrenchStamped()
+        self.create_subscription(Float64MultiArray, messages.IMPEDANCE_COMMAND, self._on_command, messages.FAST_QOS)
+        self._start_s = time.time()
+        self._ticks = 0
+        self._late_ticks = 0
+        self._publish_state(self._start_s)
+        self.create_timer(self._dt, self._on_timer)
+        layout = self.loop.layout
+        self.get_logger().info(
+            f"hole at {np.round(layout.hole_top_m, 4).tolist()} m, robot's estimate "
+            f"{np.round(layout.hole_estimate_m, 4).tolist()} m; ticking at {1 / self._dt:.0f} Hz"
+        )
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        if not self.loop.on_command(messages.values(msg), time.time()):
+            self.get_logger().warn(f"dropped impedance command: {self.loop.last_drop_reason}",
+                                   throttle_duration_sec=1.0)
+
+    def _on_timer(self) -> None:
+        now = time.time()
+        due = int((now - self._start_s) / self._dt) - self._ticks
+        if due > MAX_CATCH_UP_TICKS:  # far behind (a stall): drop the backlog, keep going
+            self._late_ticks += due - MAX_CATCH_UP_TICKS
+            self._ticks += due - MAX_CATCH_UP_TICKS
+            due = MAX_CATCH_UP_TICKS
+        for _ in range(max(due, 0)):
+            self.loop.tick(now)
+            self._ticks += 1
+        if due > 0:
+            self._publish_state(now)
+
+    def _publish_state(self, now: float) -> None:
+        sim = self.loop.sim
+        force, torque = sim.wrench()
+        self._joints_pub.publish(messages.joint_state(sim.q, sim.dq, sim.controller.last_torque, now, self._joints))
+        self._wrench_pub.publish(messages.wrench(force, torque, now, self._wrench))
+
+    def status(self) -> tuple[str, str, dict[str, Any]]:
+        loop = self.loop
+        holding = loop.hold.active
+        message = "holding: no fresh impedance command" if holding else "following impedance commands"
+        return ("WARN" if holding else "OK"), message, self.summary_fields()
+
+    def summary_fields(self) -> dict[str, Any]:
+        loop = self.loop
+        return {
+            "sim_time_s": loop.sim.time_s,
+            "real_time_factor": loop.sim.time_s / max(time.time() - self._start_s, 1e-9),
+            "inserted": loop.inserted,
+            "insertion_time_s": loop.insertion_time_s if loop.insertion_time_s is not None else -1.0,
+            "insertion_depth_m": loop.sim.insertion_depth_m(),
+            "peak_force_n": loop.peak_force_n,
+            "hold_ticks": loop.hold_ticks,
+            "skipped_ticks": self._late_ticks,
+            "dropped_malformed": loop.dropped["malformed"],
+            "dropped_out_of_range": loop.dropped["out-of-range"],
+        }
+
+    def summary(self) -> dict[str, Any]:
+        layout = self.loop.layout
+        out = {**self.summary_fields(), "hole_top_m": layout.hole_top_m.tolist(),
+               "hole_estimate_m": layout.hole_estimate_m.tolist(), "tip_position_m": self.loop.sim.tip_position().tolist()}
+        if self.loop.applied_trace:
+            out["applied_trace"] = self.loop.applied_trace
+        return out
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console script ``mujoco_sim``."""
+    run(MujocoSimNode, "mujoco_sim", args)
+
+
+if __name__ == "__main__":
+    main()

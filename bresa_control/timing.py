@@ -1,0 +1,53 @@
+"""Loop timing statistics: achieved rate, tick period and per-tick compute time.
+
+The 1 kHz nodes record every tick here and report the figures in ``diagnostics`` and in their
+summary file; ``bench/bench_stack.py`` reads them. Only the most recent ``window`` ticks are kept
+for percentiles (memory stays bounded on a long run); the rate is over the whole run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class LoopStats:
+    """Record tick start times and compute durations (s, monotonic clock)."""
+
+    def __init__(self, window: int = 120_000) -> None:
+        self._periods = np.zeros(window)
+        self._compute = np.zeros(window)
+        self._n = 0  # ticks recorded
+        self._first_s: float | None = None
+        self._last_s: float | None = None
+
+    def record(self, start_s: float, compute_s: float) -> None:
+        """One tick that started at ``start_s`` and took ``compute_s`` of work."""
+        i = self._n % len(self._compute)
+        self._compute[i] = compute_s
+        if self._last_s is not None:
+            self._periods[(self._n - 1) % len(self._periods)] = start_s - self._last_s
+        else:
+            self._first_s = start_s
+        self._last_s = start_s
+        self._n += 1
+
+    @property
+    def ticks(self) -> int:
+        """Ticks recorded so far."""
+        return self._n
+
+    def summary(self) -> dict[str, float]:
+        """rate_hz over the run; period and compute p50/p99/max over the window, in ms."""
+        if self._n < 2 or self._first_s is None or self._last_s is None:
+            return {"ticks": float(self._n)}
+        periods = self._periods[: min(self._n - 1, len(self._periods))] * 1e3
+        compute = self._compute[: min(self._n, len(self._compute))] * 1e3
+        return {
+            "ticks": float(self._n),
+            "rate_hz": (self._n - 1) / (self._last_s - self._first_s),
+            "period_p50_ms": float(np.percentile(periods, 50)),
+            "period_p99_ms": float(np.percentile(periods, 99)),
+            "period_max_ms": float(periods.max()),
+            "compute_p50_ms": float(np.percentile(compute, 50)),
+            "compute_p99_ms": float(np.percentile(compute, 99)),
+        }

@@ -1,0 +1,217 @@
+"""Integration tests on real rclpy (nothing of ROS is mocked): the three nodes as processes.
+
+Each test runs its nodes in a ROS domain of its own on localhost, so tests and a demo running
+beside them do not hear each other. Limits checked here are safety limits (F_max); speed and rates
+are measured by bench/bench_stack.py, not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pytest
+
+import rclpy  # noqa: E402  (installed by ./run.sh setup: the ROS wheels, or your sourced ROS 2)
+
+from geometry_msgs.msg import WrenchStamped  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
+
+from bresa_control.bringup import config_files, node_set  # noqa: E402
+from bresa_control.config import BresaConfig  # noqa: E402
+from bresa_control.impedance import ImpedanceCommand  # noqa: E402
+from bresa_control.models import CRITIC_FILE, RECOVERY_FILE, models_folder  # noqa: E402
+from bresa_control.ros import messages  # noqa: E402
+from bresa_control.ros.runner import Stack  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def private_ros_domain(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A ROS domain per test process, on localhost only (children inherit the environment)."""
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+class Probe(Node):
+    """The test's own node: publishes task actions, watches the wrench, joints and commands."""
+
+    def __init__(self) -> None:
+        super().__init__("test_probe")
+        self.task_action = self.create_publisher(Float64MultiArray, messages.TASK_ACTION, messages.RELIABLE_QOS)
+        self.force_n = 0.0
+        self.commands = 0
+        self.joint_speed = np.inf
+        self.create_subscription(WrenchStamped, messages.WRENCH, self._on_wrench, messages.FAST_QOS)
+        self.create_subscription(JointState, messages.JOINT_STATES, self._on_joints, messages.FAST_QOS)
+        self.create_subscription(Float64MultiArray, messages.IMPEDANCE_COMMAND, self._on_command, messages.FAST_QOS)
+
+    def _on_wrench(self, msg: WrenchStamped) -> None:
+        force, _ = messages.wrench_arrays(msg)
+        self.force_n = float(np.linalg.norm(force))
+
+    def _on_joints(self, msg: JointState) -> None:
+        self.joint_speed = float(np.max(np.abs(msg.velocity)))
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        self.commands += 1
+
+    def spin_until(self, done: Callable[[], bool], timeout_s: float, stack: Stack) -> None:
+        """Spin until ``done()``; fail with the node logs if a node died or time ran out."""
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            rclpy.spin_once(self, timeout_sec=0.05)
+            failure = stack.failed()
+            assert failure is None, failure
+            assert time.monotonic() < deadline, f"timed out; logs: {[stack.log_tail(n) for n in stack.specs]}"
+
+    def spin_for(self, seconds: float, every: Callable[[], None] | None = None, period_s: float = 0.1) -> None:
+        """Spin for a while, calling ``every()`` each ``period_s``."""
+        end = time.monotonic() + seconds
+        next_call = time.monotonic()
+        while time.monotonic() < end:
+            if every is not None and time.monotonic() >= next_call:
+                every()
+                next_call += period_s
+            rclpy.spin_once(self, timeout_sec=0.005)
+
+    def publish(self, values: np.ndarray) -> None:
+        self.task_action.publish(messages.set_values(messages.command_message(), values))
+
+
+def _stack(tmp_path: Path, seed: int, nodes: tuple[str, ...]) -> Stack:
+    specs = [spec for spec in node_set(seed=seed, run_dir=str(tmp_path)) if spec.name in nodes]
+    return Stack(specs, config_files(None), tmp_path, "info")
+
+
+def test_bresa_demo_runs_the_three_nodes_and_inserts_the_peg(tmp_path: Path, config: BresaConfig) -> None:
+    out = tmp_path / "demo.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bresa_control.cli", "demo", "--seed", "0", "--json", str(out),
+         "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    demo = json.loads(out.read_text())
+    assert demo["inserted"] is True
+    assert demo["peak_force_n"] < config.safety.max_force_n
+    assert demo["critic_rate_hz"] > 0 and demo["critic_period_p99_ms"] > 0
+    assert isinstance(demo["reflex_count"], int)
+    assert demo["nodes"]["task_policy"]["done"] is True  # the policy saw the peg in and held
+    for name in ("mujoco_sim", "safety_critic", "task_policy"):
+        assert (tmp_path / "run" / f"{name}.log").is_file()
+
+
+def test_killing_the_task_policy_mid_insertion_leaves_the_arm_holding_safely(
+    tmp_path: Path, config: BresaConfig
+) -> None:
+    stack = _stack(tmp_path, seed=3, nodes=("mujoco_sim", "safety_critic", "task_policy"))
+    probe = Probe()
+    stack.start()
+    try:
+        probe.spin_until(lambda: probe.force_n > 2.0, timeout_s=90, stack=stack)  # in contact
+        stack.kill("task_policy")
+        probe.spin_for(2.0)
+        speed_after_hold = probe.joint_speed
+    finally:
+        stack.stop()
+        probe.destroy_node()
+    sim, critic = stack.summary("mujoco_sim"), stack.summary("safety_critic")
+    assert sim["peak_force_n"] < config.safety.max_force_n
+    assert critic["ticks_no_task_action"] > 1000 * (2.0 - config.runtime.task_action_timeout_s) * 0.5
+    assert speed_after_hold < 0.01  # rad/s: holding still
+
+
+def _adversarial_action(config: BresaConfig, hole_estimate_m: np.ndarray) -> np.ndarray:
+    """5 cm below the hole's top face, at the controller's maximum stiffness."""
+    k_max = config.controller.stiffness_range_n_per_m[1]
+    kr_max = config.controller.rotational_stiffness_range_nm_per_rad[1]
+    return ImpedanceCommand(
+        hole_estimate_m - np.array([0.0, 0.0, 0.05]), np.array(config.env.target_orientation_xyzw),
+        np.array([k_max] * 3 + [kr_max] * 3), np.array([200.0] * 3 + [10.0] * 3),
+    ).to_array()
+
+
+def test_adversarial_and_malformed_task_actions_never_reach_the_arm_unchecked(
+    tmp_path: Path, config: BresaConfig
+) -> None:
+    stack = _stack(tmp_path, seed=0, nodes=("mujoco_sim", "safety_critic"))  # the test is the policy
+    hole = np.array(next(s for s in stack.specs.values() if s.name == "safety_critic").parameters["hole_estimate_m"])
+    attack = _adversarial_action(config, hole)
+    probe = Probe()
+    stack.start()
+    try:
+        probe.spin_until(lambda: probe.commands > 100, timeout_s=90, stack=stack)  # critic up, holding
+        probe.spin_for(4.0, every=lambda: probe.publish(attack))
+        nan = attack.copy()
+        nan[9] = np.nan
+        too_stiff = attack.copy()
+        too_stiff[7:10] = 2.0 * config.controller.stiffness_range_n_per_m[1]
+        for bad in (attack[:5], nan, too_stiff):
+            probe.publish(bad)
+        probe.spin_for(0.5)
+    finally:
+        stack.stop()
+        probe.destroy_node()
+    sim, critic = stack.summary("mujoco_sim"), stack.summary("safety_critic")
+    assert sim["peak_force_n"] < config.safety.max_force_n
+    assert critic["reflex_count"] >= 1  # the reflex, not luck, kept the force down
+    assert critic["clamped"] >= 1
+    assert critic["dropped_malformed"] == 2 and critic["dropped_out_of_range"] == 1
+
+
+def _refusal(tmp_path: Path, *params: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "bresa_control.ros.critic_node", "--ros-args"]
+    for path in config_files(None):
+        cmd += ["--params-file", path]
+    cmd += ["-p", "reflex.mode:=control-rate"]
+    for param in params:
+        cmd += ["-p", param]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+
+
+def test_critic_node_refuses_to_start_without_its_model_files(tmp_path: Path) -> None:
+    result = _refusal(tmp_path, f"models_dir:={tmp_path}")
+    assert result.returncode == 2
+    assert f"{tmp_path / CRITIC_FILE} does not exist" in result.stderr
+
+
+def test_critic_node_refuses_a_model_whose_card_does_not_match(tmp_path: Path) -> None:
+    for name in (CRITIC_FILE, RECOVERY_FILE):
+        for path in (models_folder() / name, (models_folder() / name).with_suffix(".json")):
+            shutil.copy(path, tmp_path / path.name)
+    card_path = tmp_path / "safety_critic.json"
+    card: dict[str, Any] = json.loads(card_path.read_text())
+    card["input_size"] = card["input_size"] + 3
+    card_path.write_text(json.dumps(card))
+    result = _refusal(tmp_path, f"models_dir:={tmp_path}")
+    assert result.returncode == 2
+    assert "takes 20 inputs but its card" in result.stderr and "input_size 23" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ("safety.max_force_n:=-5.0", "safety.max_force_n out of range Min: 1.0, Max: 100.0, value: -5.0"),
+        ("safety.max_force_n:=200.5", "safety.max_force_n out of range"),
+        ("reflex.mode:='off'", "reflex.mode must be 'control-rate'"),
+        ("reflex.mode:=off", "(YAML reads bare on/off/yes/no as true/false: quote the value)"),
+        ("safety.max_forse_n:=20.0", "unknown parameter 'safety.max_forse_n'"),
+    ],
+)
+def test_critic_node_rejects_invalid_parameters_with_the_reason(tmp_path: Path, param: str, message: str) -> None:
+    result = _refusal(tmp_path, param)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
