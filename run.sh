@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bresa_control: one entry point for a fresh machine.
 #
-#   ./run.sh demo    set everything up, then run the main job (peg insertion in MuJoCo)
+#   ./run.sh demo    set everything up, then run the main job: the ROS 2 stack (MuJoCo arm, 1 kHz
+#                    safety critic, 10 Hz SAC policy) inserts a peg; result in results/demo.json
 #   ./run.sh test    set everything up, then run the test suite (what CI runs)
 #   ./run.sh bench   set everything up, then run the benchmarks (figures in README.md)
 #   ./run.sh setup   only set up: .venv/ with every dependency, the package installed editable
@@ -45,8 +46,8 @@ setup() {
 
 run_demo() {
   mkdir -p "$ROOT/results"
-  "$VENV/bin/bresa" evaluate --controller scripted --episodes 10 --seed 0 \
-    --json "$ROOT/results/demo.json" "$@"
+  cd "$ROOT"
+  "$VENV/bin/bresa" demo --seed 0 --json "$ROOT/results/demo.json" "$@"
 }
 
 run_tests() {
@@ -56,7 +57,8 @@ run_tests() {
 
 run_bench() {
   cd "$ROOT"
-  "$VENV/bin/python" bench/bench_sim.py --json "$ROOT/results/bench_sim.json" "$@"
+  "$VENV/bin/python" bench/bench_sim.py --json "$ROOT/results/bench_sim.json"
+  "$VENV/bin/python" bench/bench_stack.py --runs 5 --duration 20 --json "$ROOT/results/bench_stack.json"
 }
 
 main() {

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bresa_control.config import BresaConfig, default_config_path, load_config
+from bresa_control.config import default_config_path, load_config
 from bresa_control.sim import draw_episode
 
 PACKAGE = "bresa_control"
@@ -43,6 +43,7 @@ def node_set(
     models_dir: str = "",
     reflex_mode: str = "control-rate",
     run_dir: str = "",
+    trace: bool = False,
 ) -> list[NodeSpec]:
     """The nodes of the peg-insertion stack.
 
@@ -50,7 +51,7 @@ def node_set(
     ``seed`` and the critic and policy are told where the robot believes the hole is. On the real
     arm (``use_sim=False``) ``mujoco_sim`` is left out and ``hole_estimate_m`` (x y z of the hole's
     top centre, m, base frame) must be given. ``run_dir``, when set, is where each node writes its
-    summary (and trace) JSON at shutdown.
+    summary JSON at shutdown; ``trace`` adds what the reflex-latency benchmark needs to it.
     """
     config = load_config(config_path)
     if use_sim:
@@ -71,10 +72,10 @@ def node_set(
     nodes = []
     if use_sim:
         nodes.append(NodeSpec("mujoco_sim", "mujoco_sim", f"{PACKAGE}.ros.sim_node",
-                              {"seed": seed, "niceness": FAST_NICENESS, **outputs("mujoco_sim")}))
+                              {"seed": seed, "niceness": FAST_NICENESS, "trace": trace, **outputs("mujoco_sim")}))
     nodes.append(NodeSpec("safety_critic", "safety_critic", f"{PACKAGE}.ros.critic_node",
                           {"hole_estimate_m": hole, "models_dir": models_dir, "reflex.mode": reflex_mode,
-                           "niceness": FAST_NICENESS, **outputs("safety_critic")}))
+                           "niceness": FAST_NICENESS, "trace": trace, **outputs("safety_critic")}))
     nodes.append(NodeSpec("task_policy", "task_policy", f"{PACKAGE}.ros.policy_node",
                           {"hole_estimate_m": hole, "models_dir": models_dir, "policy": policy,
                            **outputs("task_policy")}))
@@ -88,7 +89,3 @@ def config_files(config_path: str | Path | None) -> list[str]:
         files.append(str(config_path))
     return files
 
-
-def stack_config(config_path: str | Path | None = None) -> BresaConfig:
-    """The config the stack runs with (for the runner's own timeouts and limits)."""
-    return load_config(config_path)

@@ -21,7 +21,10 @@ import pytest
 
 import rclpy  # noqa: E402  (installed by ./run.sh setup: the ROS wheels, or your sourced ROS 2)
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import WrenchStamped  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
@@ -55,6 +58,8 @@ class Probe(Node):
         self.force_n = 0.0
         self.commands = 0
         self.joint_speed = np.inf
+        self.diagnostics: dict[str, dict[str, str]] = {}
+        self.create_subscription(DiagnosticArray, messages.DIAGNOSTICS, self._on_diagnostics, 10)
         self.create_subscription(WrenchStamped, messages.WRENCH, self._on_wrench, messages.FAST_QOS)
         self.create_subscription(JointState, messages.JOINT_STATES, self._on_joints, messages.FAST_QOS)
         self.create_subscription(Float64MultiArray, messages.IMPEDANCE_COMMAND, self._on_command, messages.FAST_QOS)
@@ -66,17 +71,26 @@ class Probe(Node):
     def _on_joints(self, msg: JointState) -> None:
         self.joint_speed = float(np.max(np.abs(msg.velocity)))
 
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        self.diagnostics.update(messages.diagnostic_fields(msg))
+
+    def level(self, node: str) -> str | None:
+        """The latest diagnostics level a node reported."""
+        return self.diagnostics.get(node, {}).get("level")
+
     def _on_command(self, msg: Float64MultiArray) -> None:
         self.commands += 1
 
-    def spin_until(self, done: Callable[[], bool], timeout_s: float, stack: Stack) -> None:
-        """Spin until ``done()``; fail with the node logs if a node died or time ran out."""
+    def spin_until(self, done: Callable[[], bool], timeout_s: float, stack: Stack | None) -> None:
+        """Spin until ``done()``; fail if time ran out or (``stack`` given) a node died."""
         deadline = time.monotonic() + timeout_s
         while not done():
             rclpy.spin_once(self, timeout_sec=0.05)
-            failure = stack.failed()
-            assert failure is None, failure
-            assert time.monotonic() < deadline, f"timed out; logs: {[stack.log_tail(n) for n in stack.specs]}"
+            if stack is not None:
+                failure = stack.failed()
+                assert failure is None, failure
+            assert time.monotonic() < deadline, "timed out" + (
+                f"; logs: {[stack.log_tail(n) for n in stack.specs]}" if stack else "")
 
     def spin_for(self, seconds: float, every: Callable[[], None] | None = None, period_s: float = 0.1) -> None:
         """Spin for a while, calling ``every()`` each ``period_s``."""
@@ -126,6 +140,10 @@ def test_killing_the_task_policy_mid_insertion_leaves_the_arm_holding_safely(
         stack.kill("task_policy")
         probe.spin_for(2.0)
         speed_after_hold = probe.joint_speed
+        stack.stop(["mujoco_sim"])  # now the arm goes silent: the critic must report an error
+        probe.diagnostics.clear()
+        probe.spin_until(lambda: probe.level("safety_critic") is not None, timeout_s=5, stack=None)  # killed on purpose
+        critic_level = probe.level("safety_critic")
     finally:
         stack.stop()
         probe.destroy_node()
@@ -133,6 +151,8 @@ def test_killing_the_task_policy_mid_insertion_leaves_the_arm_holding_safely(
     assert sim["peak_force_n"] < config.safety.max_force_n
     assert critic["ticks_no_task_action"] > 1000 * (2.0 - config.runtime.task_action_timeout_s) * 0.5
     assert speed_after_hold < 0.01  # rad/s: holding still
+    assert critic_level == "ERROR"  # state older than runtime.state_timeout_s
+
 
 
 def _adversarial_action(config: BresaConfig, hole_estimate_m: np.ndarray) -> np.ndarray:
@@ -155,6 +175,7 @@ def test_adversarial_and_malformed_task_actions_never_reach_the_arm_unchecked(
     stack.start()
     try:
         probe.spin_until(lambda: probe.commands > 100, timeout_s=90, stack=stack)  # critic up, holding
+        refused = _set_parameter(probe, "safety_critic", "safety.max_force_n", 60.0)
         probe.spin_for(4.0, every=lambda: probe.publish(attack))
         nan = attack.copy()
         nan[9] = np.nan
@@ -171,6 +192,16 @@ def test_adversarial_and_malformed_task_actions_never_reach_the_arm_unchecked(
     assert critic["reflex_count"] >= 1  # the reflex, not luck, kept the force down
     assert critic["clamped"] >= 1
     assert critic["dropped_malformed"] == 2 and critic["dropped_out_of_range"] == 1
+    assert not refused.successful and "read-only" in refused.reason  # configured at startup only
+
+
+def _set_parameter(probe: Probe, node: str, name: str, value: float) -> Any:
+    """What ``ros2 param set`` does: call the node's set_parameters service."""
+    client = probe.create_client(SetParameters, f"/{node}/set_parameters")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+    rclpy.spin_until_future_complete(probe, future, timeout_sec=10)
+    return future.result().results[0]
 
 
 def _refusal(tmp_path: Path, *params: str) -> subprocess.CompletedProcess[str]:

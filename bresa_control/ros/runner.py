@@ -75,13 +75,15 @@ class Stack:
         self.processes[name].kill()
         self.processes[name].wait()
 
-    def stop(self) -> None:
-        """SIGINT every node still running (each writes its summary), SIGKILL after a timeout."""
-        for process in self.processes.values():
+    def stop(self, names: list[str] | None = None) -> None:
+        """SIGINT the named nodes (default all) still running, so each writes its summary;
+        SIGKILL any that has not exited after a timeout."""
+        chosen = [self.processes[n] for n in (names or list(self.processes))]
+        for process in chosen:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        for process in self.processes.values():
+        for process in chosen:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -118,6 +120,7 @@ def run_demo(
     policy: str = "sac",
     models_dir: str = "",
     log_level: str = "info",
+    trace: bool = False,
 ) -> dict[str, Any]:
     """Start the stack, run one insertion (and keep holding until ``duration_s`` if given), stop it.
 
@@ -126,7 +129,7 @@ def run_demo(
     """
     config = load_config(config_path)
     run_dir = Path(run_dir) if run_dir else Path("results") / time.strftime("demo-%Y%m%d-%H%M%S")
-    specs = node_set(config_path, seed=seed, policy=policy, models_dir=models_dir, run_dir=str(run_dir))
+    specs = node_set(config_path, seed=seed, policy=policy, models_dir=models_dir, run_dir=str(run_dir), trace=trace)
     stack = Stack(specs, config_files(config_path), run_dir, log_level)
     limit_s = duration_s if duration_s is not None else config.runtime.demo_timeout_s
     rclpy.init(args=[])
