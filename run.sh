@@ -21,7 +21,19 @@ ROS_WHEELS=("ros-rclpy[fastrtps]" ros-std-msgs ros-geometry-msgs ros-sensor-msgs
 
 log() { printf '[run.sh] %s\n' "$*" >&2; }
 
+system_packages() {
+  # Offscreen rendering on the CPU (bresa render, MUJOCO_GL=osmesa) needs Debian's libosmesa6.
+  if ldconfig -p 2>/dev/null | grep -q libOSMesa; then return 0; fi
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  log "installing libosmesa6 (offscreen rendering) with apt-get"
+  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libosmesa6; } >/dev/null; then
+    log "could not install libosmesa6: 'bresa render' will not work (everything else does)"
+  fi
+}
+
 setup() {
+  system_packages
   "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
     || { log "need Python 3.10 or newer, found $("$PYTHON" --version 2>&1)"; exit 1; }
   if [ ! -x "$VENV/bin/python" ]; then

@@ -28,6 +28,8 @@ setup(
         "tqdm",
         "rich",
         "tensorboard",
+        "rosbags>=0.10",
+        "matplotlib",
     ],
     extras_require={"test": ["pytest", "hypothesis", "colcon-common-extensions"]},
     zip_safe=True,

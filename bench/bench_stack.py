@@ -65,12 +65,19 @@ def main() -> int:
                 "rate_hz", "period_p50_ms", "period_p99_ms", "period_max_ms", "compute_p50_ms", "compute_p99_ms")},
             "latencies_ms": run_latencies, "wall_s": time.monotonic() - started,
         }
+        if row["rate_hz"] is None:
+            print(f"run {seed}: the critic never received a task action (see {result['run_dir']}); "
+                  "was the machine busy?", flush=True)
+            continue
         runs.append(row)
         print(f"run {seed}: {row['rate_hz']:.1f} Hz, period p50 {row['period_p50_ms']:.3f} / p99 "
               f"{row['period_p99_ms']:.3f} / max {row['period_max_ms']:.2f} ms, compute p50 "
               f"{row['compute_p50_ms']:.3f} / p99 {row['compute_p99_ms']:.3f} ms, {len(run_latencies)} reflexes "
               f"timed, inserted {row['inserted']}", flush=True)
 
+    if not runs:
+        print("no run got going: nothing to report", file=sys.stderr)
+        return 1
     figures = {
         "critic_rate_hz": min(r["rate_hz"] for r in runs),  # the worst run
         "period_p50_ms": max(r["period_p50_ms"] for r in runs),

@@ -44,6 +44,8 @@ def node_set(
     reflex_mode: str = "control-rate",
     run_dir: str = "",
     trace: bool = False,
+    recorder: bool = False,
+    nodes: tuple[str, ...] = ("mujoco_sim", "safety_critic", "task_policy"),
 ) -> list[NodeSpec]:
     """The nodes of the peg-insertion stack.
 
@@ -52,6 +54,10 @@ def node_set(
     arm (``use_sim=False``) ``mujoco_sim`` is left out and ``hole_estimate_m`` (x y z of the hole's
     top centre, m, base frame) must be given. ``run_dir``, when set, is where each node writes its
     summary JSON at shutdown; ``trace`` adds what the reflex-latency benchmark needs to it.
+    ``nodes`` picks a subset (tests leave out the policy and play it themselves). The simulated arm
+    starts ticking once every node that reads its state (and the bag recorder, with
+    ``recorder``) has subscribed, so no message is lost to start-up and the episode's simulated
+    time does not run while the policy is still loading.
     """
     config = load_config(config_path)
     if use_sim:
@@ -69,17 +75,19 @@ def node_set(
             return {}
         return {"summary_path": str(Path(run_dir) / f"{name}.json")}
 
-    nodes = []
+    readers = sum(name in nodes for name in ("safety_critic", "task_policy")) + int(recorder)
+    specs = []
     if use_sim:
-        nodes.append(NodeSpec("mujoco_sim", "mujoco_sim", f"{PACKAGE}.ros.sim_node",
-                              {"seed": seed, "niceness": FAST_NICENESS, "trace": trace, **outputs("mujoco_sim")}))
-    nodes.append(NodeSpec("safety_critic", "safety_critic", f"{PACKAGE}.ros.critic_node",
+        specs.append(NodeSpec("mujoco_sim", "mujoco_sim", f"{PACKAGE}.ros.sim_node",
+                              {"seed": seed, "niceness": FAST_NICENESS, "trace": trace,
+                               "wait_for_subscribers": readers, **outputs("mujoco_sim")}))
+    specs.append(NodeSpec("safety_critic", "safety_critic", f"{PACKAGE}.ros.critic_node",
                           {"hole_estimate_m": hole, "models_dir": models_dir, "reflex.mode": reflex_mode,
                            "niceness": FAST_NICENESS, "trace": trace, **outputs("safety_critic")}))
-    nodes.append(NodeSpec("task_policy", "task_policy", f"{PACKAGE}.ros.policy_node",
+    specs.append(NodeSpec("task_policy", "task_policy", f"{PACKAGE}.ros.policy_node",
                           {"hole_estimate_m": hole, "models_dir": models_dir, "policy": policy,
                            **outputs("task_policy")}))
-    return nodes
+    return [spec for spec in specs if spec.name in nodes]
 
 
 def config_files(config_path: str | Path | None) -> list[str]:

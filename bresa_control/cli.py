@@ -5,6 +5,8 @@
     bresa train-critic --data data/risk_data.npz --seed 0 --out-dir models
     bresa train-policy --timesteps 50000 --seed 0 --models-dir models
     bresa demo --seed 0 --json results/demo.json
+    bresa plot results/demo-<time>/bag
+    bresa render --controller bresa --seed 0 --out results/insertion.gif
 
 Errors in what the user gave (a bad config, an unknown controller) print one clear line and exit
 with status 2; Ctrl-C stops cleanly with what was finished written to disk.
@@ -13,7 +15,12 @@ with status 2; Ctrl-C stops cleanly with what was finished written to disk.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
+
+if sys.argv[1:2] == ["render"]:  # MuJoCo picks its OpenGL backend when first imported
+    os.environ.setdefault("MUJOCO_GL", "osmesa")  # CPU offscreen rendering (Debian: libosmesa6)
 from typing import Sequence
 
 from bresa_control.config import ConfigError, load_config
@@ -23,6 +30,7 @@ from bresa_control.evaluate import (
     EpisodeResult,
     evaluate,
     format_table,
+    plot_episode,
     report,
     summarise,
 )
@@ -46,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=_positive_int, default=1,
                     help="episodes run in this many processes (same results, in seed order)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.add_argument("--plot", metavar="PNG",
+                    help="plot the first episode (force, risk, stiffness, reflex) here; default with --json: "
+                         "beside it, same name, .png")
     ev.set_defaults(func=_evaluate)
 
     co = commands.add_parser("collect", help="record offline risk data (scripted + random actions)")
@@ -93,7 +104,24 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--run-dir", help="node logs and summaries (default: results/demo-<time>)")
     de.add_argument("--json", help="write the result here")
     de.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
+    de.add_argument("--no-bag", action="store_true", help="do not record the MCAP bag (nor plot it)")
     de.set_defaults(func=_demo)
+
+    pl = commands.add_parser("plot", help="plot force, risk, stiffness and reflex of a recorded bag")
+    pl.add_argument("bag", help="bag folder written by bresa demo (run folder/bag)")
+    pl.add_argument("--out", help="PNG path (default: next to the bag, plot.png)")
+    pl.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml (F_max, eps_safe)")
+    pl.set_defaults(func=_plot)
+
+    re_ = commands.add_parser("render", help="render one insertion to a GIF, offscreen on the CPU")
+    re_.add_argument("--controller", choices=list(CONTROLLERS), default="bresa")
+    re_.add_argument("--seed", type=int, default=0)
+    re_.add_argument("--scenario", choices=SCENARIOS, default="nominal")
+    re_.add_argument("--camera", choices=("close", "side"), default="close")
+    re_.add_argument("--out", default="results/insertion.gif")
+    re_.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    re_.add_argument("--models-dir", help="trained models (default: the shipped models/)")
+    re_.set_defaults(func=_render)
     return parser
 
 
@@ -139,6 +167,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         write_json_atomic(args.json, report(summary, results, args.seed, complete=True))
         print(f"wrote {args.json}")
+    plot = args.plot or (str(Path(args.json).with_suffix(".png")) if args.json else None)
+    if plot:
+        print(f"wrote {plot_episode(args.controller, config, args.scenario, args.seed, plot, args.models_dir)}")
     return 0
 
 
@@ -210,10 +241,15 @@ def _demo(args: argparse.Namespace) -> int:
     load_config(args.config)  # a bad file fails here, before any node starts
     try:
         result = run_demo(args.config, args.seed, args.duration, args.run_dir, args.policy, args.models_dir,
-                          args.log_level)
+                          args.log_level, record=not args.no_bag)
     except RuntimeError as exc:
         print(f"bresa demo: {exc}", file=sys.stderr)
         return 1
+    result["plot"] = None
+    if result["bag"]:
+        print(f"bag: {result['bag']} ({sum(result['bag_counts'].values())} messages)")
+        result["plot"] = str(_plot_bag(result["bag"], Path(result["run_dir"]) / "plot.png", args.config))
+        print(f"plot: {result['plot']}")
     rate = result["critic_rate_hz"]
     timing = (f"critic {rate:.0f} Hz with period p99 {result['critic_period_p99_ms']:.2f} ms" if rate
               else "the critic never received a task action")
@@ -226,6 +262,35 @@ def _demo(args: argparse.Namespace) -> int:
         write_json_atomic(args.json, result)
         print(f"wrote {args.json}")
     return 0 if result["inserted"] else 1
+
+
+def _render(args: argparse.Namespace) -> int:
+    from bresa_control.render import render_episode
+
+    path, frames, inserted = render_episode(args.controller, load_config(args.config), args.out, args.seed,
+                                            args.scenario, args.camera, models_dir=args.models_dir)
+    print(f"wrote {path}: {frames} frames, {'inserted' if inserted else 'not inserted'}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    try:
+        out = _plot_bag(args.bag, args.out or Path(args.bag).parent / "plot.png", args.config)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"bresa plot: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+def _plot_bag(bag: str | Path, out: str | Path, config_path: str | None) -> Path:
+    from bresa_control.plots import plot_run, series_from_bag
+
+    if not Path(bag).is_dir():
+        raise FileNotFoundError(f"bag folder {bag} does not exist")
+    config = load_config(config_path)
+    return plot_run(series_from_bag(bag), out, config.safety.max_force_n, config.reflex.eps_safe,
+                    f"bresa demo: {Path(bag).parent.name}")
 
 
 def _positive_float(text: str) -> float:

@@ -114,6 +114,9 @@ class PegInsertion(gym.Env):
         # Called every tick with (critic features of the state and the executed command, cost of
         # the tick that followed); data collection and online critic refinement set it.
         self.tick_recorder: Callable[[np.ndarray, float], None] | None = None
+        # Called every tick with (time s, wrist force N, risk, commanded stiffness, reflex active,
+        # reflex fired); plots set it (bresa_control.plots.TickTrace).
+        self.tick_observer: Callable[[float, float, float, np.ndarray, bool, bool], None] | None = None
         self.command: ImpedanceCommand | None = None  # the task policy's proposed command
         self.applied: ImpedanceCommand | None = None  # what the controller ran at the last tick
 
@@ -200,6 +203,9 @@ class PegInsertion(gym.Env):
             tip = tick.tip_position_m
             outside = bool((tip < self._workspace[0]).any() or (tip > self._workspace[1]).any())
             stats.workspace_violation |= outside
+            if self.tick_observer is not None:
+                self.tick_observer(self.sim.time_s, force_n, decision.risk, decision.command.stiffness,
+                                   decision.active, decision.fired)
             if self.tick_recorder is not None:
                 violated = force_n > safety.max_force_n or torque_nm > safety.max_torque_nm or outside
                 self.tick_recorder(features, float(violated))

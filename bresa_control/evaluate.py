@@ -223,3 +223,20 @@ def report(
 ) -> dict[str, Any]:
     """The JSON document of one evaluation: summary fields plus every episode."""
     return {**summary, "seed": seed, "complete": complete, "per_episode": [asdict(r) for r in results]}
+
+
+def plot_episode(
+    name: str, config: BresaConfig, scenario: str, seed: int, out: str | Path, models_dir: str | Path | None = None
+) -> Path:
+    """Run episode ``seed`` of a controller again, tick by tick, and plot force, risk, stiffness and
+    reflex (:func:`bresa_control.plots.plot_run`)."""
+    from bresa_control.plots import TickTrace, plot_run
+
+    setup = make_controller(name, config, models_dir)
+    env = PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario)
+    trace = TickTrace()
+    env.tick_observer = trace
+    result = run_episode(env, setup.policy, seed)
+    outcome = "inserted" if result.inserted else "not inserted"
+    title = f"{name}, {scenario}, seed {seed}: {outcome}, peak force {result.peak_force_n:.1f} N"
+    return plot_run(trace.series(), out, config.safety.max_force_n, setup.config.reflex.eps_safe, title)

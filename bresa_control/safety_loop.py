@@ -36,11 +36,14 @@ from bresa_control.risk_features import TickState
 from bresa_control.robot import RobotModel
 
 STATUSES = ("waiting-for-state", "state-stale", "no-task-action", "task", "reflex")
+# The values of a bresa/reflex message; risk is NaN on ticks the critic did not score (holding).
+REFLEX_LABELS = ("risk", "eps_safe", "active", "fired", "reflex_count", "state_age_ms", "holding")
 
 
 @dataclass(frozen=True)
 class SafetyTick:
-    """What the loop decided on one tick; ``command`` is None only while waiting for state."""
+    """What the loop decided on one tick; ``command`` is None only while waiting for state, ``risk``
+    is NaN on ticks the critic did not score (waiting or holding)."""
 
     command: ImpedanceCommand | None
     status: str
@@ -138,12 +141,12 @@ class SafetyLoop:
     def tick(self, now_s: float) -> SafetyTick:
         """Decide this tick's command."""
         if not self.state.complete:
-            return self._count(SafetyTick(None, "waiting-for-state", 0.0, False, -np.inf))
+            return self._count(SafetyTick(None, "waiting-for-state", np.nan, False, -np.inf))
         stamp = self.state.stamp_s
         if now_s - stamp > self.config.runtime.state_timeout_s:
-            return self._count(SafetyTick(self._hold_command(), "state-stale", 1.0, False, stamp))
+            return self._count(SafetyTick(self._hold_command(), "state-stale", np.nan, False, stamp))
         if not self._have_action or now_s - self._action_time_s > self.config.runtime.task_action_timeout_s:
-            return self._count(SafetyTick(self._hold_command(), "no-task-action", 0.0, False, stamp))
+            return self._count(SafetyTick(self._hold_command(), "no-task-action", np.nan, False, stamp))
         self.hold.release()
         decision = self.reflex.step(self._tick_state(), self.face_z_m)
         self._applied = decision.command

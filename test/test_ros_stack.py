@@ -26,6 +26,7 @@ from geometry_msgs.msg import WrenchStamped  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.node import Node  # noqa: E402
+from rosbags.highlevel import AnyReader  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
@@ -127,6 +128,18 @@ def test_bresa_demo_runs_the_three_nodes_and_inserts_the_peg(tmp_path: Path, con
     assert demo["nodes"]["task_policy"]["done"] is True  # the policy saw the peg in and held
     for name in ("mujoco_sim", "safety_critic", "task_policy"):
         assert (tmp_path / "run" / f"{name}.log").is_file()
+    # The bag: MCAP, opens with rosbags, holds every contract topic with as many messages as the
+    # nodes published.
+    published: dict[str, int] = {}
+    for node in demo["nodes"].values():
+        for topic, count in node["published"].items():
+            published[topic] = published.get(topic, 0) + count
+    assert demo["bag"] == str(tmp_path / "run" / "bag") and list(Path(demo["bag"]).glob("*.mcap"))
+    with AnyReader([Path(demo["bag"])]) as reader:
+        in_bag = {c.topic.lstrip("/"): c.msgcount for c in reader.connections}
+    for topic in ("joint_states", "ft_sensor/wrench", "bresa/task_action", "bresa/impedance_command", "bresa/reflex"):
+        assert in_bag[topic] == published[topic] > 0, topic
+    assert Path(demo["plot"]).stat().st_size > 10_000 and "plot:" in result.stdout
 
 
 def test_killing_the_task_policy_mid_insertion_leaves_the_arm_holding_safely(

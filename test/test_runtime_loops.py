@@ -115,7 +115,7 @@ def test_stale_state_holds_and_is_reported_as_an_error_status(config: BresaConfi
     loop = _loop(config, arm, now=0.0)
     assert loop.on_task_action(_action(_tip(arm), [0.0, 0.0, -0.01]), 0.0)
     out = loop.tick(config.runtime.state_timeout_s + 0.001)  # no state since t = 0
-    assert out.status == "state-stale" and out.risk == 1.0
+    assert out.status == "state-stale" and np.isnan(out.risk)  # not scored: held
     assert np.all(out.command.stiffness[:3] == config.runtime.hold_stiffness_n_per_m)
 
 

@@ -24,8 +24,9 @@ from bresa_control.ros.node_base import BresaNode, run
 from bresa_control.safety_loop import SafetyLoop, SafetyTick
 from bresa_control.timing import LoopStats
 
-# bresa/reflex: every change of the reflex state at once, and the risk every 10 ticks (100 Hz).
+# bresa/reflex: every change of state (task, reflex, hold) at once, and the risk every 10 ticks (100 Hz).
 REFLEX_EVERY_TICKS = 10
+HOLDING = ("state-stale", "no-task-action")
 
 
 class SafetyCriticNode(BresaNode):
@@ -52,8 +53,9 @@ class SafetyCriticNode(BresaNode):
         self.create_subscription(WrenchStamped, messages.WRENCH, self._on_wrench, messages.FAST_QOS)
         self.create_subscription(Float64MultiArray, messages.TASK_ACTION, self._on_task_action, messages.RELIABLE_QOS)
         self._status_since_report: dict[str, int] = {}
-        self._reflex_active, self._reflex_ticks = False, 0
-        self.create_timer(self.config.env.control_period_s, self._on_timer)
+        self._reflex_state, self._reflex_ticks = "", 0
+        self.create_aligned_timer(self.config.env.control_period_s, self.config.runtime.critic_tick_offset_s,
+                                  self._on_timer)
         self.get_logger().info(
             f"reflex {self.config.reflex.mode} at {1 / self.config.env.control_period_s:.0f} Hz, eps_safe "
             f"{self.config.reflex.eps_safe}, critic AUROC {card.get('evaluation', {}).get('auroc_holdout', '?')}"
@@ -80,12 +82,12 @@ class SafetyCriticNode(BresaNode):
         now = time.time()
         out = self.loop.tick(now)
         if out.command is not None:
-            self._command_pub.publish(messages.set_values(self._command_msg, out.command.to_array()))
-        active = out.status == "reflex"
+            self.send(self._command_pub, messages.set_values(self._command_msg, out.command.to_array()))
+        state = out.status
         self._reflex_ticks += 1
-        if active != self._reflex_active or self._reflex_ticks >= REFLEX_EVERY_TICKS:
+        if out.command is not None and (state != self._reflex_state or self._reflex_ticks >= REFLEX_EVERY_TICKS):
             self._publish_reflex(out, now)
-            self._reflex_active, self._reflex_ticks = active, 0
+            self._reflex_state, self._reflex_ticks = state, 0
         if out.fired:
             self.get_logger().info(f"reflex fired: risk {out.risk:.2f} > eps_safe {self.config.reflex.eps_safe}")
         if out.status in ("task", "reflex") or self.stats.ticks:  # steady state: from the first task action on
@@ -93,9 +95,9 @@ class SafetyCriticNode(BresaNode):
 
     def _publish_reflex(self, out: SafetyTick, now: float) -> None:
         age_ms = (now - out.state_stamp_s) * 1e3 if np.isfinite(out.state_stamp_s) else -1.0
-        self._reflex_pub.publish(messages.set_values(self._reflex_msg, np.array(
+        self.send(self._reflex_pub, messages.set_values(self._reflex_msg, np.array(
             [out.risk, self.config.reflex.eps_safe, float(out.status == "reflex"), float(out.fired),
-             float(self.loop.reflex_count), age_ms])))
+             float(self.loop.reflex_count), age_ms, float(out.status in HOLDING)])))
 
     def status(self) -> tuple[str, str, dict[str, Any]]:
         ticks = dict(self.loop.status_ticks)

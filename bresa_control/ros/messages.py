@@ -31,6 +31,7 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 from bresa_control.impedance import COMMAND_LABELS
 from bresa_control.robot import ARM_JOINTS
+from bresa_control.safety_loop import REFLEX_LABELS  # noqa: F401 (part of the contract, re-exported)
 
 JOINT_STATES = "joint_states"
 WRENCH = "ft_sensor/wrench"
@@ -40,7 +41,6 @@ REFLEX = "bresa/reflex"
 DIAGNOSTICS = "diagnostics"
 BASE_FRAME = "panda_link0"
 
-REFLEX_LABELS = ("risk", "eps_safe", "active", "fired", "reflex_count", "state_age_ms")
 
 # 1 kHz streams: best effort, only the newest sample matters. Decisions and reflex events: reliable.
 FAST_QOS = qos_profile_sensor_data

@@ -11,10 +11,14 @@ key, a likely typo) stops the node at startup with the key and the reason.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import signal
 import sys
+import threading
 import time
 import typing
+from collections import Counter
 from typing import Any, Callable
 
 import rclpy
@@ -23,6 +27,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from bresa_control.config import BresaConfig, ConfigError, config_to_dict, load_config
 from bresa_control.files import write_json_atomic
@@ -78,8 +83,14 @@ class BresaNode(Node):
             self.declare_parameter(key, default, ParameterDescriptor(description=description, read_only=True))
         self._check_unknown_overrides(set(extra))
         self._set_niceness(int(self.param("niceness")))
+        self.published: Counter[str] = Counter()  # messages sent per topic (in the summary)
         self._diagnostics = self.create_publisher(messages.DiagnosticArray, messages.DIAGNOSTICS, 10)
         self.create_timer(1.0, self._publish_diagnostics)
+
+    def send(self, publisher: Any, msg: Any) -> None:
+        """Publish and count (the counts let a recording be checked against what was sent)."""
+        publisher.publish(msg)
+        self.published[publisher.topic_name.lstrip("/")] += 1
 
     def param(self, name: str) -> Any:
         """A node-specific parameter's value."""
@@ -114,6 +125,17 @@ class BresaNode(Node):
                 "config/peg_insertion.yaml and: " + ", ".join(sorted(extra))
             )
 
+    def create_aligned_timer(self, period_s: float, offset_s: float, callback: Callable[[], None]) -> Any:
+        """A timer whose ticks fall ``offset_s`` after each multiple of ``period_s`` of the wall
+        clock. Two 1 kHz nodes on one machine then keep a fixed phase: the simulated arm ticks at
+        offset 0 and the critic at ``runtime.critic_tick_offset_s``, so the critic's command is
+        ready before the arm's next tick (a cyclic schedule, as on a real-time controller)."""
+        target = (math.floor(time.time() / period_s) + 1) * period_s + offset_s
+        time.sleep(max(0.0, target - time.time() - 0.002))
+        while time.time() < target:  # the last 2 ms busy-waiting: sleep is too coarse for 0.1 ms
+            pass
+        return self.create_timer(period_s, callback)
+
     def _set_niceness(self, niceness: int) -> None:
         if niceness == 0:
             return
@@ -130,7 +152,7 @@ class BresaNode(Node):
 
     def _publish_diagnostics(self) -> None:
         level, message, fields = self.status()
-        self._diagnostics.publish(messages.diagnostics(self.get_name(), level, message, fields, time.time()))
+        self.send(self._diagnostics, messages.diagnostics(self.get_name(), level, message, fields, time.time()))
 
     def summary(self) -> dict[str, Any]:
         """What the node writes to ``summary_path`` at shutdown; nodes override it."""
@@ -140,7 +162,7 @@ class BresaNode(Node):
         """Write :meth:`summary` atomically to the ``summary_path`` parameter, if set."""
         path = self.param("summary_path") if self.has_parameter("summary_path") else ""
         if path:
-            write_json_atomic(path, {"node": self.get_name(), **self.summary()})
+            write_json_atomic(path, {"node": self.get_name(), **self.summary(), "published": dict(self.published)})
 
 
 def run(factory: Callable[[], BresaNode], name: str, args: list[str] | None = None) -> None:
@@ -149,19 +171,24 @@ def run(factory: Callable[[], BresaNode], name: str, args: list[str] | None = No
     A node that cannot start (bad parameter, missing or mismatched model) prints one line naming
     the problem and exits with status 2.
     """
-    rclpy.init(args=args)
+    stop = threading.Event()
+    # Our own handlers: a signal only sets a flag, so it never lands as an exception inside a
+    # 1 kHz callback; the loop below finishes the current callback and shuts down cleanly.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
         node = factory()
     except (StartupError, ConfigError, ModelError, ValueError) as exc:
         print(f"[{name}] refusing to start: {exc}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         sys.exit(2)
-    executor = _executor()
+    executor = make_executor()
     executor.add_node(node)
     try:
-        while rclpy.ok():
+        while rclpy.ok() and not stop.is_set():
             executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
     finally:
         node.write_summary()
@@ -169,7 +196,7 @@ def run(factory: Callable[[], BresaNode], name: str, args: list[str] | None = No
         rclpy.try_shutdown()
 
 
-def _executor() -> Any:
+def make_executor() -> Any:
     """rclpy's EventsExecutor where this rclpy has it (far less overhead per callback, which
     matters at 1 kHz with three nodes on two cores), else the SingleThreadedExecutor."""
     try:

@@ -7,7 +7,6 @@ once per decision period, and holds once the peg is in.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch
@@ -67,12 +66,12 @@ class TaskPolicyNode(BresaNode):
         was_done = self.loop.done
         command = self.loop.decide()
         if command is not None:
-            self._pub.publish(messages.set_values(self._msg, command.to_array()))
+            self.send(self._pub, messages.set_values(self._msg, command.to_array()))
         if self.loop.done and not was_done:
             self.get_logger().info("peg is in (by the estimated hole): holding")
 
     def status(self) -> tuple[str, str, dict[str, Any]]:
-        fields = {"decisions": self.loop.decisions, "done": self.loop.done, "time_s": time.time()}
+        fields = {"decisions": self.loop.decisions, "done": self.loop.done}
         if self.loop.q is None or self.loop.force_n is None:
             return "WARN", "waiting for joint_states and ft_sensor/wrench", fields
         return "OK", "done: holding" if self.loop.done else "inserting", fields

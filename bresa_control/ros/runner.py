@@ -25,8 +25,11 @@ from rclpy.node import Node
 from bresa_control.bringup import NodeSpec, config_files, node_set
 from bresa_control.config import load_config
 from bresa_control.ros import messages
+from bresa_control.ros.node_base import make_executor
+from bresa_control.ros.recorder import BagRecorder
 
 STOP_TIMEOUT_S = 15.0
+DRAIN_S = 0.5
 
 
 class Stack:
@@ -52,9 +55,8 @@ class Stack:
         """Start every node; its stdout and stderr go to ``<run_dir>/<name>.log``."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for name, spec in self.specs.items():
-            log = open(self.run_dir / f"{name}.log", "wb")  # noqa: SIM115 (closed by the child's exit)
-            self.processes[name] = subprocess.Popen(self.command(spec), stdout=log, stderr=subprocess.STDOUT)
-            log.close()
+            with open(self.run_dir / f"{name}.log", "wb") as log:  # the child keeps its own handle
+                self.processes[name] = subprocess.Popen(self.command(spec), stdout=log, stderr=subprocess.STDOUT)
 
     def failed(self) -> str | None:
         """The first node that exited on its own, with the tail of its log; None if all run."""
@@ -121,26 +123,35 @@ def run_demo(
     models_dir: str = "",
     log_level: str = "info",
     trace: bool = False,
+    record: bool = True,
 ) -> dict[str, Any]:
     """Start the stack, run one insertion (and keep holding until ``duration_s`` if given), stop it.
 
-    Returns ``inserted``, ``peak_force_n``, ``critic_rate_hz``, ``critic_period_p99_ms``,
-    ``reflex_count`` and more; raises ``RuntimeError`` if a node fails to start.
+    With ``record`` every contract topic goes into an MCAP bag in the run folder. Returns
+    ``inserted``, ``peak_force_n``, ``critic_rate_hz``, ``critic_period_p99_ms``, ``reflex_count``,
+    ``bag`` and more; raises ``RuntimeError`` if a node fails to start.
     """
     config = load_config(config_path)
     run_dir = Path(run_dir) if run_dir else Path("results") / time.strftime("demo-%Y%m%d-%H%M%S")
-    specs = node_set(config_path, seed=seed, policy=policy, models_dir=models_dir, run_dir=str(run_dir), trace=trace)
+    specs = node_set(config_path, seed=seed, policy=policy, models_dir=models_dir, run_dir=str(run_dir),
+                     trace=trace, recorder=record)
     stack = Stack(specs, config_files(config_path), run_dir, log_level)
     limit_s = duration_s if duration_s is not None else config.runtime.demo_timeout_s
+    run_dir.mkdir(parents=True, exist_ok=True)
     rclpy.init(args=[])
+    executor = make_executor()
     monitor = Monitor()
+    recorder = BagRecorder(run_dir / "bag") if record else None
+    for node in (monitor, recorder):
+        if node is not None:
+            executor.add_node(node)
     start = time.monotonic()
     inserted_at: float | None = None
     failure = None
     try:
         stack.start()
         while time.monotonic() - start < limit_s:
-            rclpy.spin_once(monitor, timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.05)
             failure = stack.failed()
             if failure:
                 break
@@ -152,6 +163,12 @@ def run_demo(
                     break
     finally:
         stack.stop()
+        drain_until = time.monotonic() + DRAIN_S  # messages still in flight reach the bag
+        while time.monotonic() < drain_until:
+            executor.spin_once(timeout_sec=0.05)
+        if recorder is not None:
+            recorder.close()
+            recorder.destroy_node()
         monitor.destroy_node()
         rclpy.try_shutdown()
     if failure:
@@ -173,6 +190,8 @@ def run_demo(
         "seed": seed,
         "policy": policy,
         "run_dir": str(run_dir),
+        "bag": str(recorder.path) if recorder is not None else None,
+        "bag_counts": dict(recorder.counts) if recorder is not None else None,
         "nodes": {"mujoco_sim": sim, "safety_critic": critic, "task_policy": task},
     }
 

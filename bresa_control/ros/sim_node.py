@@ -30,6 +30,8 @@ class MujocoSimNode(BresaNode):
             "seed": (0, "episode seed: hole position, perception error and start pose"),
             "summary_path": ("", "write a JSON summary here at shutdown (empty: none)"),
             "trace": (False, "record when each distinct command was first applied (latency bench)"),
+            "wait_for_subscribers": (0, "start ticking once joint_states and ft_sensor/wrench each have this "
+                                        "many subscribers (the nodes that read the arm, and a recorder)"),
         })
         self.loop = ArmLoop(self.config, int(self.param("seed")), trace=bool(self.param("trace")))
         self._dt = self.config.env.control_period_s
@@ -37,11 +39,10 @@ class MujocoSimNode(BresaNode):
         self._wrench_pub = self.create_publisher(WrenchStamped, messages.WRENCH, messages.FAST_QOS)
         self._joints, self._wrench = JointState(), WrenchStamped()
         self.create_subscription(Float64MultiArray, messages.IMPEDANCE_COMMAND, self._on_command, messages.FAST_QOS)
-        self._start_s = time.time()
         self._ticks = 0
         self._late_ticks = 0
-        self._publish_state(self._start_s)
-        self.create_timer(self._dt, self._on_timer)
+        self._start_s: float | None = None  # wall time of tick 0, once the readers are there
+        self.create_aligned_timer(self._dt, 0.0, self._on_timer)
         layout = self.loop.layout
         self.get_logger().info(
             f"hole at {np.round(layout.hole_top_m, 4).tolist()} m, robot's estimate "
@@ -55,7 +56,15 @@ class MujocoSimNode(BresaNode):
 
     def _on_timer(self) -> None:
         now = time.time()
-        due = int((now - self._start_s) / self._dt) - self._ticks
+        if self._start_s is None:
+            wanted = self.param("wait_for_subscribers")
+            if min(self._joints_pub.get_subscription_count(), self._wrench_pub.get_subscription_count()) < wanted:
+                return
+            self._start_s = now
+            self._publish_state(time.time())
+            self.get_logger().info("readers connected: the arm starts")
+            return
+        due = int((now - self._start_s) / self._dt + 0.5) - self._ticks  # nearest: timers jitter both ways
         if due > MAX_CATCH_UP_TICKS:  # far behind (a stall): drop the backlog, keep going
             self._late_ticks += due - MAX_CATCH_UP_TICKS
             self._ticks += due - MAX_CATCH_UP_TICKS
@@ -64,15 +73,17 @@ class MujocoSimNode(BresaNode):
             self.loop.tick(now)
             self._ticks += 1
         if due > 0:
-            self._publish_state(now)
+            self._publish_state(time.time())  # stamped when the sample is complete
 
     def _publish_state(self, now: float) -> None:
         sim = self.loop.sim
         force, torque = sim.wrench()
-        self._joints_pub.publish(messages.joint_state(sim.q, sim.dq, sim.controller.last_torque, now, self._joints))
-        self._wrench_pub.publish(messages.wrench(force, torque, now, self._wrench))
+        self.send(self._joints_pub, messages.joint_state(sim.q, sim.dq, sim.controller.last_torque, now, self._joints))
+        self.send(self._wrench_pub, messages.wrench(force, torque, now, self._wrench))
 
     def status(self) -> tuple[str, str, dict[str, Any]]:
+        if self._start_s is None:
+            return "WARN", f"waiting for {self.param('wait_for_subscribers')} subscribers to start", {}
         loop = self.loop
         holding = loop.hold.active
         message = "holding: no fresh impedance command" if holding else "following impedance commands"
@@ -82,7 +93,7 @@ class MujocoSimNode(BresaNode):
         loop = self.loop
         return {
             "sim_time_s": loop.sim.time_s,
-            "real_time_factor": loop.sim.time_s / max(time.time() - self._start_s, 1e-9),
+            "real_time_factor": loop.sim.time_s / max(time.time() - (self._start_s or time.time()), 1e-9),
             "inserted": loop.inserted,
             "insertion_time_s": loop.insertion_time_s if loop.insertion_time_s is not None else -1.0,
             "insertion_depth_m": loop.sim.insertion_depth_m(),
