@@ -108,7 +108,7 @@ class Probe(Node):
 
 
 def _stack(tmp_path: Path, seed: int, nodes: tuple[str, ...]) -> Stack:
-    specs = [spec for spec in node_set(seed=seed, run_dir=str(tmp_path)) if spec.name in nodes]
+    specs = node_set(seed=seed, run_dir=str(tmp_path), nodes=nodes)
     return Stack(specs, config_files(None), tmp_path, "info")
 
 

@@ -54,8 +54,7 @@ class SafetyCriticNode(BresaNode):
         self.create_subscription(Float64MultiArray, messages.TASK_ACTION, self._on_task_action, messages.RELIABLE_QOS)
         self._status_since_report: dict[str, int] = {}
         self._reflex_state, self._reflex_ticks = "", 0
-        self.create_aligned_timer(self.config.env.control_period_s, self.config.runtime.critic_tick_offset_s,
-                                  self._on_timer)
+        self.create_timer(self.config.env.control_period_s, self._on_timer)
         self.get_logger().info(
             f"reflex {self.config.reflex.mode} at {1 / self.config.env.control_period_s:.0f} Hz, eps_safe "
             f"{self.config.reflex.eps_safe}, critic AUROC {card.get('evaluation', {}).get('auroc_holdout', '?')}"

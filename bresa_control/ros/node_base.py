@@ -11,7 +11,6 @@ key, a likely typo) stops the node at startup with the key and the reason.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import signal
 import sys
@@ -124,17 +123,6 @@ class BresaNode(Node):
                 f"unknown parameter '{unknown[0]}' (a typo?); this node takes the keys of "
                 "config/peg_insertion.yaml and: " + ", ".join(sorted(extra))
             )
-
-    def create_aligned_timer(self, period_s: float, offset_s: float, callback: Callable[[], None]) -> Any:
-        """A timer whose ticks fall ``offset_s`` after each multiple of ``period_s`` of the wall
-        clock. Two 1 kHz nodes on one machine then keep a fixed phase: the simulated arm ticks at
-        offset 0 and the critic at ``runtime.critic_tick_offset_s``, so the critic's command is
-        ready before the arm's next tick (a cyclic schedule, as on a real-time controller)."""
-        target = (math.floor(time.time() / period_s) + 1) * period_s + offset_s
-        time.sleep(max(0.0, target - time.time() - 0.002))
-        while time.time() < target:  # the last 2 ms busy-waiting: sleep is too coarse for 0.1 ms
-            pass
-        return self.create_timer(period_s, callback)
 
     def _set_niceness(self, niceness: int) -> None:
         if niceness == 0:

@@ -7,10 +7,12 @@ once per decision period, and holds once the peg is in.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
 from geometry_msgs.msg import WrenchStamped
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
@@ -40,8 +42,13 @@ class TaskPolicyNode(BresaNode):
         self._joints = messages.JointReader()
         self._pub = self.create_publisher(Float64MultiArray, messages.TASK_ACTION, messages.RELIABLE_QOS)
         self._msg = messages.command_message()
-        self.create_subscription(JointState, messages.JOINT_STATES, self._on_joints, messages.FAST_QOS)
-        self.create_subscription(WrenchStamped, messages.WRENCH, self._on_wrench, messages.FAST_QOS)
+        # The arm reports at 1 kHz, the policy decides at 10 Hz: keep the newest serialized message
+        # and decode only the one a decision uses (raw subscriptions: no message object per sample).
+        self._latest: dict[str, bytes] = {}
+        self.create_subscription(JointState, messages.JOINT_STATES, partial(self._keep, "joints"), messages.FAST_QOS,
+                                 raw=True)
+        self.create_subscription(WrenchStamped, messages.WRENCH, partial(self._keep, "wrench"), messages.FAST_QOS,
+                                 raw=True)
         self.create_timer(self.config.env.decision_period_s, self._on_timer)
         self.get_logger().info(f"{self.param('policy')} policy at {1 / self.config.env.decision_period_s:.0f} Hz")
 
@@ -53,16 +60,21 @@ class TaskPolicyNode(BresaNode):
             return SpiralSearch(self.config)
         return ResidualController(load_task_policy(models_folder(self.param("models_dir") or None)), self.config)
 
-    def _on_joints(self, msg: JointState) -> None:
-        try:
-            self.loop.q, self.loop.dq = self._joints(msg)
-        except ValueError as exc:
-            self.get_logger().error(f"ignoring joint_states: {exc}", throttle_duration_sec=1.0)
+    def _keep(self, kind: str, data: bytes) -> None:
+        self._latest[kind] = data
 
-    def _on_wrench(self, msg: WrenchStamped) -> None:
-        self.loop.force_n, self.loop.torque_nm = messages.wrench_arrays(msg)
+    def _decode_latest(self) -> None:
+        if "joints" in self._latest:
+            try:
+                self.loop.q, self.loop.dq = self._joints(deserialize_message(self._latest.pop("joints"), JointState))
+            except ValueError as exc:
+                self.get_logger().error(f"ignoring joint_states: {exc}", throttle_duration_sec=1.0)
+        if "wrench" in self._latest:
+            wrench = deserialize_message(self._latest.pop("wrench"), WrenchStamped)
+            self.loop.force_n, self.loop.torque_nm = messages.wrench_arrays(wrench)
 
     def _on_timer(self) -> None:
+        self._decode_latest()
         was_done = self.loop.done
         command = self.loop.decide()
         if command is not None:

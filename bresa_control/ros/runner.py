@@ -137,6 +137,8 @@ def run_demo(
                      trace=trace, recorder=record)
     stack = Stack(specs, config_files(config_path), run_dir, log_level)
     limit_s = duration_s if duration_s is not None else config.runtime.demo_timeout_s
+    if record and (run_dir / "bag").exists():
+        raise RuntimeError(f"{run_dir} already holds a bag from an earlier run; give a new --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     rclpy.init(args=[])
     executor = make_executor()

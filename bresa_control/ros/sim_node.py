@@ -42,7 +42,7 @@ class MujocoSimNode(BresaNode):
         self._ticks = 0
         self._late_ticks = 0
         self._start_s: float | None = None  # wall time of tick 0, once the readers are there
-        self.create_aligned_timer(self._dt, 0.0, self._on_timer)
+        self.create_timer(self._dt, self._on_timer)
         layout = self.loop.layout
         self.get_logger().info(
             f"hole at {np.round(layout.hole_top_m, 4).tolist()} m, robot's estimate "
