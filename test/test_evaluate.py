@@ -32,6 +32,7 @@ def test_scripted_baseline_inserts_in_at_least_90_percent_of_50_episodes(
     assert 0.0 < report["insertion_time_s_mean"] < 20.0
     printed = capsys.readouterr().out
     assert "| scripted | nominal | 50 |" in printed
+    assert out.with_suffix(".png").stat().st_size > 10_000  # the first episode, plotted beside the JSON
 
 
 def test_interrupted_evaluation_leaves_a_whole_partial_file(
