@@ -9,13 +9,12 @@ gains until commands resume.
 
 from __future__ import annotations
 
-import zlib
 from collections import Counter
 
 import numpy as np
 
 from bresa_control.config import BresaConfig
-from bresa_control.guard import CommandRejected, Hold, parse_command
+from bresa_control.guard import CommandRejected, Hold, parse_command, values_crc
 from bresa_control.impedance import GainLimits, ImpedanceCommand
 from bresa_control.sim import Layout, PegInsertionSim
 
@@ -35,6 +34,7 @@ class ArmLoop:
         self.dropped: Counter[str] = Counter()
         self.last_drop_reason = ""
         self.hold_ticks = 0
+        self.force_n, self.torque_nm = self.sim.wrench()  # wrist wrench after the last tick (N, Nm)
         self.peak_force_n = 0.0
         self.inserted = False
         self.insertion_time_s: float | None = None
@@ -52,7 +52,7 @@ class ArmLoop:
             return False
         self._command, self._command_time_s = command, now_s
         if self._trace:
-            self._command_crc = zlib.crc32(np.asarray(values, dtype=np.float64).tobytes())
+            self._command_crc = values_crc(values)
         return True
 
     def tick(self, now_s: float) -> bool:
@@ -69,8 +69,8 @@ class ArmLoop:
             command = self.hold.command(self.sim.q)
             self.hold_ticks += 1
         self.sim.tick(command)
-        force, _ = self.sim.wrench()
-        self.peak_force_n = max(self.peak_force_n, float(np.sqrt(force @ force)))
+        self.force_n, self.torque_nm = self.sim.wrench()
+        self.peak_force_n = max(self.peak_force_n, float(np.sqrt(self.force_n @ self.force_n)))
         if not self.inserted and self.sim.inserted(self.config.env.success_depth_m):
             self.inserted, self.insertion_time_s = True, self.sim.time_s
         return not fresh

@@ -18,6 +18,8 @@ fresh to act on, it runs a :class:`Hold`.
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from bresa_control.actions import ActionMap
@@ -46,6 +48,12 @@ def parse_command(values: object, limits: GainLimits) -> ImpedanceCommand:
         kind = "malformed" if not np.all(np.isfinite(array)) else "out-of-range"
         raise CommandRejected(kind, str(exc)) from None
     return command
+
+
+def values_crc(values: object) -> int:
+    """A fingerprint of command values as float64 on the wire: the reflex-latency benchmark matches
+    a command the critic published with the one the arm applied."""
+    return zlib.crc32(np.ascontiguousarray(values, dtype=np.float64).tobytes())
 
 
 class TaskActionCheck:

@@ -22,20 +22,18 @@ the class the gymnasium environment trains with.
 
 from __future__ import annotations
 
-import zlib
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from bresa_control.config import BresaConfig
-from bresa_control.guard import CommandRejected, Hold, TaskActionCheck
+from bresa_control.guard import CommandRejected, Hold, TaskActionCheck, values_crc
 from bresa_control.impedance import ImpedanceCommand
 from bresa_control.reflex import RecoveryModel, Reflex, RiskModel
 from bresa_control.risk_features import TickState
 from bresa_control.robot import RobotModel
 
-STATUSES = ("waiting-for-state", "state-stale", "no-task-action", "task", "reflex")
 # The values of a bresa/reflex message; risk is NaN on ticks the critic did not score (holding).
 REFLEX_LABELS = ("risk", "eps_safe", "active", "fired", "reflex_count", "state_age_ms", "holding")
 
@@ -151,7 +149,7 @@ class SafetyLoop:
         decision = self.reflex.step(self._tick_state(), self.face_z_m)
         self._applied = decision.command
         if decision.fired and self._trace:
-            self.fired_trace.append((self.state.wrench_stamp_s, command_crc(decision.command)))
+            self.fired_trace.append((self.state.wrench_stamp_s, values_crc(decision.command.to_array())))
         status = "reflex" if decision.active else "task"
         return self._count(SafetyTick(decision.command, status, decision.risk, decision.fired, stamp))
 
@@ -185,8 +183,3 @@ class SafetyLoop:
         self.status_ticks[result.status] += 1
         return result
 
-
-def command_crc(command: ImpedanceCommand) -> int:
-    """A fingerprint of the 19 float64 values as sent on the wire (to match a command the critic
-    published with the one the arm applied, for the reflex-latency benchmark)."""
-    return zlib.crc32(np.ascontiguousarray(command.to_array(), dtype=np.float64).tobytes())

@@ -36,6 +36,8 @@ class TaskPolicyNode(BresaNode):
             "models_dir": ("", "folder with task_policy.zip (empty: the shipped models/)"),
             "policy": ("sac", "sac (the trained residual SAC policy) or scripted (spiral search)"),
             "summary_path": ("", "write a JSON summary here at shutdown (empty: none)"),
+            "wait_for_subscribers": (0, "decide only once bresa/task_action has this many subscribers "
+                                        "(the critic, and a recorder)"),
         })
         torch.set_num_threads(1)
         self.loop = PolicyLoop(self.config, self._controller(), self.param("hole_estimate_m"))
@@ -74,6 +76,8 @@ class TaskPolicyNode(BresaNode):
             self.loop.force_n, self.loop.torque_nm = messages.wrench_arrays(wrench)
 
     def _on_timer(self) -> None:
+        if self._pub.get_subscription_count() < self.param("wait_for_subscribers"):
+            return
         self._decode_latest()
         was_done = self.loop.done
         command = self.loop.decide()

@@ -77,9 +77,8 @@ class MujocoSimNode(BresaNode):
 
     def _publish_state(self, now: float) -> None:
         sim = self.loop.sim
-        force, torque = sim.wrench()
         self.send(self._joints_pub, messages.joint_state(sim.q, sim.dq, sim.controller.last_torque, now, self._joints))
-        self.send(self._wrench_pub, messages.wrench(force, torque, now, self._wrench))
+        self.send(self._wrench_pub, messages.wrench(self.loop.force_n, self.loop.torque_nm, now, self._wrench))
 
     def status(self) -> tuple[str, str, dict[str, Any]]:
         if self._start_s is None:
