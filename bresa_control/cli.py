@@ -248,6 +248,11 @@ def _demo(args: argparse.Namespace) -> int:
     result["plot"] = None
     if result["bag"]:
         print(f"bag: {result['bag']} ({sum(result['bag_counts'].values())} messages)")
+        missing = {topic: n for topic, n in result["bag_missing"].items() if n}
+        if missing:
+            print("bag: the nodes published messages the recorder never received: "
+                  + ", ".join(f"{topic} {n}" for topic, n in missing.items())
+                  + " (best-effort topics drop what a busy recorder cannot take in time)", file=sys.stderr)
         result["plot"] = str(_plot_bag(result["bag"], Path(result["run_dir"]) / "plot.png", args.config))
         print(f"plot: {result['plot']}")
     rate = result["critic_rate_hz"]

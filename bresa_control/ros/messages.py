@@ -45,6 +45,8 @@ BASE_FRAME = "panda_link0"
 # 1 kHz streams: best effort, only the newest sample matters. Decisions and reflex events: reliable.
 FAST_QOS = qos_profile_sensor_data
 RELIABLE_QOS = QoSProfile(depth=10)
+# The reliability each contract topic is published with (a recorder must match it).
+RELIABLE_TOPICS = frozenset({TASK_ACTION, REFLEX, DIAGNOSTICS})
 
 LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": DiagnosticStatus.ERROR}
 

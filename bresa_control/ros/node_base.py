@@ -33,6 +33,8 @@ from bresa_control.files import write_json_atomic
 from bresa_control.models import ModelError
 from bresa_control.ros import messages
 
+SHUTDOWN_LINGER_S = 0.2
+
 
 class StartupError(RuntimeError):
     """A node cannot start; the message says why."""
@@ -180,6 +182,9 @@ def run(factory: Callable[[], BresaNode], name: str, args: list[str] | None = No
         pass
     finally:
         node.write_summary()
+        # Stay in the graph a moment: a reader that has not yet taken this node's last messages
+        # drops them once their writer leaves (a bag would miss the end of the run).
+        time.sleep(SHUTDOWN_LINGER_S)
         node.destroy_node()
         rclpy.try_shutdown()
 

@@ -29,8 +29,16 @@ CONTRACT_TOPICS: dict[str, tuple[Any, str]] = {
     messages.REFLEX: (messages.Float64MultiArray, "std_msgs/msg/Float64MultiArray"),
     messages.DIAGNOSTICS: (messages.DiagnosticArray, "diagnostic_msgs/msg/DiagnosticArray"),
 }
-# Best effort matches every publisher; a deep history rides out a slow moment of this process.
-RECORD_QOS = QoSProfile(depth=2000, reliability=ReliabilityPolicy.BEST_EFFORT)
+# Each topic is recorded with the reliability it is published with (a reliable topic is then
+# delivered to the bag reliably); a deep history rides out a slow moment of this process.
+RECORD_DEPTH = 2000
+
+
+def record_qos(topic: str) -> QoSProfile:
+    """The recorder's QoS for one contract topic."""
+    reliable = topic in messages.RELIABLE_TOPICS
+    return QoSProfile(depth=RECORD_DEPTH,
+                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
 
 
 class BagRecorder(Node):
@@ -45,12 +53,17 @@ class BagRecorder(Node):
         self._writer.open()
         for topic, (msg_class, type_name) in CONTRACT_TOPICS.items():
             connection = self._writer.add_connection(f"/{topic}", type_name, typestore=typestore)
-            self.create_subscription(msg_class, topic, partial(self._on_message, topic, connection), RECORD_QOS,
+            self.create_subscription(msg_class, topic, partial(self._on_message, topic, connection), record_qos(topic),
                                      raw=True)
 
     def _on_message(self, topic: str, connection: Any, data: bytes) -> None:
         self._writer.write(connection, time.time_ns(), data)
         self.counts[topic] += 1
+
+    def missing(self, published: dict[str, int]) -> dict[str, int]:
+        """Per contract topic, how many of the messages the nodes say they published never
+        reached the bag (best-effort topics may lose some when this process falls behind)."""
+        return {topic: published.get(topic, 0) - self.counts[topic] for topic in CONTRACT_TOPICS}
 
     def close(self) -> None:
         """Finish the bag (writes the MCAP summary and metadata.yaml)."""

@@ -10,6 +10,7 @@ them with SIGINT so each writes its summary. :class:`Monitor` is a small rclpy n
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 
-from bresa_control.bringup import NodeSpec, config_files, node_set
+from bresa_control.bringup import FAST_NICENESS, NodeSpec, config_files, node_set
 from bresa_control.config import load_config
 from bresa_control.ros import messages
 from bresa_control.ros.node_base import make_executor
@@ -152,6 +153,8 @@ def run_demo(
     failure = None
     try:
         stack.start()
+        if recorder is not None:
+            _keep_up_with_the_nodes()
         while time.monotonic() - start < limit_s:
             executor.spin_once(timeout_sec=0.05)
             failure = stack.failed()
@@ -178,6 +181,10 @@ def run_demo(
     sim, critic, task = (stack.summary(name) for name in ("mujoco_sim", "safety_critic", "task_policy"))
     if not sim or not critic:
         raise RuntimeError(f"a node wrote no summary at shutdown (logs in {run_dir})")
+    published: dict[str, int] = {}
+    for summary in (sim, critic, task):
+        for topic, count in summary.get("published", {}).items():
+            published[topic] = published.get(topic, 0) + count
     return {
         "inserted": bool(sim["inserted"]),
         "insertion_time_s": sim["insertion_time_s"] if sim["inserted"] else None,
@@ -194,8 +201,21 @@ def run_demo(
         "run_dir": str(run_dir),
         "bag": str(recorder.path) if recorder is not None else None,
         "bag_counts": dict(recorder.counts) if recorder is not None else None,
+        "bag_missing": recorder.missing(published) if recorder is not None else None,
+        "published": published,
         "nodes": {"mujoco_sim": sim, "safety_critic": critic, "task_policy": task},
     }
+
+
+def _keep_up_with_the_nodes() -> None:
+    """Run this process (the bag recorder) at the 1 kHz nodes' priority, so they cannot starve it
+    of the CPU it needs to take their messages (called after the nodes are started: children
+    inherit it)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, FAST_NICENESS)
+    except OSError as exc:
+        print(f"[bresa demo] could not set niceness {FAST_NICENESS} for the recorder ({exc}); "
+              "the bag may miss best-effort messages on a busy machine", file=sys.stderr, flush=True)
 
 
 def _yaml_value(value: Any) -> str:
