@@ -47,7 +47,7 @@ class BagRecorder(Node):
     def __init__(self, path: Path) -> None:
         super().__init__("bresa_bag_recorder")
         self.path = path
-        self.counts: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter({topic: 0 for topic in CONTRACT_TOPICS})  # every topic, even if silent
         typestore = get_typestore(Stores.ROS2_KILTED)
         self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
