@@ -1,6 +1,6 @@
 """Where did an episode's peak force come from? Prints the control ticks around it.
 
-    python bench/peak_trace.py --controller bresa --seed 45 [--scenario nominal] [--ticks 4]
+    python bench/peak_trace.py --controller bresa --seed 45 [--scenario nominal] [--ticks 4] [--config X.yaml]
 
 For each tick: simulated time, wrist force |F|, the critic's risk, whether the reflex held, tip
 height above the estimated top face and its vertical velocity, commanded Kz and setpoint offset.
@@ -25,9 +25,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--scenario", choices=SCENARIOS, default="nominal")
     parser.add_argument("--ticks", type=int, default=4, help="ticks shown before and after the peak")
+    parser.add_argument("--config", help="YAML laid over config/peg_insertion.yaml")
     args = parser.parse_args()
 
-    setup = make_controller(args.controller, load_config())
+    setup = make_controller(args.controller, load_config(args.config))
     env = PegInsertion(setup.config, setup.critic, setup.recovery, scenario=args.scenario)
     rows = []
     inner_step = env.reflex.step

@@ -105,6 +105,8 @@ class SceneConfig:
     friction: float = _key(0.0, 2.0, "", "sliding friction of peg, block and table")
     joint_armature_kg_m2: float = _key(0.0, 1.0, "kg m^2", "reflected motor inertia per joint")
     contact_timeconst_s: float = _key(0.002, 0.1, "s", "MuJoCo solref time constant")
+    contact_impedance_at_touch: float = _key(
+        0.01, 0.95, "", "MuJoCo solimp dmin: how rigid a contact is at zero penetration (rises to 0.95 by 1 mm)")
     start_height_m: tuple[float, ...] = _key(0.0, 0.3, "m", "[min, max] tip above hole top")
     start_xy_range_m: float = _key(0.0, 0.05, "m", "start x, y within +- this of the estimate")
     peg: PegConfig = _key()

@@ -51,6 +51,7 @@ def build_spec(config: BresaConfig) -> mujoco.MjSpec:
     spec.frame("robot_base").attach_body(arm.body("link0"), ARM_PREFIX, "")
 
     solref = [scene.contact_timeconst_s, 1.0]
+    solimp = [scene.contact_impedance_at_touch, 0.95, 0.001, 0.5, 2.0]
     friction = [scene.friction, 0.005, 0.0001]
     for geom in spec.geoms:
         if geom.name in ("floor",):
@@ -65,9 +66,9 @@ def build_spec(config: BresaConfig) -> mujoco.MjSpec:
     peg_geom.material = "peg"
     table = spec.geom("table")
     for geom in (peg_geom, table):
-        _make_contact(geom, solref, friction)
+        _make_contact(geom, solref, solimp, friction)
 
-    _add_hole_pieces(spec.body(HOLE_BODY), config, solref, friction)
+    _add_hole_pieces(spec.body(HOLE_BODY), config, solref, solimp, friction)
 
     site = peg_body.add_site(name=FT_SITE, pos=[0, 0, 0], size=[0.005, 0, 0])
     spec.add_sensor(name=FORCE_SENSOR, type=mujoco.mjtSensor.mjSENS_FORCE,
@@ -98,15 +99,16 @@ def _urdf_for_mujoco(config: BresaConfig) -> str:
     return urdf.replace("</robot>", extension + "</robot>")
 
 
-def _make_contact(geom: mujoco.MjsGeom, solref: list[float], friction: list[float]) -> None:
+def _make_contact(geom: mujoco.MjsGeom, solref: list[float], solimp: list[float], friction: list[float]) -> None:
     geom.contype = geom.conaffinity = CONTACT_GROUP
     geom.solref = solref
+    geom.solimp = solimp
     geom.friction = friction
     geom.condim = 3
 
 
 def _add_hole_pieces(
-    block: mujoco.MjsBody, config: BresaConfig, solref: list[float], friction: list[float]
+    block: mujoco.MjsBody, config: BresaConfig, solref: list[float], solimp: list[float], friction: list[float]
 ) -> None:
     """Floor plate and four walls around a square hole: five convex boxes."""
     hole = config.scene.hole
@@ -126,4 +128,4 @@ def _add_hole_pieces(
     for name, (pos, size) in pieces.items():
         geom = block.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, pos=pos, size=size,
                               material="block")
-        _make_contact(geom, solref, friction)
+        _make_contact(geom, solref, solimp, friction)

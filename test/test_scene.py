@@ -80,6 +80,19 @@ def test_reset_randomises_hole_and_start_within_config(config: BresaConfig, sim:
 def test_pressing_on_the_top_face_senses_k_times_penetration(
     sim: PegInsertionSim, stiffness_z: float, penetration_m: float
 ) -> None:
+    _press(sim, stiffness_z, penetration_m)
+
+
+def test_a_softer_contact_onset_reaches_every_contact_geom_and_keeps_the_press_force() -> None:
+    config = load_config(overrides={"scene": {"contact_impedance_at_touch": 0.5}})
+    sim = PegInsertionSim(config)
+    contact_geoms = [g for g in range(sim.model.ngeom) if sim.model.geom_contype[g]]
+    assert len(contact_geoms) >= 7  # peg, table, the hole's five boxes
+    assert all(sim.model.geom_solimp[g][0] == 0.5 for g in contact_geoms)
+    _press(sim, 1000.0, 0.005)  # only the transient changes: the static force is still K x penetration
+
+
+def _press(sim: PegInsertionSim, stiffness_z: float, penetration_m: float) -> None:
     sim.reset(np.random.default_rng(0))
     top = sim.layout.hole_top_m
     on_face = top + np.array([0.025, 0.0, 0.0])  # on the block, clear of the hole
