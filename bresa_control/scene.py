@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import mujoco
 
-from bresa_control.config import BresaConfig, HoleConfig
+from bresa_control.config import BresaConfig, HoleConfig, SceneConfig
 from bresa_control.paths import find_data
 from bresa_control.robot import ARM_JOINTS, PEG_LINK, panda_urdf
 
@@ -50,9 +50,6 @@ def build_spec(config: BresaConfig) -> mujoco.MjSpec:
     arm = mujoco.MjSpec.from_string(_urdf_for_mujoco(config))
     spec.frame("robot_base").attach_body(arm.body("link0"), ARM_PREFIX, "")
 
-    solref = [scene.contact_timeconst_s, 1.0]
-    solimp = [scene.contact_impedance_at_touch, 0.95, 0.001, 0.5, 2.0]
-    friction = [scene.friction, 0.005, 0.0001]
     for geom in spec.geoms:
         if geom.name in ("floor",):
             continue
@@ -66,9 +63,9 @@ def build_spec(config: BresaConfig) -> mujoco.MjSpec:
     peg_geom.material = "peg"
     table = spec.geom("table")
     for geom in (peg_geom, table):
-        _make_contact(geom, solref, solimp, friction)
+        _make_contact(geom, scene)
 
-    _add_hole_pieces(spec.body(HOLE_BODY), config, solref, solimp, friction)
+    _add_hole_pieces(spec.body(HOLE_BODY), config)
 
     site = peg_body.add_site(name=FT_SITE, pos=[0, 0, 0], size=[0.005, 0, 0])
     spec.add_sensor(name=FORCE_SENSOR, type=mujoco.mjtSensor.mjSENS_FORCE,
@@ -99,16 +96,17 @@ def _urdf_for_mujoco(config: BresaConfig) -> str:
     return urdf.replace("</robot>", extension + "</robot>")
 
 
-def _make_contact(geom: mujoco.MjsGeom, solref: list[float], solimp: list[float], friction: list[float]) -> None:
+def _make_contact(geom: mujoco.MjsGeom, scene: SceneConfig) -> None:
+    """Make a geom collide, with the scene's contact softness and friction."""
     geom.contype = geom.conaffinity = CONTACT_GROUP
-    geom.solref = solref
-    geom.solimp = solimp
-    geom.friction = friction
+    geom.solref = [scene.contact_timeconst_s, 1.0]
+    geom.solimp = [scene.contact_impedance_at_touch, 0.95, 0.001, 0.5, 2.0]
+    geom.friction = [scene.friction, 0.005, 0.0001]
     geom.condim = 3
 
 
 def _add_hole_pieces(
-    block: mujoco.MjsBody, config: BresaConfig, solref: list[float], solimp: list[float], friction: list[float]
+    block: mujoco.MjsBody, config: BresaConfig
 ) -> None:
     """Floor plate and four walls around a square hole: five convex boxes."""
     hole = config.scene.hole
@@ -128,4 +126,4 @@ def _add_hole_pieces(
     for name, (pos, size) in pieces.items():
         geom = block.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, pos=pos, size=size,
                               material="block")
-        _make_contact(geom, solref, solimp, friction)
+        _make_contact(geom, config.scene)
