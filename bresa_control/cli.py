@@ -252,7 +252,8 @@ def _demo(args: argparse.Namespace) -> int:
         if missing:
             print("bag: the nodes published messages the recorder never received: "
                   + ", ".join(f"{topic} {n}" for topic, n in missing.items())
-                  + " (best-effort topics drop what a busy recorder cannot take in time)", file=sys.stderr)
+                  + " (the recorder fell more than a second behind, or a node could not hand over its last"
+                  " messages at shutdown: see the node logs)", file=sys.stderr)
         result["plot"] = str(_plot_bag(result["bag"], Path(result["run_dir"]) / "plot.png", args.config))
         print(f"plot: {result['plot']}")
     rate = result["critic_rate_hz"]

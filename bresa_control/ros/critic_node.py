@@ -45,7 +45,7 @@ class SafetyCriticNode(BresaNode):
         self.loop = SafetyLoop(self.config, critic, recovery, hole, trace=bool(self.param("trace")))
         self.stats = LoopStats()
         self._joints = messages.JointReader()
-        self._command_pub = self.create_publisher(Float64MultiArray, messages.IMPEDANCE_COMMAND, messages.FAST_QOS)
+        self._command_pub = self.create_publisher(Float64MultiArray, messages.IMPEDANCE_COMMAND, messages.FAST_PUB_QOS)
         self._reflex_pub = self.create_publisher(Float64MultiArray, messages.REFLEX, messages.RELIABLE_QOS)
         self._command_msg = messages.command_message()
         self._reflex_msg = messages.labelled_array(messages.REFLEX_LABELS, "reflex")

@@ -25,7 +25,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import WrenchStamped
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
@@ -42,11 +42,17 @@ DIAGNOSTICS = "diagnostics"
 BASE_FRAME = "panda_link0"
 
 
-# 1 kHz streams: best effort, only the newest sample matters. Decisions and reflex events: reliable.
+# 1 kHz streams. Readers on the control path take them best effort (FAST_QOS): only the newest
+# sample matters, and a lost one must never arrive late as a resend. Writers offer them reliably
+# with one second of history (FAST_PUB_QOS), so a reader that asks for every sample (the bag
+# recorder) gets each one even after falling behind for a moment; a best-effort reader costs such
+# a writer nothing extra (no acknowledgements, no resends). Decisions and reflex events: reliable
+# both ways. Diagnostics also keep their last ten for readers that join late (a recorder
+# discovered after a node's first status, a monitoring tool started mid-run), as /rosout does.
 FAST_QOS = qos_profile_sensor_data
+FAST_PUB_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 RELIABLE_QOS = QoSProfile(depth=10)
-# The reliability each contract topic is published with (a recorder must match it).
-RELIABLE_TOPICS = frozenset({TASK_ACTION, REFLEX, DIAGNOSTICS})
+DIAGNOSTICS_QOS = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": DiagnosticStatus.ERROR}
 

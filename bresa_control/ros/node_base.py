@@ -23,6 +23,7 @@ from typing import Any, Callable
 import rclpy
 import rclpy.executors
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.duration import Duration
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -34,6 +35,9 @@ from bresa_control.models import ModelError
 from bresa_control.ros import messages
 
 SHUTDOWN_LINGER_S = 0.2
+# At shutdown, how long a node waits for reliable readers (a bag recorder) to acknowledge what it
+# published before it leaves the graph.
+SHUTDOWN_FLUSH_TIMEOUT_S = 5.0
 
 
 class StartupError(RuntimeError):
@@ -85,13 +89,25 @@ class BresaNode(Node):
         self._check_unknown_overrides(set(extra))
         self._set_niceness(int(self.param("niceness")))
         self.published: Counter[str] = Counter()  # messages sent per topic (in the summary)
-        self._diagnostics = self.create_publisher(messages.DiagnosticArray, messages.DIAGNOSTICS, 10)
+        self._diagnostics = self.create_publisher(messages.DiagnosticArray, messages.DIAGNOSTICS, messages.DIAGNOSTICS_QOS)
         self.create_timer(1.0, self._publish_diagnostics)
 
     def send(self, publisher: Any, msg: Any) -> None:
         """Publish and count (the counts let a recording be checked against what was sent)."""
         publisher.publish(msg)
         self.published[publisher.topic_name.lstrip("/")] += 1
+
+    def flush_publishers(self, timeout_s: float) -> None:
+        """Wait until every reliable reader has acknowledged everything this node published
+        (at most ``timeout_s`` in all); a warning names the topics that were not."""
+        deadline = time.monotonic() + timeout_s
+        unflushed = [
+            publisher.topic_name for publisher in self.publishers
+            if not publisher.wait_for_all_acked(Duration(seconds=max(deadline - time.monotonic(), 0.0)))
+        ]
+        if unflushed:
+            self.get_logger().warn(f"not every reader acknowledged the last messages on {', '.join(unflushed)} "
+                                   f"within {timeout_s} s; a recording may miss them")
 
     def param(self, name: str) -> Any:
         """A node-specific parameter's value."""
@@ -182,8 +198,9 @@ def run(factory: Callable[[], BresaNode], name: str, args: list[str] | None = No
         pass
     finally:
         node.write_summary()
-        # Stay in the graph a moment: a reader that has not yet taken this node's last messages
-        # drops them once their writer leaves (a bag would miss the end of the run).
+        # Hand the last messages over before leaving: a reliable reader (a bag recorder) that has
+        # not acknowledged them, or not yet taken them, loses them once their writer leaves.
+        node.flush_publishers(SHUTDOWN_FLUSH_TIMEOUT_S)
         time.sleep(SHUTDOWN_LINGER_S)
         node.destroy_node()
         rclpy.try_shutdown()

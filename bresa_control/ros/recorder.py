@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
@@ -29,16 +29,17 @@ CONTRACT_TOPICS: dict[str, tuple[Any, str]] = {
     messages.REFLEX: (messages.Float64MultiArray, "std_msgs/msg/Float64MultiArray"),
     messages.DIAGNOSTICS: (messages.DiagnosticArray, "diagnostic_msgs/msg/DiagnosticArray"),
 }
-# Each topic is recorded with the reliability it is published with (a reliable topic is then
-# delivered to the bag reliably); a deep history rides out a slow moment of this process.
+# Every contract topic is offered reliably (messages.FAST_PUB_QOS for the 1 kHz ones), so the
+# recorder asks for reliable delivery and gets every message; two seconds of history at 1 kHz
+# ride out a slow moment of this process. Diagnostics are also taken from before the recorder
+# was discovered (their writers keep the last ten for late joiners).
 RECORD_DEPTH = 2000
 
 
 def record_qos(topic: str) -> QoSProfile:
     """The recorder's QoS for one contract topic."""
-    reliable = topic in messages.RELIABLE_TOPICS
-    return QoSProfile(depth=RECORD_DEPTH,
-                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+    late_joiner = DurabilityPolicy.TRANSIENT_LOCAL if topic == messages.DIAGNOSTICS else DurabilityPolicy.VOLATILE
+    return QoSProfile(depth=RECORD_DEPTH, reliability=ReliabilityPolicy.RELIABLE, durability=late_joiner)
 
 
 class BagRecorder(Node):
@@ -62,7 +63,8 @@ class BagRecorder(Node):
 
     def missing(self, published: dict[str, int]) -> dict[str, int]:
         """Per contract topic, how many of the messages the nodes say they published never
-        reached the bag (best-effort topics may lose some when this process falls behind)."""
+        reached the bag: 0 unless this process fell behind by more than a writer's history (one
+        second of a 1 kHz stream) or a node could not flush its last messages at shutdown."""
         return {topic: published.get(topic, 0) - self.counts[topic] for topic in CONTRACT_TOPICS}
 
     def close(self) -> None:

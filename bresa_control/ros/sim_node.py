@@ -35,8 +35,8 @@ class MujocoSimNode(BresaNode):
         })
         self.loop = ArmLoop(self.config, int(self.param("seed")), trace=bool(self.param("trace")))
         self._dt = self.config.env.control_period_s
-        self._joints_pub = self.create_publisher(JointState, messages.JOINT_STATES, messages.FAST_QOS)
-        self._wrench_pub = self.create_publisher(WrenchStamped, messages.WRENCH, messages.FAST_QOS)
+        self._joints_pub = self.create_publisher(JointState, messages.JOINT_STATES, messages.FAST_PUB_QOS)
+        self._wrench_pub = self.create_publisher(WrenchStamped, messages.WRENCH, messages.FAST_PUB_QOS)
         self._joints, self._wrench = JointState(), WrenchStamped()
         self.create_subscription(Float64MultiArray, messages.IMPEDANCE_COMMAND, self._on_command, messages.FAST_QOS)
         self._ticks = 0
