@@ -16,10 +16,12 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from bresa_control.impedance import COMMAND_LABELS  # noqa: E402
 from bresa_control.safety_loop import REFLEX_LABELS  # noqa: E402
 
+SPAN_ALPHA = 0.15
 STIFFNESS = slice(COMMAND_LABELS.index("kx_n_per_m"), COMMAND_LABELS.index("kz_n_per_m") + 1)
 
 
@@ -117,6 +119,10 @@ def plot_run(series: RunSeries, out: str | Path, max_force_n: float, eps_safe: f
         _shade(ax, t_a, active, "tab:orange")
         _shade(ax, t_h, holding, "0.5")
         ax.grid(alpha=0.3)
+    spans = [Patch(color=color, alpha=SPAN_ALPHA, label=label) for values, color, label in (
+        (active, "tab:orange", "reflex active"), (holding, "0.5", "held: stale input")) if np.any(values > 0.5)]
+    ax_f.legend(handles=ax_f.get_legend_handles_labels()[0] + spans, loc="upper right", fontsize=8)
+    for ax in (ax_r, ax_k):
         ax.legend(loc="upper right", fontsize=8)
     ax_f.set_title(title)
     out = Path(out)
@@ -133,4 +139,4 @@ def _shade(ax: plt.Axes, t: np.ndarray, active: np.ndarray, color: str) -> None:
     on = np.asarray(active) > 0.5
     edges = np.flatnonzero(np.diff(np.concatenate([[False], on, [False]]).astype(int)))
     for start, stop in zip(edges[::2], edges[1::2]):
-        ax.axvspan(t[start], t[min(stop, len(t) - 1)], color=color, alpha=0.15, lw=0)
+        ax.axvspan(t[start], t[min(stop, len(t) - 1)], color=color, alpha=SPAN_ALPHA, lw=0)
