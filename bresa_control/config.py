@@ -158,6 +158,7 @@ class EnvConfig:
     success_depth_m: float = _key(0.001, 0.1, "m", "tip depth below the top face to count")
     distance_reward_weight: float = _key(0.0, 1000.0, "1/m", "reward -= weight * distance")
     success_reward: float = _key(0.0, 1000.0, "", "bonus on insertion")
+    force_reward_weight: float = _key(0.0, 1000.0, "", "reward -= weight * peak wrist force / F_max")
 
     def __post_init__(self) -> None:
         _check_interval("env.action_stiffness_range_n_per_m", self.action_stiffness_range_n_per_m)
@@ -226,6 +227,7 @@ class ReflexConfig:
     force_guard_fraction: float = _key(0.1, 1.0, "", "force-guard baseline: soften past this x F_max")
     release_ratio: float = _key(0.0, 1.0, "", "reflex ends once risk < eps_safe * this")
     min_active_s: float = _key(0.0, 2.0, "s", "a fired reflex lasts at least this long")
+    hysteresis_timeout_s: float = _key(0.0, 10.0, "s", "after this long on, the reflex ends once risk <= eps_safe")
     stiffness_rate_n_per_m_per_tick: float = _key(0.1, 3000.0, "N/m", "gain ramp of a_hat_k")
     damping_rate_ns_per_m_per_tick: float = _key(0.01, 600.0, "Ns/m", "gain ramp of a_hat_k")
 

@@ -71,7 +71,9 @@ class PegInsertion(gym.Env):
     that the environment applies to the peg (base frame, gravity-tared), and the previous action.
 
     **Reward**: ``-distance_reward_weight * |tip - goal|`` (goal: the true hole's axis at
-    ``success_depth_m`` below its top face) plus ``success_reward`` on the insertion step.
+    ``success_depth_m`` below its top face), ``-force_reward_weight * peak |F| / F_max`` (the
+    step's peak wrist force: pressing harder does not help the search), plus ``success_reward``
+    on the insertion step.
 
     **Scenario**: ``nominal`` or a perturbation never seen in training (hole moves, push,
     doubled friction): :mod:`bresa_control.scenarios`.
@@ -151,6 +153,7 @@ class PegInsertion(gym.Env):
         depth = self.sim.insertion_depth_m()
         inserted = self.sim.inserted(self.config.env.success_depth_m)
         reward = -self.config.env.distance_reward_weight * self._distance_to_goal_m()
+        reward -= self.config.env.force_reward_weight * stats.peak_force_n / self.config.safety.max_force_n
         reward += self.config.env.success_reward if inserted else 0.0
         terminated = inserted or stats.fault
         truncated = not terminated and self._steps >= self.config.env.max_episode_steps

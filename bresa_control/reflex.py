@@ -4,8 +4,11 @@ Every control tick ``k`` the high-level action becomes an intermediate action ``
 (:class:`IntermediateActions`). In ``control-rate`` mode the critic scores every ``a_hat_k``; when
 ``Q_risk > eps_safe`` the recovery policy's action replaces it at once, and :class:`RiskGate`
 keeps it in place until risk has fallen below ``eps_safe * release_ratio`` for at least
-``min_active_s`` (hysteresis, so it does not chatter). ``decision-rate`` (Recovery RL) scores the
-high-level action once per decision instead; ``off`` passes ``a_hat_k`` through.
+``min_active_s`` (hysteresis, so it does not chatter), or below ``eps_safe`` once it has held for
+``hysteresis_timeout_s`` (a reflex is brief: in a state the critic finds mildly risky whatever the
+action, such as the peg part-way into the hole, holding on would stall the task for good).
+``decision-rate`` (Recovery RL) scores the high-level action once per decision instead; ``off``
+passes ``a_hat_k`` through.
 
 One class, :class:`Reflex`, serves the gymnasium environment and the ``safety_critic`` node.
 """
@@ -95,12 +98,20 @@ def _clamp(values: np.ndarray, bound: float) -> np.ndarray:
 
 
 class RiskGate:
-    """Threshold with hysteresis and a minimum dwell time."""
+    """Threshold with hysteresis, a minimum dwell time and a time limit on the hysteresis band.
 
-    def __init__(self, eps_safe: float, release_ratio: float, min_active_ticks: int) -> None:
+    Fires when risk > ``eps_safe``. Releases once it has been on for ``min_active_ticks`` and risk
+    < ``eps_safe * release_ratio``; after ``hysteresis_timeout_ticks`` on, risk <= ``eps_safe``
+    is enough. At worst it re-fires once per timeout, never at every tick.
+    """
+
+    def __init__(
+        self, eps_safe: float, release_ratio: float, min_active_ticks: int, hysteresis_timeout_ticks: int
+    ) -> None:
         self.eps_safe = eps_safe
         self.release = eps_safe * release_ratio
         self.min_active_ticks = min_active_ticks
+        self.hysteresis_timeout_ticks = max(hysteresis_timeout_ticks, min_active_ticks)
         self.active = False
         self._active_ticks = 0
 
@@ -116,7 +127,9 @@ class RiskGate:
                 self.active = True
                 self._active_ticks = ticks
             return self.active
-        if risk < self.release and self._active_ticks >= self.min_active_ticks:
+        if self._active_ticks >= self.min_active_ticks and (
+            risk < self.release or (risk <= self.eps_safe and self._active_ticks >= self.hysteresis_timeout_ticks)
+        ):
             self.active = False  # it has run its minimum and the risk has come down
             return False
         self._active_ticks += ticks
@@ -149,8 +162,11 @@ class Reflex:
         self.intermediate = IntermediateActions(config)
         self.critic = critic
         self.recovery = recovery
-        ticks = max(1, int(round(config.reflex.min_active_s / config.env.control_period_s)))
-        self.gate = RiskGate(config.reflex.eps_safe, config.reflex.release_ratio, ticks)
+        dt = config.env.control_period_s
+        self.gate = RiskGate(
+            config.reflex.eps_safe, config.reflex.release_ratio, max(1, int(round(config.reflex.min_active_s / dt))),
+            max(1, int(round(config.reflex.hysteresis_timeout_s / dt))),
+        )
         self._ticks_per_decision = config.env.ticks_per_decision
         self._decision_risk = 0.0
         self._fired_pending = False

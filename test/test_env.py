@@ -68,6 +68,26 @@ def test_pressing_hard_into_the_block_costs_and_faults(env: PegInsertion) -> Non
     assert not infos[-1]["inserted"]
 
 
+def test_reward_charges_the_steps_peak_wrist_force() -> None:
+    """Same episode, same actions, with and without the force term: rewards differ by exactly
+    force_reward_weight * peak force / F_max, and only where the peg pressed on something."""
+    rewards, forces = {}, []
+    for weight in (0.0, 2.0):
+        env = PegInsertion(load_config(overrides={"env": {"force_reward_weight": weight}}))
+        env.reset(seed=2)
+        aside = env.actions.to_action(np.array([0.01, 0.0, 0.0]), np.array([800.0] * 3), 1.0)
+        down = env.actions.to_action(np.array([0.0, 0.0, -0.01]), np.array([800.0] * 3), 1.0)
+        rewards[weight] = []
+        for action in [aside] * 4 + [down] * 20:  # over the block's face, 1 cm from the hole, then press
+            _, reward, terminated, _, info = env.step(action)
+            rewards[weight].append(reward)
+            forces.append(info["peak_force_n"]) if weight == 0.0 else None
+            assert not terminated
+    expected = -2.0 * np.array(forces) / load_config().safety.max_force_n
+    np.testing.assert_allclose(np.array(rewards[2.0]) - np.array(rewards[0.0]), expected, atol=1e-9)
+    assert max(forces) > 5.0  # it did press on the block
+
+
 def test_leaving_the_workspace_costs() -> None:
     config = load_config(overrides={"safety": {"workspace_max_m": [0.75, 0.25, 0.05]}})
     env = PegInsertion(config)

@@ -53,13 +53,25 @@ def test_intermediate_setpoint_moves_linearly_and_gains_ramp(config: BresaConfig
 
 
 def test_gate_has_hysteresis_and_minimum_dwell() -> None:
-    gate = RiskGate(eps_safe=0.5, release_ratio=0.6, min_active_ticks=5)
+    gate = RiskGate(eps_safe=0.5, release_ratio=0.6, min_active_ticks=5, hysteresis_timeout_ticks=1000)
     assert not gate.update(0.49)
     assert gate.update(0.51)  # fires: recovery runs this tick (1 of at least 5)
     assert gate.update(0.45)  # below eps but above release (0.3): holds (2)
     assert [gate.update(0.1) for _ in range(3)] == [True, True, True]  # low, but only 3, 4, 5
     assert not gate.update(0.1)  # ran 5 ticks and risk is low: releases
     assert gate.update(0.51) and not any(not gate.update(0.45) for _ in range(20))  # no chatter
+
+
+def test_gate_lets_go_in_the_hysteresis_band_after_its_timeout() -> None:
+    gate = RiskGate(eps_safe=0.5, release_ratio=0.6, min_active_ticks=5, hysteresis_timeout_ticks=30)
+    assert gate.update(0.51)  # fires (tick 1 on)
+    held = [gate.update(0.45) for _ in range(40)]  # below eps_safe, above release (0.3)
+    assert held[:29] == [True] * 29 and held[29] is False  # on for 30 ticks (as min_active: 5), then off
+    assert not any(gate.update(0.5) for _ in range(100))  # at eps_safe: does not fire again
+    assert gate.update(0.51)  # above it: fires again
+    assert [gate.update(0.9) for _ in range(100)] == [True] * 100  # above eps_safe it never lets go
+    assert not gate.update(0.45)  # the timeout counts from the firing: on 101 ticks, so it lets go
+    assert gate.update(0.51) and gate.update(0.45)  # fired afresh: the band holds again
 
 
 def test_modes_check_at_their_rate(config: BresaConfig) -> None:
