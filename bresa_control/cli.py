@@ -35,7 +35,7 @@ from bresa_control.evaluate import (
     summarise,
 )
 from bresa_control.files import write_json_atomic
-from bresa_control.models import ModelError
+from bresa_control.models import ModelError, models_folder, record_evaluation
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=_positive_int, default=1,
                     help="episodes run in this many processes (same results, in seed order)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.add_argument("--record-in-card", action="store_true",
+                    help="also write the figures into the task policy's model card (key evaluation)")
     ev.add_argument("--plot", metavar="PNG",
                     help="plot the first episode (force, risk, stiffness, reflex) here; default with --json: "
                          "beside it, same name, .png")
@@ -89,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--models-dir", default="models", help="critic and recovery in; policy out")
     tp.add_argument("--refine-every", type=_positive_int, default=2000, help="decisions between rounds")
     tp.add_argument("--refine-steps", type=_positive_int, default=100, help="TD steps per round")
+    tp.add_argument("--select-every", type=_positive_int, default=2500,
+                    help="decisions between checkpoint evaluations (the best checkpoint is written)")
+    tp.add_argument("--select-episodes", type=_positive_int, default=20,
+                    help="held-out episodes per checkpoint evaluation")
     tp.add_argument("--tensorboard", default="runs", help="TensorBoard log folder")
     tp.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     tp.add_argument("--no-progress", action="store_true")
@@ -142,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.record_in_card and CONTROLLERS[args.controller][0] != "sac":
+        print(f"bresa: --record-in-card: the {args.controller} controller runs no trained task policy, "
+              "so there is no model card to record in", file=sys.stderr)
+        return 2
     results: list[EpisodeResult] = []
     try:
         evaluate(
@@ -159,14 +169,16 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"\ninterrupted after {len(results)} of {args.episodes} episodes", file=sys.stderr)
         if results and args.json:
             summary = summarise(args.controller, args.scenario, results)
-            write_json_atomic(args.json, report(summary, results, args.seed, complete=False))
+            write_json_atomic(args.json, report(summary, results, args.seed, complete=False, command=args.command_line))
             print(f"partial results written to {args.json} (complete: false)", file=sys.stderr)
         return 130
     summary = summarise(args.controller, args.scenario, results)
     print(format_table([summary]))
     if args.json:
-        write_json_atomic(args.json, report(summary, results, args.seed, complete=True))
+        write_json_atomic(args.json, report(summary, results, args.seed, complete=True, command=args.command_line))
         print(f"wrote {args.json}")
+    if args.record_in_card:
+        print(f"recorded in {record_evaluation(models_folder(args.models_dir), summary, args.command_line)}")
     plot = args.plot or (str(Path(args.json).with_suffix(".png")) if args.json else None)
     if plot:
         print(f"wrote {plot_episode(args.controller, config, args.scenario, args.seed, plot, args.models_dir)}")
@@ -222,8 +234,8 @@ def _train_policy(args: argparse.Namespace) -> int:
     try:
         card = train_task_policy(
             config, args.models_dir, args.data, args.seed, args.timesteps, args.refine_every,
-            args.refine_steps, args.tensorboard, progress=not args.no_progress,
-            command=args.command_line,
+            args.refine_steps, args.select_every, args.select_episodes, args.tensorboard,
+            progress=not args.no_progress, command=args.command_line,
         )
     except KeyboardInterrupt:
         print("\ninterrupted: no policy written", file=sys.stderr)
@@ -231,7 +243,10 @@ def _train_policy(args: argparse.Namespace) -> int:
     except (ModelError, ValueError) as exc:
         print(f"bresa: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {args.models_dir}/task_policy.zip ({card['timesteps']} steps, seed {card['seed']})")
+    best = card["checkpoint_selection"]["selected"]
+    print(f"wrote {args.models_dir}/task_policy.zip ({card['timesteps']} steps, seed {card['seed']}): the "
+          f"checkpoint of step {best['timestep']}, {best['success_rate']:.0%} inserted in "
+          f"{card['checkpoint_selection']['episodes']} held-out episodes with the reflex")
     return 0
 
 

@@ -219,10 +219,12 @@ def format_table(summaries: list[dict[str, Any]]) -> str:
 
 
 def report(
-    summary: dict[str, Any], results: list[EpisodeResult], seed: int, complete: bool
+    summary: dict[str, Any], results: list[EpisodeResult], seed: int, complete: bool, command: list[str] | None = None
 ) -> dict[str, Any]:
-    """The JSON document of one evaluation: summary fields plus every episode."""
-    return {**summary, "seed": seed, "complete": complete, "per_episode": [asdict(r) for r in results]}
+    """The JSON document of one evaluation: summary fields, the command line (config file
+    included) and every episode."""
+    return {**summary, "seed": seed, "complete": complete, "command": command,
+            "per_episode": [asdict(r) for r in results]}
 
 
 def plot_episode(

@@ -8,13 +8,20 @@
 * Every ``refine_every`` decisions the critic gets ``refine_steps`` TD updates on the offline data
   plus everything recorded online (:class:`~bresa_control.critic.RiskTD`, the same learner as
   offline training); the reflex uses the refined critic immediately.
-* TensorBoard logs (SB3's plus ``risk/*``) and a progress bar. The policy and the refined critic
-  are written only at the end, atomically.
+* Checkpoint selection: every ``select_every`` decisions the deterministic policy runs a fixed set
+  of held-out episodes (seeds from :data:`SELECTION_SEED_BASE`, never used by ``bresa evaluate``'s
+  seeds 0..N) with the shipped critic, as deployed; the weights that inserted most often (ties:
+  fastest) are the ones written. SAC's performance drifts within a run, so the last weights are
+  often not the best ones.
+* TensorBoard logs (SB3's plus ``risk/*`` and ``selection/*``) and a progress bar. The policy and
+  the refined critic are written only at the end, atomically.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,13 +29,15 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from stable_baselines3 import SAC
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, ProgressBarCallback
 from stable_baselines3.common.monitor import Monitor
+from tqdm import tqdm
 
 from bresa_control import collect
 from bresa_control.config import BresaConfig, config_to_dict
 from bresa_control.critic import CriticTraining, RiskTD, Transitions, TwinRiskCritic, export
 from bresa_control.env import PegInsertion
+from bresa_control.evaluate import run_episode, summarise
 from bresa_control.files import atomic_output
 from bresa_control.models import (
     CRITIC_FILE,
@@ -39,8 +48,11 @@ from bresa_control.models import (
     write_card,
 )
 from bresa_control.risk_features import FEATURE_SIZE
-from bresa_control.task_policy import RESIDUAL_SCALE, ResidualTask
+from bresa_control.task_policy import RESIDUAL_SCALE, ResidualController, ResidualTask
 
+# Episode seeds of checkpoint selection: far from bresa evaluate's (0, 1, ...), so the figures a
+# policy is reported with come from episodes its selection never saw.
+SELECTION_SEED_BASE = 1_000_000
 
 
 class CriticRefinement(BaseCallback):
@@ -99,6 +111,65 @@ class CriticRefinement(BaseCallback):
         self.logger.record("risk/online_violating_ticks", self.online_violations)
 
 
+class BestCheckpoint(BaseCallback):
+    """Every ``every`` decisions, and at the end, runs the deterministic policy on the same
+    ``episodes`` held-out episodes in ``env`` and keeps the weights with the highest success rate
+    (ties: the shortest mean insertion time); at the end of training the model holds them."""
+
+    def __init__(self, env: PegInsertion, every: int, episodes: int) -> None:
+        super().__init__()
+        self.env = env
+        self.every = every
+        self.seeds = [SELECTION_SEED_BASE + i for i in range(episodes)]
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+        self._best_weights: dict[str, Any] | None = None
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps % self.every == 0:
+            self.evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        if not self.history or self.history[-1]["timestep"] != self.num_timesteps:
+            self.evaluate()
+        if self._best_weights is not None:
+            self.model.policy.load_state_dict(self._best_weights)
+
+    def evaluate(self) -> None:
+        """Score the current weights; remember them if they are the best so far."""
+        controller = ResidualController(self.model, self.env.config)
+        summary = summarise("selection", "nominal", [run_episode(self.env, controller, s) for s in self.seeds])
+        time_s = summary["insertion_time_s_mean"]
+        row = {"timestep": self.num_timesteps, "success_rate": summary["success_rate"],
+               "insertion_time_s": time_s if np.isfinite(time_s) else None}
+        self.history.append(row)
+        self.logger.record("selection/success_rate", row["success_rate"])
+        if row["insertion_time_s"] is not None:
+            self.logger.record("selection/insertion_time_s", row["insertion_time_s"])
+        if self.best is None or _rank(row) > _rank(self.best):
+            self.best = row
+            self._best_weights = copy.deepcopy(self.model.policy.state_dict())
+
+
+def _rank(row: dict[str, Any]) -> tuple[float, float]:
+    """Order of checkpoints: success rate first, then shorter insertion time."""
+    time_s = row["insertion_time_s"]
+    return row["success_rate"], -(time_s if time_s is not None else np.inf)
+
+
+class ProgressBar(ProgressBarCallback):
+    """SB3's progress bar, drawn with plain tqdm when stderr is not a terminal (a log file, CI):
+    there rich's live bar would show nothing until training ends."""
+
+    def _on_training_start(self) -> None:
+        if sys.stderr.isatty():
+            super()._on_training_start()
+        else:
+            total = self.locals["total_timesteps"] - self.model.num_timesteps
+            self.pbar = tqdm(total=total, desc="train-policy", unit="step", mininterval=10.0)
+
+
 def train_task_policy(
     config: BresaConfig,
     models_dir: str | Path | None,
@@ -107,11 +178,14 @@ def train_task_policy(
     timesteps: int,
     refine_every: int = 2000,
     refine_steps: int = 100,
+    select_every: int = 2500,
+    select_episodes: int = 20,
     tensorboard_dir: str | None = "runs",
     progress: bool = True,
     command: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Train the residual SAC policy with Bresa in the loop; write the policy and refined critic."""
+    """Train the residual SAC policy with Bresa in the loop; write the best checkpoint of the policy
+    (see :class:`BestCheckpoint`) and the refined critic."""
     folder = models_folder(models_dir)
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate"))
     shipped_critic, recovery, critic_card = load_reflex_models(config, folder)
@@ -132,7 +206,10 @@ def train_task_policy(
         batch_size=256, gamma=0.98, train_freq=1, gradient_steps=1, tensorboard_log=tensorboard_dir,
         policy_kwargs={"net_arch": [256, 256]}, verbose=0,
     )
-    model.learn(total_timesteps=timesteps, callback=refinement, progress_bar=progress, tb_log_name="sac_bresa")
+    # Selection runs what is deployed: the shipped (offline) critic, not the one refined here.
+    selection = BestCheckpoint(PegInsertion(config, shipped_critic, recovery), select_every, select_episodes)
+    callbacks: list[BaseCallback] = [refinement, selection] + ([ProgressBar()] if progress else [])
+    model.learn(total_timesteps=timesteps, callback=callbacks, tb_log_name="sac_bresa")
 
     with atomic_output(folder / POLICY_FILE, suffix=".zip") as tmp:
         model.save(tmp)
@@ -155,6 +232,11 @@ def train_task_policy(
         "seed": seed, "timesteps": timesteps, "command": list(command),
         "reflex_during_training": "control-rate", "config": config_to_dict(config),
         "training_wall_time_s": round(time.monotonic() - started, 1), "threads": 1,
+        "checkpoint_selection": {
+            "every_timesteps": select_every, "episodes": select_episodes,
+            "seeds": [selection.seeds[0], selection.seeds[-1]], "controller": "bresa (shipped critic, control-rate)",
+            "selected": selection.best, "history": selection.history,
+        },
     }
     write_card(folder / POLICY_FILE, card)
     return card

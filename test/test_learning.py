@@ -175,6 +175,7 @@ def tiny_policy(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     shutil.copytree(tiny_models, models)
     code = main(["train-policy", "--timesteps", "40", "--data", str(tiny_models.parent / "risk.npz"),
                  "--models-dir", str(models), "--refine-every", "20", "--refine-steps", "2",
+                 "--select-every", "20", "--select-episodes", "2",
                  "--tensorboard", str(folder / "tb"), "--no-progress"])
     assert code == 0
     return models
@@ -210,6 +211,27 @@ def test_every_learned_controller_evaluates_from_models_without_training(
     assert json.loads(out.read_text())["controller"] == controller
 
 
+def test_evaluation_is_recorded_in_the_policy_card_on_request(
+    tiny_policy: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(tiny_policy, models)
+    short = tmp_path / "short.yaml"
+    short.write_text("env:\n  max_episode_steps: 5\n")
+    argv = ["evaluate", "--controller", "recovery-rl", "--episodes", "2", "--config", str(short),
+            "--models-dir", str(models), "--json", str(tmp_path / "r.json"), "--no-progress", "--record-in-card"]
+    assert main(argv) == 0
+    recorded = read_card(models / "task_policy.zip")["evaluation"]["recovery-rl/nominal"]
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert recorded["command"] == ["bresa", *argv] == written["command"]
+    assert recorded["episodes"] == 2 and recorded["success_rate"] == written["success_rate"]
+    assert read_card(models / "task_policy.zip")["timesteps"] == 40  # the rest of the card is kept
+    # The scripted controller has no card: refused before any episode runs.
+    assert main(["evaluate", "--controller", "scripted", "--episodes", "1", "--models-dir", str(models),
+                 "--record-in-card"]) == 2
+    assert "runs no trained task policy" in capsys.readouterr().err
+
+
 def test_missing_task_policy_is_a_clear_model_error(tiny_models: Path, capsys: pytest.CaptureFixture) -> None:
     code = main(["evaluate", "--controller", "bresa", "--episodes", "1", "--models-dir", str(tiny_models)])
     assert code == 2
@@ -229,4 +251,47 @@ def test_shipped_models_load_under_the_shipped_config() -> None:
 
     policy = load_task_policy(find_data("models"))
     assert policy.action_space.shape == (7,)
-    assert read_card(find_data("models") / "task_policy.zip")["evaluation"]["success_rate"] >= 0.9
+    assert read_card(find_data("models") / "task_policy.zip")["evaluation"]["sac/nominal"]["success_rate"] >= 0.9
+
+
+def test_policy_training_writes_the_best_checkpoint_it_evaluated(tiny_policy: Path, tiny_models: Path) -> None:
+    from stable_baselines3 import SAC
+
+    from bresa_control.env import PegInsertion
+    from bresa_control.evaluate import run_episode
+    from bresa_control.models import load_reflex_models
+    from bresa_control.policy_training import SELECTION_SEED_BASE, _rank
+    from bresa_control.task_policy import ResidualController
+
+    selection = read_card(tiny_policy / "task_policy.zip")["checkpoint_selection"]
+    assert [row["timestep"] for row in selection["history"]] == [20, 40]
+    assert selection["selected"] == max(selection["history"], key=_rank)
+    # The written policy is that checkpoint: it does exactly as well again on the same episodes.
+    config = load_config(overrides={"reflex": {"mode": "control-rate"}})
+    critic, recovery, _ = load_reflex_models(config, tiny_models)  # the offline critic selection ran
+    env = PegInsertion(config, critic, recovery)
+    controller = ResidualController(SAC.load(tiny_policy / "task_policy.zip", device="cpu"), config)
+    results = [run_episode(env, controller, SELECTION_SEED_BASE + i) for i in range(2)]
+    assert np.mean([r.inserted for r in results]) == selection["selected"]["success_rate"]
+
+
+def test_checkpoints_rank_by_success_then_time() -> None:
+    from bresa_control.policy_training import _rank
+
+    rows = [{"success_rate": 0.9, "insertion_time_s": 7.0}, {"success_rate": 0.95, "insertion_time_s": 9.0},
+            {"success_rate": 0.95, "insertion_time_s": 8.0}, {"success_rate": 0.0, "insertion_time_s": None}]
+    assert max(rows, key=_rank) == rows[2] and min(rows, key=_rank) == rows[3]
+
+
+def test_policy_training_shows_progress_in_a_log_file(
+    tiny_models: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """stderr is not a terminal here (as in a log file or CI): the bar must still be printed."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    code = main(["train-policy", "--timesteps", "20", "--data", str(tiny_models.parent / "risk.npz"),
+                 "--models-dir", str(models), "--refine-every", "10", "--refine-steps", "1",
+                 "--select-every", "20", "--select-episodes", "1", "--tensorboard", str(tmp_path / "tb")])
+    assert code == 0
+    err = capfd.readouterr().err
+    assert "train-policy: 100%" in err and "20/20" in err
