@@ -15,8 +15,6 @@ Figures are medians of ``--repeats`` runs. Timing only: nothing here asserts a s
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ from bresa_control.env import PegInsertion
 from bresa_control.files import write_json_atomic
 from bresa_control.impedance import ImpedanceCommand, damping_from_ratio
 from bresa_control.scripted import SpiralSearch
+from bresa_control.timing import machine_info
 
 
 def bench_mj_step(env: PegInsertion, steps: int) -> float:
@@ -96,8 +95,7 @@ def main() -> None:
     result["controller_overhead_ratio"] = result["mj_step_per_s"] / result["control_tick_per_s"]
     result["runs"] = runs
     result["settings"] = vars(args)
-    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                         "mujoco": mujoco.__version__, "processor": platform.machine()}
+    result["machine"] = {**machine_info(), "mujoco": mujoco.__version__}
 
     print(f"raw mj_step            {result['mj_step_per_s']:10.0f} steps/s  "
           f"(real-time factor {result['mj_step_real_time_factor']:.1f})")

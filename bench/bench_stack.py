@@ -17,8 +17,6 @@ processes, as the issue asks (``--bag`` adds the demo's MCAP recorder). Prints a
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import sys
 import time
@@ -29,6 +27,7 @@ import numpy as np
 
 from bresa_control.files import write_json_atomic
 from bresa_control.ros.runner import run_demo
+from bresa_control.timing import machine_info
 
 TARGETS = {"critic_rate_hz": (">=", 990.0), "period_p99_ms": ("<=", 1.5), "latency_p99_ms": ("<=", 3.0)}
 
@@ -106,8 +105,7 @@ def main() -> int:
                                   for k, ok in met.items()))
     write_json_atomic(args.json, {
         "figures": figures, "targets": {k: f"{op} {b}" for k, (op, b) in TARGETS.items()}, "met": met, "runs": runs,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": {
-            "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine_info(),
     })
     print(f"wrote {args.json}")
     return 0

@@ -3,11 +3,26 @@
 The 1 kHz nodes record every tick here and report the figures in ``diagnostics`` and in their
 summary file; ``bench/bench_stack.py`` reads them. Only the most recent ``window`` ticks are kept
 for percentiles (memory stays bounded on a long run); the rate is over the whole run.
+:func:`machine_info` says which machine a benchmark's figures belong to.
 """
 
 from __future__ import annotations
 
+import os
+import platform
+from pathlib import Path
+
 import numpy as np
+
+
+def machine_info() -> dict[str, str | int | None]:
+    """The machine a benchmark ran on: CPU model and count, OS, Python (timing figures depend on
+    all of them; the same code met the stack's targets on one 2-core machine and not on another)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                  if line.startswith("model name")), None) if cpuinfo.exists() else None
+    return {"cpu_model": model or platform.processor() or None, "cpu_count": os.cpu_count(),
+            "platform": platform.platform(), "python": platform.python_version()}
 
 
 class LoopStats:

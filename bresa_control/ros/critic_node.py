@@ -26,6 +26,12 @@ from bresa_control.timing import LoopStats
 
 # bresa/reflex: every change of state (task, reflex, hold) at once, and the risk every 10 ticks (100 Hz).
 REFLEX_EVERY_TICKS = 10
+# The tick's phase in the arm's 1 ms cycle: this long after a wrench sample arrives, once the
+# stream is steady (after PHASE_LOCK_SAMPLES samples). Then every tick acts on a sample a fraction
+# of a millisecond old and its command reaches the arm's next tick; at a random phase the reflex
+# latency was ~1 ms or ~2 ms depending on how the two timers happened to start.
+TICK_AFTER_SAMPLE_S = 0.0003
+PHASE_LOCK_SAMPLES = 50
 HOLDING = ("state-stale", "no-task-action")
 
 
@@ -54,7 +60,8 @@ class SafetyCriticNode(BresaNode):
         self.create_subscription(Float64MultiArray, messages.TASK_ACTION, self._on_task_action, messages.RELIABLE_QOS)
         self._status_since_report: dict[str, int] = {}
         self._reflex_state, self._reflex_ticks = "", 0
-        self.create_timer(self.config.env.control_period_s, self._on_timer)
+        self._wrench_samples = 0
+        self._timer = self.create_timer(self.config.env.control_period_s, self._on_timer)
         self.get_logger().info(
             f"reflex {self.config.reflex.mode} at {1 / self.config.env.control_period_s:.0f} Hz, eps_safe "
             f"{self.config.reflex.eps_safe}, critic AUROC {card.get('evaluation', {}).get('auroc_holdout', '?')}"
@@ -71,6 +78,10 @@ class SafetyCriticNode(BresaNode):
     def _on_wrench(self, msg: WrenchStamped) -> None:
         force, torque = messages.wrench_arrays(msg)
         self.loop.on_wrench(force, torque, messages.seconds(msg.header.stamp))
+        self._wrench_samples += 1
+        if self._wrench_samples == PHASE_LOCK_SAMPLES:  # once: the arm's clock and ours do not drift
+            time.sleep(TICK_AFTER_SAMPLE_S)
+            self._timer.reset()  # next tick one period from now
 
     def _on_task_action(self, msg: Float64MultiArray) -> None:
         if not self.loop.on_task_action(messages.values(msg), time.time()):
