@@ -22,6 +22,7 @@ from bresa_control.impedance import COMMAND_LABELS  # noqa: E402
 from bresa_control.safety_loop import REFLEX_LABELS  # noqa: E402
 
 SPAN_ALPHA = 0.15
+MAX_GAP_S = 0.5  # no message for longer than this (recorder stalls stay under ~0.1 s): the line breaks
 STIFFNESS = slice(COMMAND_LABELS.index("kx_n_per_m"), COMMAND_LABELS.index("kz_n_per_m") + 1)
 
 
@@ -95,11 +96,11 @@ def plot_run(series: RunSeries, out: str | Path, max_force_n: float, eps_safe: f
     """Write the three-panel PNG; orange spans: the reflex held; grey: the critic held the arm
     because its input was stale or missing (risk not scored there)."""
     fig, (ax_f, ax_r, ax_k) = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True, constrained_layout=True)
-    t, force = series.force_n
+    t, force = with_gaps(*series.force_n)
     ax_f.plot(t, force, color="tab:blue", lw=0.8, label="|F| wrist")
     ax_f.axhline(max_force_n, color="tab:red", ls="--", lw=1.2, label=f"F_max = {max_force_n:g} N")
     ax_f.set_ylabel("wrist force (N)")
-    t, risk = series.risk
+    t, risk = with_gaps(*series.risk)
     ax_r.plot(t, risk, color="tab:purple", lw=0.8, label="risk Q_risk")
     ax_r.axhline(eps_safe, color="tab:red", ls="--", lw=1.2, label=f"eps_safe = {eps_safe:g}")
     if len(series.fired_s):
@@ -107,7 +108,7 @@ def plot_run(series: RunSeries, out: str | Path, max_force_n: float, eps_safe: f
                   label="reflex fired", clip_on=False)
     ax_r.set_ylim(0.0, 1.05)
     ax_r.set_ylabel("risk (probability)")
-    t, stiffness = series.stiffness_n_per_m
+    t, stiffness = with_gaps(*series.stiffness_n_per_m)
     for i, axis in enumerate("xyz"):
         if len(t):
             ax_k.plot(t, stiffness[:, i], lw=0.9, label=f"K{axis}")
@@ -130,6 +131,19 @@ def plot_run(series: RunSeries, out: str | Path, max_force_n: float, eps_safe: f
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def with_gaps(t: np.ndarray, values: np.ndarray, max_gap_s: float = MAX_GAP_S) -> tuple[np.ndarray, np.ndarray]:
+    """The series with a NaN row inserted in every gap longer than ``max_gap_s`` (s), so that a
+    plotted line breaks where no messages came (a node stopped, a late resend at shutdown) instead
+    of drawing a value that was never sent."""
+    t = np.asarray(t, dtype=float)
+    values = np.asarray(values, dtype=float)
+    gaps = np.flatnonzero(np.diff(t) > max_gap_s) + 1
+    if len(gaps) == 0:
+        return t, values
+    filler = np.full((len(gaps), *values.shape[1:]), np.nan)
+    return np.insert(t, gaps, t[gaps - 1]), np.insert(values, gaps, filler, axis=0)
 
 
 def _shade(ax: plt.Axes, t: np.ndarray, active: np.ndarray, color: str) -> None:

@@ -11,10 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from bresa_control.config import BresaConfig
 from bresa_control.evaluate import plot_episode
+from bresa_control.plots import with_gaps
 
 
 def test_evaluate_plots_an_episode_with_the_reflex_in_the_loop(tmp_path: Path, config: BresaConfig) -> None:
@@ -41,3 +43,13 @@ def test_render_writes_an_animated_gif_on_the_cpu(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     with Image.open(tmp_path / "a.gif") as gif:
         assert gif.n_frames > 5 and gif.size == (96, 72)
+
+
+def test_plot_lines_break_where_no_messages_came() -> None:
+    t = np.array([0.0, 0.001, 0.002, 2.5, 2.501])
+    stiffness = np.arange(15.0).reshape(5, 3)
+    t_out, k_out = with_gaps(t, stiffness)
+    assert len(t_out) == 6 and np.all(np.isnan(k_out[3])) and np.array_equal(k_out[4], stiffness[3])
+    assert np.all(np.diff(t_out) >= 0)
+    same_t, same_k = with_gaps(t[:3], stiffness[:3])
+    assert np.array_equal(same_k, stiffness[:3])
