@@ -52,7 +52,7 @@ class SafetyCriticNode(BresaNode):
         self.stats = LoopStats()
         self._joints = messages.JointReader()
         self._command_pub = self.create_publisher(Float64MultiArray, messages.IMPEDANCE_COMMAND, messages.FAST_PUB_QOS)
-        self._reflex_pub = self.create_publisher(Float64MultiArray, messages.REFLEX, messages.RELIABLE_QOS)
+        self._reflex_pub = self.create_publisher(Float64MultiArray, messages.REFLEX, messages.FAST_PUB_QOS)
         self._command_msg = messages.command_message()
         self._reflex_msg = messages.labelled_array(messages.REFLEX_LABELS, "reflex")
         self.create_subscription(JointState, messages.JOINT_STATES, self._on_joints, messages.FAST_QOS)

@@ -47,7 +47,9 @@ BASE_FRAME = "panda_link0"
 # with one second of history (FAST_PUB_QOS), so a reader that asks for every sample (the bag
 # recorder) gets each one even after falling behind for a moment; a best-effort reader costs such
 # a writer nothing extra (no acknowledgements, no resends). Decisions and reflex events: reliable
-# both ways. Diagnostics also keep their last ten for readers that join late (a recorder
+# both ways; bresa/reflex (100 Hz, bursts on every change) is also written with FAST_PUB_QOS, since
+# ten messages of history (RELIABLE_QOS) lasted less than a recorder's occasional 0.1 s stall and
+# the bag lost some. Diagnostics also keep their last ten for readers that join late (a recorder
 # discovered after a node's first status, a monitoring tool started mid-run), as /rosout does.
 FAST_QOS = qos_profile_sensor_data
 FAST_PUB_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
