@@ -146,6 +146,24 @@ def test_bresa_demo_runs_the_three_nodes_and_inserts_the_peg(tmp_path: Path, con
     assert Path(demo["plot"]).stat().st_size > 10_000 and "plot:" in result.stdout
 
 
+def test_bresa_demo_with_a_duration_keeps_holding_the_peg_after_the_insertion(
+    tmp_path: Path, config: BresaConfig
+) -> None:
+    out = tmp_path / "demo.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bresa_control.cli", "demo", "--seed", "0", "--policy", "scripted", "--duration", "20",
+         "--json", str(out), "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    demo = json.loads(out.read_text())
+    sim = demo["nodes"]["mujoco_sim"]
+    assert demo["inserted"] is True and demo["wall_time_s"] >= 20.0
+    assert sim["sim_time_s"] - sim["insertion_time_s"] > 3.0  # it kept running after the insertion ...
+    assert sim["insertion_depth_m"] > config.env.success_depth_m - 0.002  # ... with the peg held in the hole
+    assert demo["peak_force_n"] < config.safety.max_force_n
+
+
 def test_killing_the_task_policy_mid_insertion_leaves_the_arm_holding_safely(
     tmp_path: Path, config: BresaConfig
 ) -> None:
