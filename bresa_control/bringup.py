@@ -56,8 +56,9 @@ def node_set(
     summary JSON at shutdown; ``trace`` adds what the reflex-latency benchmark needs to it.
     ``nodes`` picks a subset (tests leave out the policy and play it themselves). The simulated arm
     starts ticking once every node that reads its state (and the bag recorder, with
-    ``recorder``) has subscribed, and the policy decides only once the critic (and the recorder)
-    listen to ``bresa/task_action``: no message is lost to start-up, and the episode's simulated
+    ``recorder``) has subscribed, the critic once the arm (and the recorder) listen to its
+    commands, and the policy decides only once the critic (and the recorder) listen to
+    ``bresa/task_action``: no message is lost to start-up, and the episode's simulated
     time does not run while the policy is still loading.
     """
     config = load_config(config_path)
@@ -84,7 +85,9 @@ def node_set(
                                "wait_for_subscribers": readers, **outputs("mujoco_sim")}))
     specs.append(NodeSpec("safety_critic", "safety_critic", f"{PACKAGE}.ros.critic_node",
                           {"hole_estimate_m": hole, "models_dir": models_dir, "reflex.mode": reflex_mode,
-                           "niceness": FAST_NICENESS, "trace": trace, **outputs("safety_critic")}))
+                           "niceness": FAST_NICENESS, "trace": trace,
+                           "wait_for_subscribers": int("mujoco_sim" in nodes and use_sim) + int(recorder),
+                           "wait_for_reflex_subscribers": int(recorder), **outputs("safety_critic")}))
     action_readers = int("safety_critic" in nodes) + int(recorder)
     specs.append(NodeSpec("task_policy", "task_policy", f"{PACKAGE}.ros.policy_node",
                           {"hole_estimate_m": hole, "models_dir": models_dir, "policy": policy,

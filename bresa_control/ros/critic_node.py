@@ -44,6 +44,9 @@ class SafetyCriticNode(BresaNode):
             "models_dir": ("", "folder with safety_critic.pt and recovery_policy.pt (empty: the shipped models/)"),
             "summary_path": ("", "write a JSON summary here at shutdown (empty: none)"),
             "trace": (False, "record the state sample behind each reflex firing (latency bench)"),
+            "wait_for_subscribers": (0, "start ticking once bresa/impedance_command has this many subscribers "
+                                        "(the simulated arm, and a recorder)"),
+            "wait_for_reflex_subscribers": (0, "... and bresa/reflex this many (a recorder)"),
         })
         torch.set_num_threads(1)  # one small MLP per tick: threads only add jitter
         critic, recovery, card = load_reflex_models(self.config, self.param("models_dir") or None)
@@ -61,6 +64,7 @@ class SafetyCriticNode(BresaNode):
         self._status_since_report: dict[str, int] = {}
         self._reflex_state, self._reflex_ticks = "", 0
         self._wrench_samples = 0
+        self._readers_connected = False
         self._timer = self.create_timer(self.config.env.control_period_s, self._on_timer)
         self.get_logger().info(
             f"reflex {self.config.reflex.mode} at {1 / self.config.env.control_period_s:.0f} Hz, eps_safe "
@@ -88,6 +92,13 @@ class SafetyCriticNode(BresaNode):
             self.get_logger().warn(f"dropped task action: {self.loop.last_drop_reason}", throttle_duration_sec=1.0)
 
     def _on_timer(self) -> None:
+        if not self._readers_connected:  # until then the arm holds by itself (its own watchdog)
+            self._readers_connected = (
+                self._command_pub.get_subscription_count() >= self.param("wait_for_subscribers")
+                and self._reflex_pub.get_subscription_count() >= self.param("wait_for_reflex_subscribers"))
+            if not self._readers_connected:
+                return
+            self.get_logger().info("readers connected: checking starts")
         start = time.perf_counter()
         now = time.time()
         out = self.loop.tick(now)
@@ -113,7 +124,9 @@ class SafetyCriticNode(BresaNode):
         ticks = dict(self.loop.status_ticks)
         recent = {k: v - self._status_since_report.get(k, 0) for k, v in ticks.items()}
         self._status_since_report = ticks
-        if recent.get("state-stale"):
+        if not self._readers_connected:
+            level, message = "WARN", "waiting for the readers of bresa/impedance_command and bresa/reflex"
+        elif recent.get("state-stale"):
             level, message = "ERROR", f"arm state older than {self.config.runtime.state_timeout_s * 1e3:g} ms: holding"
         elif recent.get("waiting-for-state"):
             level, message = "WARN", "waiting for joint_states and ft_sensor/wrench"

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import rclpy
 import yaml
@@ -78,20 +78,22 @@ class Stack:
         self.processes[name].kill()
         self.processes[name].wait()
 
-    def stop(self, names: list[str] | None = None) -> None:
+    def stop(self, names: list[str] | None = None, while_waiting: Callable[[], None] | None = None) -> None:
         """SIGINT the named nodes (default all) still running, so each writes its summary;
-        SIGKILL any that has not exited after a timeout."""
+        SIGKILL any that has not exited after a timeout. ``while_waiting`` is called over and
+        over until they have exited (the demo spins its bag recorder there, so that it keeps
+        taking the messages the nodes hand over at shutdown)."""
         chosen = [self.processes[n] for n in (names or list(self.processes))]
         for process in chosen:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
         deadline = time.monotonic() + STOP_TIMEOUT_S
+        while any(p.poll() is None for p in chosen) and time.monotonic() < deadline:
+            (while_waiting or (lambda: time.sleep(0.05)))()
         for process in chosen:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            if process.poll() is None:
                 process.kill()
-                process.wait()
+            process.wait()
 
     def summary(self, name: str) -> dict[str, Any]:
         """A node's summary JSON (written at shutdown), or {} if it wrote none."""
@@ -167,7 +169,7 @@ def run_demo(
                 if duration_s is None:
                     break
     finally:
-        stack.stop()
+        stack.stop(while_waiting=lambda: executor.spin_once(timeout_sec=0.05))
         drain_until = time.monotonic() + DRAIN_S  # messages still in flight reach the bag
         while time.monotonic() < drain_until:
             executor.spin_once(timeout_sec=0.05)
