@@ -116,6 +116,10 @@ class Monitor(Node):
         """Whether mujoco_sim reports the peg in."""
         return self.latest.get("mujoco_sim", {}).get("inserted") == "True"
 
+    def holding(self) -> bool:
+        """Whether task_policy reports the task done: it has seen the peg in and holds."""
+        return self.latest.get("task_policy", {}).get("done") == "True"
+
 
 def run_demo(
     config_path: str | None = None,
@@ -166,8 +170,10 @@ def run_demo(
                 inserted_at = time.monotonic() - start
                 print(f"[bresa demo] peg inserted after {inserted_at:.1f} s (wall clock, node start included)",
                       flush=True)
-                if duration_s is None:
-                    break
+            # One insertion ends once the policy holds too (it decides at 10 Hz and may not have
+            # seen the peg in yet when the arm reports it).
+            if duration_s is None and inserted_at is not None and monitor.holding():
+                break
     finally:
         stack.stop(while_waiting=lambda: executor.spin_once(timeout_sec=0.05))
         drain_until = time.monotonic() + DRAIN_S  # messages still in flight reach the bag
