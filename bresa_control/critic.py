@@ -27,6 +27,7 @@ from bresa_control.risk_features import (
     ACTION_SIZE,
     FEATURE_SIZE,
     RECOVERY_HIGH,
+    RECOVERY_KEPT_MASK,
     RECOVERY_LOW,
     STATE_SIZE,
 )
@@ -250,15 +251,22 @@ def train_recovery(
     horizon = int(round(1.0 / (1.0 - settings.gamma_risk)))
     data = Transitions.from_arrays(arrays, horizon)
     train, held = split_episodes(data.episode, settings.holdout_fraction, seed)
-    states = data.features[:, :STATE_SIZE]
+    states, recorded = data.features[:, :STATE_SIZE], data.features[:, STATE_SIZE:]
     policy = RecoveryPolicy(STATE_SIZE, settings.hidden)
+    kept = torch.as_tensor(RECOVERY_KEPT_MASK)
+
+    def recovery_features(rows: torch.Tensor) -> torch.Tensor:
+        """Critic input with the recovery's action in place of the recorded one (the features
+        RECOVERY_KEEPS stay the recorded action's, as at run time)."""
+        s = states[rows]
+        return torch.cat([s, torch.where(kept, recorded[rows], policy(s))], dim=-1)
+
     optimiser = torch.optim.Adam(policy.parameters(), lr=settings.learning_rate)
     for p in critic.parameters():
         p.requires_grad_(False)
     with tqdm(total=settings.recovery_steps, desc="recovery", unit="step", disable=not progress) as bar:
         for _ in range(settings.recovery_steps):
-            s = states[torch.as_tensor(rng.choice(train, settings.batch_size))]
-            loss = critic(torch.cat([s, policy(s)], dim=-1)).mean()
+            loss = critic(recovery_features(torch.as_tensor(rng.choice(train, settings.batch_size)))).mean()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -266,9 +274,9 @@ def train_recovery(
     policy.eval()
     risky = held[data.label[held] == 1]
     with torch.no_grad():
-        s = states[torch.as_tensor(risky)] if len(risky) else states[torch.as_tensor(held)]
-        behaviour = critic(data.features[torch.as_tensor(risky if len(risky) else held)]).mean().item()
-        recovered = critic(torch.cat([s, policy(s)], dim=-1)).mean().item()
+        rows = torch.as_tensor(risky if len(risky) else held)
+        behaviour = critic(data.features[rows]).mean().item()
+        recovered = critic(recovery_features(rows)).mean().item()
     metrics = {
         "holdout_risky_ticks": int(len(risky)),
         "mean_risk_of_recorded_action": behaviour,

@@ -20,7 +20,9 @@ import torch
 from bresa_control.config import BresaConfig
 from bresa_control.files import write_json_atomic
 from bresa_control.paths import find_data
-from bresa_control.risk_features import ACTION_SIZE, FEATURE_SIZE, STATE_SIZE, FeatureMap
+from bresa_control.risk_features import (
+    ACTION_SIZE, FEATURE_SIZE, RECOVERY_KEEPS, STATE_SIZE, FeatureMap, keep_from_replaced,
+)
 
 CRITIC_FILE = "safety_critic.pt"
 POLICY_FILE = "task_policy.zip"
@@ -87,12 +89,12 @@ class TorchRecovery:
     def __init__(self, module: torch.jit.ScriptModule) -> None:
         self.module = module
         for _ in range(WARMUP_CALLS):
-            self.act(np.zeros(STATE_SIZE, np.float32))
+            self.act(np.zeros(STATE_SIZE, np.float32), np.zeros(ACTION_SIZE, np.float32))
 
-    def act(self, state_features: np.ndarray) -> np.ndarray:
+    def act(self, state_features: np.ndarray, replaced_features: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(state_features, np.float32))[None]
-            return self.module(x)[0].numpy()
+            return keep_from_replaced(self.module(x)[0].numpy(), replaced_features)
 
 
 def load_model(
@@ -153,7 +155,13 @@ def load_reflex_models(
     """The shipped (or given) critic and recovery policy, checked; returns them and the critic card."""
     folder = models_folder(models_dir)
     critic, card = load_model(folder / CRITIC_FILE, "safety_critic", FEATURE_SIZE, (), config)
-    recovery, _ = load_model(folder / RECOVERY_FILE, "recovery_policy", STATE_SIZE, (ACTION_SIZE,), config)
+    recovery, recovery_card = load_model(folder / RECOVERY_FILE, "recovery_policy", STATE_SIZE, (ACTION_SIZE,), config)
+    if recovery_card.get("kept_from_replaced_action") != list(RECOVERY_KEEPS):
+        raise ModelError(
+            f"model card {card_path(folder / RECOVERY_FILE)} was trained keeping "
+            f"{recovery_card.get('kept_from_replaced_action')} from the replaced action, but this build's "
+            f"reflex keeps {list(RECOVERY_KEEPS)} (risk_features.RECOVERY_KEEPS); retrain it"
+        )
     return TorchRisk(critic), TorchRecovery(recovery), card
 
 

@@ -35,8 +35,9 @@ class RiskModel(Protocol):
 class RecoveryModel(Protocol):
     """``pi_recovery(s)``: the action features of a recovery action for state features ``s``."""
 
-    def act(self, state_features: np.ndarray) -> np.ndarray:
-        """Recovery action features in [-1, 1]."""
+    def act(self, state_features: np.ndarray, replaced_features: np.ndarray) -> np.ndarray:
+        """Recovery action features in [-1, 1]; ``replaced_features`` are those of the action it
+        replaces (a learned recovery keeps some of them: risk_features.RECOVERY_KEEPS)."""
 
 
 class IntermediateActions:
@@ -229,9 +230,10 @@ class Reflex:
         risk = float(self.critic.risk(features))
         return risk if np.isfinite(risk) and np.all(np.isfinite(features)) else 1.0
 
-    def _recover(self, tick: TickState, face_height_m: float, template: ImpedanceCommand) -> ImpedanceCommand:
+    def _recover(self, tick: TickState, face_height_m: float, replaced: ImpedanceCommand) -> ImpedanceCommand:
         state = self.features.state(tick, face_height_m)
-        return self.features.command(self.recovery.act(state), tick.tip_position_m, template)
+        action = self.recovery.act(state, self.features.action(replaced, tick.tip_position_m))
+        return self.features.command(action, tick.tip_position_m, replaced)
 
 
 class ForceGuardRisk:
@@ -247,8 +249,9 @@ class ForceGuardRisk:
 
 
 class SoftenGains:
-    """Fixed recovery: hold the tip where it is with the softest stiffness and mid damping."""
+    """Fixed recovery: hold the tip where it is with the softest stiffness and low damping on
+    every axis (the force-guard rule softens the lateral gains too)."""
 
-    def act(self, state_features: np.ndarray) -> np.ndarray:
-        """Action features: zero setpoint offset, minimum log-stiffness, damping at mid range."""
+    def act(self, state_features: np.ndarray, replaced_features: np.ndarray) -> np.ndarray:
+        """Action features: zero setpoint offset, minimum log-stiffness, damping at 10 % of max."""
         return np.array([0.0, 0.0, 0.0, -1.0, -1.0, -1.0, -0.8, -0.8, -0.8], dtype=np.float32)

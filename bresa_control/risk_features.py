@@ -33,6 +33,22 @@ FEATURE_SIZE = STATE_SIZE + ACTION_SIZE
 # stiffness 10-170 N/m (log scale), damping 60-300 N s/m. Feature units, per ACTION_LABELS.
 RECOVERY_LOW = (-0.2, -0.2, 0.0, -1.0, -1.0, -1.0, -0.8, -0.8, -0.8)
 RECOVERY_HIGH = (0.2, 0.2, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+# ... except the lateral (x, y) stiffness and damping: a learned recovery keeps those of the action
+# it replaces. The reflex relieves force along the insertion axis (z softened, setpoint backed off);
+# softening x and y too left the arm free to be moved by any external force (in a trace at commit
+# ee7bedd, push scenario, seed 1, a 20 N push took a 10 N/m, 60 N s/m arm to ~0.1 m/s sideways
+# within 40 ms and dragged the peg onto the rim; README, "The recovery keeps the lateral gains").
+# The recovery's outputs for these features are replaced, in training and at run time.
+RECOVERY_KEEPS = ("log_kx", "log_ky", "dx", "dy")
+
+RECOVERY_KEPT_MASK = np.array([label in RECOVERY_KEEPS for label in ACTION_LABELS])
+
+
+def keep_from_replaced(recovery_features: np.ndarray, replaced_features: np.ndarray) -> np.ndarray:
+    """Recovery action features with the :data:`RECOVERY_KEEPS` features taken from the action
+    the recovery replaces (both in :data:`ACTION_LABELS` order)."""
+    return np.where(RECOVERY_KEPT_MASK, replaced_features, recovery_features)
+
 
 VELOCITY_SCALE_M_PER_S = 0.1
 DISTANCE_SCALE_M = 0.01

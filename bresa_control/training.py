@@ -21,6 +21,7 @@ from bresa_control.risk_features import (
     ACTION_SIZE,
     FEATURE_SIZE,
     RECOVERY_HIGH,
+    RECOVERY_KEEPS,
     RECOVERY_LOW,
     STATE_SIZE,
     FeatureMap,
@@ -77,6 +78,7 @@ def train_and_export(
         "kind": "recovery_policy", "input_size": STATE_SIZE, "output_size": ACTION_SIZE,
         "output": "recovery action features (risk_features.ACTION_LABELS) inside the recovery box",
         "recovery_low": list(RECOVERY_LOW), "recovery_high": list(RECOVERY_HIGH),
+        "kept_from_replaced_action": list(RECOVERY_KEEPS),
         "evaluation": recovery_metrics, **common,
     })
     return (

@@ -15,7 +15,9 @@ from bresa_control.cli import main
 from bresa_control.config import load_config
 from bresa_control.critic import RecoveryPolicy, TwinRiskCritic, auroc, export, violation_within
 from bresa_control.models import ModelError, card_path, load_reflex_models, read_card
-from bresa_control.risk_features import FEATURE_SIZE, RECOVERY_HIGH, RECOVERY_LOW, STATE_SIZE
+from bresa_control.risk_features import (
+    ACTION_LABELS, ACTION_SIZE, FEATURE_SIZE, RECOVERY_HIGH, RECOVERY_KEEPS, RECOVERY_LOW, STATE_SIZE,
+)
 
 
 def test_violation_labels_look_back_one_horizon_within_an_episode() -> None:
@@ -75,10 +77,24 @@ def test_training_writes_loadable_models_with_cards(tiny_models: Path) -> None:
     risk = critic.risk(np.zeros(FEATURE_SIZE, np.float32))
     assert 0.0 <= risk <= 1.0
     states = np.random.default_rng(0).normal(0.0, 3.0, size=(50, STATE_SIZE)).astype(np.float32)
-    for state in states:  # whatever the state, the recovery stays soft, damped and backed off
-        action = recovery.act(state)
+    replaced = np.random.default_rng(1).uniform(-1.0, 1.0, size=(50, ACTION_SIZE)).astype(np.float32)
+    kept = np.array([label in RECOVERY_KEEPS for label in ACTION_LABELS])
+    for state, task in zip(states, replaced):  # whatever the state, the recovery stays in its box ...
+        action = recovery.act(state, task)
         assert action.shape == (9,)
-        assert np.all(action >= np.array(RECOVERY_LOW) - 1e-6) and np.all(action <= np.array(RECOVERY_HIGH) + 1e-6)
+        assert np.all(action[~kept] >= np.array(RECOVERY_LOW)[~kept] - 1e-6)
+        assert np.all(action[~kept] <= np.array(RECOVERY_HIGH)[~kept] + 1e-6)
+        np.testing.assert_array_equal(action[kept], task[kept])  # ... and keeps the lateral gains
+    assert read_card(tiny_models / "recovery_policy.pt")["kept_from_replaced_action"] == list(RECOVERY_KEEPS)
+
+
+def test_a_recovery_trained_without_keeping_the_lateral_gains_is_refused(tiny_models: Path, tmp_path: Path) -> None:
+    models = _copy(tiny_models, tmp_path)
+    card = read_card(models / "recovery_policy.pt")
+    del card["kept_from_replaced_action"]
+    (models / "recovery_policy.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=r"trained keeping None from the replaced action, but this build's reflex keeps"):
+        load_reflex_models(load_config(), models)
 
 
 def _copy(models: Path, tmp_path: Path) -> Path:
@@ -244,7 +260,7 @@ def test_shipped_models_load_under_the_shipped_config() -> None:
     assert card["evaluation"]["auroc_holdout"] >= 0.9
     risk = critic.risk(np.zeros(FEATURE_SIZE, np.float32))
     assert 0.0 <= risk <= 1.0
-    action = recovery.act(np.zeros(STATE_SIZE, np.float32))
+    action = recovery.act(np.zeros(STATE_SIZE, np.float32), np.zeros(ACTION_SIZE, np.float32))
     assert np.all(action >= np.array(RECOVERY_LOW) - 1e-6) and np.all(action <= np.array(RECOVERY_HIGH) + 1e-6)
     from bresa_control.models import load_task_policy
     from bresa_control.paths import find_data

@@ -173,3 +173,31 @@ def test_a_non_finite_risk_or_input_fires_the_reflex() -> None:
     reflex = Reflex(cfg, CountingRisk(), SoftenGains())
     reflex.begin_decision(_command([0.55, 0.0, 0.05], 500.0, 80.0), _tick(), 0.035, None)
     assert reflex.step(_tick(force_z=float("nan")), 0.035).active  # a NaN wrench reading too
+
+
+class AlwaysRisky:
+    def risk(self, features: np.ndarray) -> float:
+        return 0.9
+
+
+def test_a_learned_recovery_softens_the_insertion_axis_and_keeps_the_lateral_gains() -> None:
+    """The shipped recovery replaces the setpoint and the z gains; x and y keep the stiffness and
+    damping of the action it replaces, so an external force does not find a limp arm."""
+    from bresa_control.models import load_reflex_models
+
+    cfg = load_config(overrides={"reflex": {"mode": "control-rate"}})
+    _, recovery, _ = load_reflex_models(cfg)
+    reflex = Reflex(cfg, AlwaysRisky(), recovery)
+    target = ImpedanceCommand(np.array([0.55, 0.0, 0.04]), DOWN.copy(), np.array([1500.0, 900.0, 1200.0, 60, 60, 60]),
+                              np.array([220.0, 170.0, 200.0, 5, 5, 5]))
+    reflex.begin_decision(target, _tick(force_z=20.0), 0.035, None)
+    decision = reflex.step(_tick(force_z=20.0), 0.035)
+    assert decision.fired
+    np.testing.assert_allclose(decision.command.stiffness[:2], [1500.0, 900.0], rtol=1e-5)
+    np.testing.assert_allclose(decision.command.damping[:2], [220.0, 170.0], rtol=1e-5)
+    assert decision.command.stiffness[2] <= 170.0 + 1e-6  # the recovery box: soft along z ...
+    assert decision.command.position_m[2] >= 0.06 - 1e-9  # ... and a setpoint at or above the tip
+    # The force-guard rule (SoftenGains) softens every axis, as a practitioner's first rule would.
+    guard = Reflex(cfg, AlwaysRisky(), SoftenGains())
+    guard.begin_decision(target, _tick(force_z=20.0), 0.035, None)
+    np.testing.assert_allclose(guard.step(_tick(force_z=20.0), 0.035).command.stiffness[:3], 10.0)
