@@ -1,10 +1,14 @@
 """Where did an episode's peak force come from? Prints the control ticks around it.
 
     python bench/peak_trace.py --controller bresa --seed 45 [--scenario nominal] [--ticks 4] [--config X.yaml]
+    python bench/peak_trace.py --controller bresa --scenario push --seeds 1,8,22   (one line per seed)
 
 For each tick: simulated time, wrist force |F|, the critic's risk, whether the reflex held, tip
 height above the estimated top face and its vertical velocity, commanded Kz and setpoint offset.
 Used to tell a predictable force build-up from a contact transient (docs/sim-to-real.md).
+With ``--seeds``, one line per episode instead: the peak, whether the reflex held at it, when it
+last held before it, and the critic's highest risk in the ``--window-ms`` before it (did the
+critic see it coming?).
 """
 
 from __future__ import annotations
@@ -15,21 +19,15 @@ import numpy as np
 
 from bresa_control.config import load_config
 from bresa_control.env import PegInsertion
-from bresa_control.evaluate import CONTROLLERS, make_controller
+from bresa_control.evaluate import CONTROLLERS, ControllerSetup, make_controller
 from bresa_control.scenarios import SCENARIOS
 
+COLUMNS = ("t", "force", "risk", "active", "height", "vz", "kz", "dz")
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--controller", choices=list(CONTROLLERS), default="bresa")
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--scenario", choices=SCENARIOS, default="nominal")
-    parser.add_argument("--ticks", type=int, default=4, help="ticks shown before and after the peak")
-    parser.add_argument("--config", help="YAML laid over config/peg_insertion.yaml")
-    args = parser.parse_args()
 
-    setup = make_controller(args.controller, load_config(args.config))
-    env = PegInsertion(setup.config, setup.critic, setup.recovery, scenario=args.scenario)
+def trace(setup: ControllerSetup, scenario: str, seed: int) -> tuple[np.ndarray, dict]:
+    """One episode, every control tick as a row of :data:`COLUMNS` (SI units), and the last info."""
+    env = PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario)
     rows = []
     inner_step = env.reflex.step
 
@@ -41,13 +39,44 @@ def main() -> None:
         return decision
 
     env.reflex.step = step
-    obs, _ = env.reset(seed=args.seed)
+    obs, _ = env.reset(seed=seed)
     setup.policy.reset()
     while True:
         obs, _, terminated, truncated, info = env.step(setup.policy.act(obs))
         if terminated or truncated:
-            break
-    table = np.array(rows)
+            return np.array(rows), info
+
+
+def summary_line(table: np.ndarray, seed: int, window_ms: float) -> str:
+    """The peak of one episode and what the reflex did before it."""
+    k = int(np.argmax(table[:, 1]))
+    t_peak = table[k, 0]
+    before = table[(table[:, 0] > t_peak - window_ms / 1e3) & (table[:, 0] <= t_peak)]
+    held = before[before[:, 3] > 0]
+    last = f"{(t_peak - held[-1, 0]) * 1e3:.0f} ms before" if len(held) else "not in the window"
+    return (f"seed {seed}: peak {table[k, 1]:.1f} N at {t_peak:.3f} s, reflex at the peak: {bool(table[k, 3])}, "
+            f"last held: {last}, max risk in the {window_ms:g} ms before: {before[:, 2].max():.2f}, "
+            f"tip vz 5 ms before: {table[max(0, k - 5), 5] * 1e3:.0f} mm/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--controller", choices=list(CONTROLLERS), default="bresa")
+    seeds = parser.add_mutually_exclusive_group(required=True)
+    seeds.add_argument("--seed", type=int)
+    seeds.add_argument("--seeds", help="comma-separated seeds: one summary line each")
+    parser.add_argument("--scenario", choices=SCENARIOS, default="nominal")
+    parser.add_argument("--ticks", type=int, default=4, help="ticks shown before and after the peak")
+    parser.add_argument("--window-ms", type=float, default=200.0, help="with --seeds: look this far before the peak")
+    parser.add_argument("--config", help="YAML laid over config/peg_insertion.yaml")
+    args = parser.parse_args()
+
+    setup = make_controller(args.controller, load_config(args.config))
+    if args.seeds:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            print(summary_line(trace(setup, args.scenario, seed)[0], seed, args.window_ms), flush=True)
+        return
+    table, info = trace(setup, args.scenario, args.seed)
     k = int(np.argmax(table[:, 1]))
     print(f"{args.controller}, {args.scenario}, seed {args.seed}: peak {table[k, 1]:.1f} N at t = {table[k, 0]:.3f} s; "
           f"inserted: {info['inserted']}")

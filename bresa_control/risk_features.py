@@ -35,9 +35,9 @@ RECOVERY_LOW = (-0.2, -0.2, 0.0, -1.0, -1.0, -1.0, -0.8, -0.8, -0.8)
 RECOVERY_HIGH = (0.2, 0.2, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 # ... except the lateral (x, y) stiffness and damping: a learned recovery keeps those of the action
 # it replaces. The reflex relieves force along the insertion axis (z softened, setpoint backed off);
-# softening x and y too left the arm free to be moved by any external force (in a trace at commit
-# ee7bedd, push scenario, seed 1, a 20 N push took a 10 N/m, 60 N s/m arm to ~0.1 m/s sideways
-# within 40 ms and dragged the peg onto the rim; README, "The recovery keeps the lateral gains").
+# softening x and y too left the arm free to be moved by any external force (in push-scenario
+# traces at commit ee7bedd the push moved the limp arm sideways and dragged the peg onto the rim;
+# README, "The recovery keeps the lateral gains").
 # The recovery's outputs for these features are replaced, in training and at run time.
 RECOVERY_KEEPS = ("log_kx", "log_ky", "dx", "dy")
 

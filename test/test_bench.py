@@ -32,3 +32,15 @@ def test_reflex_check_runs_the_shipped_models_in_closed_loop(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     check = json.loads(out.read_text())
     assert len(check["episodes"]) == 1 and 0.0 <= check["reflex_share_of_ticks"] <= 1.0
+
+
+def test_peak_trace_prints_the_ticks_around_the_peak_and_one_line_per_seed() -> None:
+    result = _run("peak_trace.py", "--controller", "scripted", "--seed", "0", "--ticks", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("scripted, nominal, seed 0: peak") and len(lines) == 2 + 5
+    result = _run("peak_trace.py", "--controller", "scripted", "--seeds", "0,1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["seed 0", "seed 1"]
+    assert all("reflex at the peak: False" in line and "last held: not in the window" in line for line in lines)

@@ -16,7 +16,7 @@ from bresa_control.config import load_config
 from bresa_control.critic import RecoveryPolicy, TwinRiskCritic, auroc, export, violation_within
 from bresa_control.models import ModelError, card_path, load_reflex_models, read_card
 from bresa_control.risk_features import (
-    ACTION_LABELS, ACTION_SIZE, FEATURE_SIZE, RECOVERY_HIGH, RECOVERY_KEEPS, RECOVERY_LOW, STATE_SIZE,
+    ACTION_SIZE, FEATURE_SIZE, RECOVERY_HIGH, RECOVERY_KEEPS, RECOVERY_KEPT_MASK, RECOVERY_LOW, STATE_SIZE,
 )
 
 
@@ -78,7 +78,7 @@ def test_training_writes_loadable_models_with_cards(tiny_models: Path) -> None:
     assert 0.0 <= risk <= 1.0
     states = np.random.default_rng(0).normal(0.0, 3.0, size=(50, STATE_SIZE)).astype(np.float32)
     replaced = np.random.default_rng(1).uniform(-1.0, 1.0, size=(50, ACTION_SIZE)).astype(np.float32)
-    kept = np.array([label in RECOVERY_KEEPS for label in ACTION_LABELS])
+    kept = RECOVERY_KEPT_MASK
     for state, task in zip(states, replaced):  # whatever the state, the recovery stays in its box ...
         action = recovery.act(state, task)
         assert action.shape == (9,)
