@@ -59,7 +59,7 @@ setup() {
 run_demo() {
   mkdir -p "$ROOT/results"
   cd "$ROOT"
-  "$VENV/bin/bresa" demo --seed 0 --json "$ROOT/results/demo.json" "$@"
+  "$VENV/bin/bresa" demo --json "$ROOT/results/demo.json" "$@"
 }
 
 run_tests() {

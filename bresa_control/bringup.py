@@ -20,6 +20,12 @@ PACKAGE = "bresa_control"
 # The 1 kHz nodes ask to run before the 10 Hz policy when cores are short (on a robot PC, give
 # them a real-time kernel and priority instead; see README).
 FAST_NICENESS = -10
+# The simulated episode the demo and the launch file run by default: seed 63 is a typical nominal
+# episode (every learned controller inserts it in 6.1-6.2 s, the median of bresa's insertion times
+# over seeds 0-99 is 6.2 s). Seed 0 is one of the two where the policy alone does not find the
+# hole within 20 s (the reflex's interruptions made bresa insert it), so whether the stack inserted
+# it within runtime.demo_timeout_s hung on thread timing (results/compare/*_nominal.json).
+DEMO_SEED = 63
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ def node_set(
     config_path: str | Path | None = None,
     *,
     use_sim: bool = True,
-    seed: int = 0,
+    seed: int = DEMO_SEED,
     hole_estimate_m: tuple[float, float, float] | None = None,
     policy: str = "sac",
     models_dir: str = "",

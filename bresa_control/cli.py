@@ -4,7 +4,7 @@
     bresa collect --episodes 200 --max-steps 120 --seed 0 --out data/risk_data.npz
     bresa train-critic --data data/risk_data.npz --seed 0 --out-dir models
     bresa train-policy --timesteps 50000 --seed 0 --models-dir models
-    bresa demo --seed 0 --json results/demo.json
+    bresa demo --json results/demo.json
     bresa plot results/demo-<time>/bag
     bresa render --controller bresa --seed 0 --out results/insertion.gif
 
@@ -23,6 +23,7 @@ if sys.argv[1:2] == ["render"]:  # MuJoCo picks its OpenGL backend when first im
     os.environ.setdefault("MUJOCO_GL", "osmesa")  # CPU offscreen rendering (Debian: libosmesa6)
 from typing import Sequence
 
+from bresa_control.bringup import DEMO_SEED
 from bresa_control.config import ConfigError, load_config
 from bresa_control.evaluate import (
     CONTROLLERS,
@@ -101,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp.set_defaults(func=_train_policy)
 
     de = commands.add_parser("demo", help="run the ROS 2 stack (three nodes) for one insertion")
-    de.add_argument("--seed", type=int, default=0, help="episode seed (hole, perception error, start)")
+    de.add_argument("--seed", type=int, default=DEMO_SEED,
+                    help=f"episode seed (hole, perception error, start); default {DEMO_SEED}, a typical episode")
     de.add_argument("--duration", type=_positive_float, metavar="S",
                     help="keep the stack running (holding after the insertion) until S seconds")
     de.add_argument("--policy", choices=("sac", "scripted"), default="sac")

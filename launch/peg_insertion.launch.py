@@ -14,13 +14,13 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from bresa_control.bringup import PACKAGE, config_files, node_set
+from bresa_control.bringup import DEMO_SEED, PACKAGE, config_files, node_set
 
 ARGUMENTS = {
     "use_sim": ("true", "true: start mujoco_sim as the arm; false: a real arm provides the topics"),
     "config": ("", "YAML file laid over config/peg_insertion.yaml (empty: the defaults)"),
     "log_level": ("info", "debug, info, warn or error"),
-    "seed": ("0", "simulation only: episode seed (hole position, perception error, start pose)"),
+    "seed": (str(DEMO_SEED), "simulation only: episode seed (hole position, perception error, start pose)"),
     "policy": ("sac", "sac (trained residual policy) or scripted (spiral search)"),
     "hole_estimate": ("", "real arm only: x,y,z of the hole's top centre in the base frame (m)"),
 }

@@ -115,8 +115,7 @@ def _stack(tmp_path: Path, seed: int, nodes: tuple[str, ...]) -> Stack:
 def test_bresa_demo_runs_the_three_nodes_and_inserts_the_peg(tmp_path: Path, config: BresaConfig) -> None:
     out = tmp_path / "demo.json"
     result = subprocess.run(
-        [sys.executable, "-m", "bresa_control.cli", "demo", "--seed", "0", "--json", str(out),
-         "--run-dir", str(tmp_path / "run")],
+        [sys.executable, "-m", "bresa_control.cli", "demo", "--json", str(out), "--run-dir", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -23,7 +23,7 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 
-from bresa_control.bringup import FAST_NICENESS, NodeSpec, config_files, node_set
+from bresa_control.bringup import DEMO_SEED, FAST_NICENESS, NodeSpec, config_files, node_set
 from bresa_control.config import load_config
 from bresa_control.ros import messages
 from bresa_control.ros.node_base import make_executor
@@ -123,7 +123,7 @@ class Monitor(Node):
 
 def run_demo(
     config_path: str | None = None,
-    seed: int = 0,
+    seed: int = DEMO_SEED,
     duration_s: float | None = None,
     run_dir: str | Path | None = None,
     policy: str = "sac",
