@@ -26,16 +26,25 @@ COLUMNS = ("t", "force", "risk", "active", "height", "vz", "kz", "dz")
 
 
 def trace(setup: ControllerSetup, scenario: str, seed: int) -> tuple[np.ndarray, dict]:
-    """One episode, every control tick as a row of :data:`COLUMNS` (SI units), and the last info."""
+    """One episode, every control tick as a row of :data:`COLUMNS` (SI units), and the last info.
+
+    Each row is the arm's state at a tick and the reflex's decision on it. The last row is the
+    state the episode ended in (a fault ends it on the tick that reached the fault force), with
+    the last decision, which was in force when it was measured.
+    """
     env = PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario)
     rows = []
     inner_step = env.reflex.step
 
+    def row(tick, face_z, decision):
+        return (env.sim.time_s, float(np.linalg.norm(tick.force_n)), decision.risk, decision.active,
+                tick.tip_position_m[2] - face_z, tick.tip_velocity_m_per_s[2], decision.command.stiffness[2],
+                decision.command.position_m[2] - tick.tip_position_m[2])
+
     def step(tick, face_z):  # the env's reflex, observed: nothing it does changes
         decision = inner_step(tick, face_z)
-        rows.append((env.sim.time_s, float(np.linalg.norm(tick.force_n)), decision.risk, decision.active,
-                     tick.tip_position_m[2] - face_z, tick.tip_velocity_m_per_s[2], decision.command.stiffness[2],
-                     decision.command.position_m[2] - tick.tip_position_m[2]))
+        rows.append(row(tick, face_z, decision))
+        step.last = decision, face_z
         return decision
 
     env.reflex.step = step
@@ -44,6 +53,8 @@ def trace(setup: ControllerSetup, scenario: str, seed: int) -> tuple[np.ndarray,
     while True:
         obs, _, terminated, truncated, info = env.step(setup.policy.act(obs))
         if terminated or truncated:
+            decision, face_z = step.last
+            rows.append(row(env.sim.tick_state(), face_z, decision))
             return np.array(rows), info
 
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from bresa_control.config import BresaConfig
+from bresa_control.evaluate import make_controller
+
 REPO = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("peak_trace", REPO / "bench" / "peak_trace.py")
+peak_trace = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(peak_trace)
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -44,3 +53,12 @@ def test_peak_trace_prints_the_ticks_around_the_peak_and_one_line_per_seed() -> 
     lines = result.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == ["seed 0", "seed 1"]
     assert all("reflex at the peak: False" in line and "last held: not in the window" in line for line in lines)
+
+
+def test_peak_trace_holds_the_tick_that_ended_an_episode_in_a_fault(config: BresaConfig) -> None:
+    # recovery-rl, nominal, seed 30 (shipped models): the peg hits the fixture's face at 41 N, past
+    # the arm's fault force, and the episode ends on that tick.
+    table, info = peak_trace.trace(make_controller("recovery-rl", config), "nominal", 30)
+    assert info["fault"] and info["peak_force_n"] >= config.safety.arm_fault_force_n
+    assert table[:, 1].max() == pytest.approx(info["peak_force_n"])
+    assert table[-1, 0] == pytest.approx(info["time_s"])
