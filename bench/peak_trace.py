@@ -34,6 +34,7 @@ def trace(setup: ControllerSetup, scenario: str, seed: int) -> tuple[np.ndarray,
     """
     env = PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario)
     rows = []
+    last = None  # (decision, face height) of the latest tick
     inner_step = env.reflex.step
 
     def row(tick, face_z, decision):
@@ -42,9 +43,10 @@ def trace(setup: ControllerSetup, scenario: str, seed: int) -> tuple[np.ndarray,
                 decision.command.position_m[2] - tick.tip_position_m[2])
 
     def step(tick, face_z):  # the env's reflex, observed: nothing it does changes
+        nonlocal last
         decision = inner_step(tick, face_z)
         rows.append(row(tick, face_z, decision))
-        step.last = decision, face_z
+        last = decision, face_z
         return decision
 
     env.reflex.step = step
@@ -53,7 +55,7 @@ def trace(setup: ControllerSetup, scenario: str, seed: int) -> tuple[np.ndarray,
     while True:
         obs, _, terminated, truncated, info = env.step(setup.policy.act(obs))
         if terminated or truncated:
-            decision, face_z = step.last
+            decision, face_z = last
             rows.append(row(env.sim.tick_state(), face_z, decision))
             return np.array(rows), info
 
