@@ -3,7 +3,7 @@
 #
 #   ./run.sh demo    set everything up, then run the main job: the ROS 2 stack (MuJoCo arm, 1 kHz
 #                    safety critic, 10 Hz SAC policy) inserts a peg; result in results/demo.json
-#   ./run.sh test    set everything up, then run the test suite (what CI runs)
+#   ./run.sh test    set everything up, then lint (ruff, import layers, mypy) and run the test suite (what CI runs)
 #   ./run.sh bench   set everything up, then run the benchmarks (figures in README.md)
 #   ./run.sh setup   only set up: .venv/ with every dependency, the package installed editable
 #
@@ -64,6 +64,10 @@ run_demo() {
 
 run_tests() {
   cd "$ROOT"
+  log "lint: ruff check, lint-imports (the layer rule), mypy (common, contract, control, safety, policies, runtime)"
+  "$VENV/bin/ruff" check --quiet .
+  "$VENV/bin/lint-imports" --no-cache --no-logo >/dev/null || "$VENV/bin/lint-imports" --no-cache --no-logo
+  "$VENV/bin/mypy"
   "$VENV/bin/python" -m pytest -q "$@"
 }
 

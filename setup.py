@@ -30,8 +30,9 @@ setup(
         "tensorboard",
         "rosbags>=0.10",
         "matplotlib",
+        "wrapt>=1.16",
     ],
-    extras_require={"test": ["pytest", "hypothesis", "colcon-common-extensions"]},
+    extras_require={"test": ["pytest", "hypothesis", "colcon-common-extensions", "ruff", "mypy", "import-linter"]},
     zip_safe=True,
     maintainer="bresa_control maintainers",
     maintainer_email="maintainers@bresa-control.dev",
@@ -39,7 +40,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            f"bresa = {PACKAGE}.cli:main",
+            f"bresa = {PACKAGE}.app.cli:main",
             f"mujoco_sim = {PACKAGE}.ros.sim_node:main",
             f"safety_critic = {PACKAGE}.ros.critic_node:main",
             f"task_policy = {PACKAGE}.ros.policy_node:main",

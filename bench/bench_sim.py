@@ -22,12 +22,12 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from bresa_control.config import load_config
-from bresa_control.env import PegInsertion
-from bresa_control.files import write_json_atomic
-from bresa_control.impedance import ImpedanceCommand, damping_from_ratio
-from bresa_control.scripted import SpiralSearch
-from bresa_control.timing import machine_info
+from bresa_control.common.config import load_config
+from bresa_control.common.files import write_json_atomic
+from bresa_control.control.impedance import ImpedanceCommand, damping_from_ratio
+from bresa_control.policies.scripted import SpiralSearch
+from bresa_control.runtime.timing import machine_info
+from bresa_control.simulation.env import PegInsertion
 
 
 def bench_mj_step(env: PegInsertion, steps: int) -> float:

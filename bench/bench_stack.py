@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from bresa_control.files import write_json_atomic
+from bresa_control.common.files import write_json_atomic
 from bresa_control.ros.runner import run_demo
-from bresa_control.timing import machine_info
+from bresa_control.runtime.timing import machine_info
 
 TARGETS = {"critic_rate_hz": (">=", 990.0), "period_p99_ms": ("<=", 1.5), "latency_p99_ms": ("<=", 3.0)}
 

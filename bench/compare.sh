@@ -26,7 +26,7 @@ done
 .venv/bin/python - "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
-from bresa_control.evaluate import format_table
+from bresa_control.app.evaluate import format_table
 rows = [json.loads(p.read_text()) for p in sorted(Path(sys.argv[1]).glob("*.json"))]
 order = {c: i for i, c in enumerate(["scripted", "sac", "force-guard", "recovery-rl", "bresa"])}
 scen = {s: i for i, s in enumerate(["nominal", "hole-moves", "push", "friction"])}

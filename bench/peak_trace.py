@@ -17,10 +17,10 @@ import argparse
 
 import numpy as np
 
-from bresa_control.config import load_config
-from bresa_control.env import PegInsertion
-from bresa_control.evaluate import CONTROLLERS, ControllerSetup, make_controller
-from bresa_control.scenarios import SCENARIOS
+from bresa_control.app.evaluate import CONTROLLERS, ControllerSetup, make_controller
+from bresa_control.common.config import load_config
+from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.scenarios import SCENARIOS
 
 COLUMNS = ("t", "force", "risk", "active", "height", "vz", "kz", "dz")
 

@@ -15,11 +15,11 @@ import dataclasses
 
 import numpy as np
 
-from bresa_control.config import load_config
-from bresa_control.env import PegInsertion
-from bresa_control.files import write_json_atomic
-from bresa_control.models import load_reflex_models
-from bresa_control.scripted import SpiralSearch
+from bresa_control.common.config import load_config
+from bresa_control.common.files import write_json_atomic
+from bresa_control.policies.scripted import SpiralSearch
+from bresa_control.safety.models import load_reflex_models
+from bresa_control.simulation.env import PegInsertion
 
 
 def main() -> None:

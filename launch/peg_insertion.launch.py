@@ -4,7 +4,7 @@
     ros2 launch bresa_control peg_insertion.launch.py use_sim:=false hole_estimate:="0.55,0.0,0.035"
     ros2 launch bresa_control peg_insertion.launch.py config:=/path/my_overrides.yaml log_level:=debug
 
-The node set (names, executables, parameters) comes from ``bresa_control.bringup.node_set``, the
+The node set (names, executables, parameters) comes from ``bresa_control.ros.bringup.node_set``, the
 same description ``bresa demo`` runs without the ``ros2`` CLI. Every node reads the shipped
 ``config/peg_insertion.yaml`` and then the file given as ``config`` (only the keys it changes).
 """
@@ -14,7 +14,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from bresa_control.bringup import DEMO_SEED, PACKAGE, config_files, node_set
+from bresa_control.ros.bringup import DEMO_SEED, PACKAGE, config_files, node_set
 
 ARGUMENTS = {
     "use_sim": ("true", "true: start mujoco_sim as the arm; false: a real arm provides the topics"),

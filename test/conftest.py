@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bresa_control.config import BresaConfig, load_config
-from bresa_control.sim import PegInsertionSim
+from bresa_control.common.config import BresaConfig, load_config
+from bresa_control.simulation.simulator import PegInsertionSim
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bresa_control.sim import HOME_Q, PegInsertionSim
+from bresa_control.simulation.layout import HOME_Q
+from bresa_control.simulation.simulator import PegInsertionSim
 
 
 def place_tip(sim: PegInsertionSim, tip_position_m: np.ndarray) -> np.ndarray:

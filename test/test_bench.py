@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bresa_control.config import BresaConfig
-from bresa_control.evaluate import make_controller
+from bresa_control.app.evaluate import make_controller
+from bresa_control.common.config import BresaConfig
 
 REPO = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("peak_trace", REPO / "bench" / "peak_trace.py")

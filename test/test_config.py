@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bresa_control.config import ConfigError, config_to_dict, default_config_path, load_config
+from bresa_control.common.config import ConfigError, config_to_dict, default_config_path, load_config
 
 
 def test_shipped_config_loads_with_documented_defaults() -> None:

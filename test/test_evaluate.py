@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bresa_control import evaluate as evaluate_module
-from bresa_control.cli import main
+from bresa_control.app import evaluate as evaluate_module
+from bresa_control.app.cli import main
 
 SUMMARY_FIELDS = {"controller", "scenario", "episodes", "success_rate", "violation_rate",
                   "peak_force_n_mean", "peak_force_n_max", "insertion_time_s_mean"}

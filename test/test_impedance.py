@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sim_helpers import place_tip
 
-from bresa_control.config import BresaConfig
-from bresa_control.impedance import (
+from bresa_control.common.config import BresaConfig
+from bresa_control.control.impedance import (
     COMMAND_LABELS,
     COMMAND_SIZE,
     ImpedanceCommand,
     damping_from_ratio,
     validate_gains,
 )
-from bresa_control.sim import PegInsertionSim
-from sim_helpers import place_tip
+from bresa_control.simulation.simulator import PegInsertionSim
 
 FREE_SPACE_TIP = np.array([0.45, 0.1, 0.15])  # clear of the block and the table
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])

@@ -3,7 +3,7 @@
 ROS 2 ``launch`` and ``launch_ros`` cannot be installed from PyPI, so this test loads
 ``launch/peg_insertion.launch.py`` against minimal stand-ins of the four launch classes it uses
 (recording their arguments) and checks the wiring: arguments declared, the nodes, executables and
-parameters are those of :func:`bresa_control.bringup.node_set`, ``use_sim:=false`` leaves the
+parameters are those of :func:`bresa_control.ros.bringup.node_set`, ``use_sim:=false`` leaves the
 simulator out. It does not test ``launch`` itself.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bresa_control.bringup import config_files, node_set
+from bresa_control.ros.bringup import config_files, node_set
 
 LAUNCH_FILE = Path(__file__).resolve().parent.parent / "launch" / "peg_insertion.launch.py"
 
@@ -72,7 +72,8 @@ def test_launch_declares_use_sim_config_and_log_level(launch_module: types.Modul
 def test_launch_starts_the_node_set_of_bresa_demo(launch_module: types.ModuleType) -> None:
     nodes = _run(launch_module, seed="3", log_level="debug")
     specs = node_set(None, seed=3)
-    assert [n.kwargs["name"] for n in nodes] == [s.name for s in specs] == ["mujoco_sim", "safety_critic", "task_policy"]
+    names = ["mujoco_sim", "safety_critic", "task_policy"]
+    assert [n.kwargs["name"] for n in nodes] == [s.name for s in specs] == names
     for node, spec in zip(nodes, specs):
         assert node.kwargs["package"] == "bresa_control" and node.kwargs["executable"] == spec.executable
         assert node.kwargs["parameters"] == [*config_files(None), spec.parameters]

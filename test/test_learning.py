@@ -10,13 +10,20 @@ import numpy as np
 import pytest
 import torch
 
-from bresa_control import collect as collect_module
-from bresa_control.cli import main
-from bresa_control.config import load_config
-from bresa_control.critic import RecoveryPolicy, TwinRiskCritic, auroc, export, violation_within
-from bresa_control.models import ModelError, card_path, load_reflex_models, read_card
-from bresa_control.risk_features import (
-    ACTION_SIZE, FEATURE_SIZE, RECOVERY_HIGH, RECOVERY_KEEPS, RECOVERY_KEPT_MASK, RECOVERY_LOW, STATE_SIZE,
+from bresa_control.app.cli import main
+from bresa_control.common.cards import ModelError, card_path, read_card
+from bresa_control.common.config import load_config
+from bresa_control.learning import collect as collect_module
+from bresa_control.learning.critic import RecoveryPolicy, TwinRiskCritic, auroc, export, violation_within
+from bresa_control.safety.models import load_reflex_models
+from bresa_control.safety.risk_features import (
+    ACTION_SIZE,
+    FEATURE_SIZE,
+    RECOVERY_HIGH,
+    RECOVERY_KEEPS,
+    RECOVERY_KEPT_MASK,
+    RECOVERY_LOW,
+    STATE_SIZE,
 )
 
 
@@ -93,7 +100,7 @@ def test_a_recovery_trained_without_keeping_the_lateral_gains_is_refused(tiny_mo
     card = read_card(models / "recovery_policy.pt")
     del card["kept_from_replaced_action"]
     (models / "recovery_policy.json").write_text(json.dumps(card))
-    with pytest.raises(ModelError, match=r"trained keeping None from the replaced action, but this build's reflex keeps"):
+    with pytest.raises(ModelError, match=r"trained keeping None from the replaced action, but this build's reflex"):
         load_reflex_models(load_config(), models)
 
 
@@ -197,15 +204,46 @@ def tiny_policy(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return models
 
 
+def test_policy_training_never_writes_over_the_critic_it_was_given(tiny_models: Path, tiny_policy: Path) -> None:
+    """The refined critic has its own file: the critic the reflex loads is the one trained offline."""
+    for name in ("safety_critic.pt", "safety_critic.json"):
+        assert (tiny_policy / name).read_bytes() == (tiny_models / name).read_bytes()
+
+
+def test_the_task_policy_actor_acts_as_stable_baselines3_does(tiny_policy: Path) -> None:
+    """The robot PC runs the actor without stable-baselines3: its actions must be SB3's."""
+    from stable_baselines3 import SAC
+
+    from bresa_control.policies.residual import load_task_policy
+
+    sb3 = SAC.load(tiny_policy / "task_policy.zip", device="cpu")
+    actor = load_task_policy(tiny_policy)
+    observations = np.random.default_rng(0).normal(size=(50, 29)).astype(np.float32)
+    for obs in observations:
+        np.testing.assert_allclose(actor.predict(obs)[0], sb3.predict(obs, deterministic=True)[0], atol=1e-6)
+
+
+def test_a_task_policy_zip_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    from bresa_control.common.cards import write_card
+    from bresa_control.policies.residual import load_task_policy
+
+    (tmp_path / "task_policy.zip").write_bytes(b"not a zip")
+    write_card(tmp_path / "task_policy.zip", {"kind": "task_policy"})
+    with pytest.raises(ModelError, match="cannot load the SAC policy's actor from .*task_policy.zip"):
+        load_task_policy(tmp_path)
+
+
 def test_policy_training_smoke_run_writes_a_policy_that_acts(tiny_policy: Path) -> None:
     from stable_baselines3 import SAC
 
-    from bresa_control.task_policy import ResidualController
+    from bresa_control.policies.residual import ResidualController
 
     models = tiny_policy
     card = read_card(models / "task_policy.zip")
     assert card["kind"] == "task_policy" and card["timesteps"] == 40
-    assert read_card(models / "safety_critic.pt")["online_refinement"]["online_ticks"] > 0
+    refined = read_card(models / "safety_critic_refined.pt")
+    assert refined["kind"] == "safety_critic_refined" and refined["online_refinement"]["online_ticks"] > 0
+    assert card["settings"]["refine_every"] == 20 and card["settings"]["net_arch"] == [256, 256]
     assert list((models.parent / "tb").rglob("events.out.tfevents.*"))
     config = load_config()
     controller = ResidualController(SAC.load(models / "task_policy.zip", device="cpu"), config)
@@ -262,22 +300,22 @@ def test_shipped_models_load_under_the_shipped_config() -> None:
     assert 0.0 <= risk <= 1.0
     action = recovery.act(np.zeros(STATE_SIZE, np.float32), np.zeros(ACTION_SIZE, np.float32))
     assert np.all(action >= np.array(RECOVERY_LOW) - 1e-6) and np.all(action <= np.array(RECOVERY_HIGH) + 1e-6)
-    from bresa_control.models import load_task_policy
-    from bresa_control.paths import find_data
+    from bresa_control.common.paths import find_data
+    from bresa_control.policies.residual import load_task_policy
 
     policy = load_task_policy(find_data("models"))
-    assert policy.action_space.shape == (7,)
+    assert policy.sizes == (29, 7)
     assert read_card(find_data("models") / "task_policy.zip")["evaluation"]["sac/nominal"]["success_rate"] >= 0.9
 
 
 def test_policy_training_writes_the_best_checkpoint_it_evaluated(tiny_policy: Path, tiny_models: Path) -> None:
     from stable_baselines3 import SAC
 
-    from bresa_control.env import PegInsertion
-    from bresa_control.evaluate import run_episode
-    from bresa_control.models import load_reflex_models
-    from bresa_control.policy_training import SELECTION_SEED_BASE, _rank
-    from bresa_control.task_policy import ResidualController
+    from bresa_control.learning.policy_training import SELECTION_SEED_BASE, _rank
+    from bresa_control.policies.residual import ResidualController
+    from bresa_control.safety.models import load_reflex_models
+    from bresa_control.simulation.env import PegInsertion
+    from bresa_control.simulation.rollout import run_episode
 
     selection = read_card(tiny_policy / "task_policy.zip")["checkpoint_selection"]
     assert [row["timestep"] for row in selection["history"]] == [20, 40]
@@ -292,7 +330,7 @@ def test_policy_training_writes_the_best_checkpoint_it_evaluated(tiny_policy: Pa
 
 
 def test_checkpoints_rank_by_success_then_time() -> None:
-    from bresa_control.policy_training import _rank
+    from bresa_control.learning.policy_training import _rank
 
     rows = [{"success_rate": 0.9, "insertion_time_s": 7.0}, {"success_rate": 0.95, "insertion_time_s": 9.0},
             {"success_rate": 0.95, "insertion_time_s": 8.0}, {"success_rate": 0.0, "insertion_time_s": None}]

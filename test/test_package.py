@@ -48,7 +48,7 @@ def test_console_scripts_install_into_lib_package(install: Path) -> None:
 def test_installed_package_finds_its_data_without_the_source_tree(install: Path, tmp_path: Path) -> None:
     site = next(install.glob("lib/python3*/site-packages"))
     env = {**os.environ, "PYTHONPATH": str(site), "AMENT_PREFIX_PATH": str(install)}
-    code = ("import bresa_control, bresa_control.paths as p; "
+    code = ("import bresa_control, bresa_control.common.paths as p; "
             "print(bresa_control.__file__); print(p.find_data('config/peg_insertion.yaml')); "
             "print(p.find_data('sim/peg_insertion.xml'))")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bresa_control.config import BresaConfig
-from bresa_control.evaluate import plot_episode
-from bresa_control.plots import with_gaps
+from bresa_control.app.evaluate import plot_episode
+from bresa_control.app.plots import with_gaps
+from bresa_control.common.config import BresaConfig
 
 
 def test_evaluate_plots_an_episode_with_the_reflex_in_the_loop(tmp_path: Path, config: BresaConfig) -> None:
@@ -26,7 +26,7 @@ def test_evaluate_plots_an_episode_with_the_reflex_in_the_loop(tmp_path: Path, c
 
 
 def test_bresa_plot_refuses_a_folder_that_is_not_a_bag(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "bresa_control.cli", "plot", str(tmp_path / "nope")],
+    result = subprocess.run([sys.executable, "-m", "bresa_control.app.cli", "plot", str(tmp_path / "nope")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert f"bag folder {tmp_path / 'nope'} does not exist" in result.stderr
@@ -34,7 +34,7 @@ def test_bresa_plot_refuses_a_folder_that_is_not_a_bag(tmp_path: Path) -> None:
 
 def test_render_writes_an_animated_gif_on_the_cpu(tmp_path: Path) -> None:
     code = (
-        "from bresa_control.config import load_config; from bresa_control.render import render_episode; "
+        "from bresa_control.common.config import load_config; from bresa_control.app.render import render_episode; "
         f"print(render_episode('scripted', load_config(), {str(tmp_path / 'a.gif')!r}, seed=0, "
         "size=(96, 72), frame_period_s=0.5))"
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bresa_control.config import BresaConfig, ConfigError, load_config
-from bresa_control.env import PegInsertion
-from bresa_control.impedance import ImpedanceCommand
-from bresa_control.reflex import ForceGuardRisk, IntermediateActions, Reflex, RiskGate, SoftenGains
-from bresa_control.risk_features import FEATURE_SIZE, FeatureMap, TickState
+from bresa_control.common.config import BresaConfig, ConfigError, load_config
+from bresa_control.control.impedance import ImpedanceCommand
+from bresa_control.safety.reflex import ForceGuardRisk, IntermediateActions, Reflex, RiskGate, SoftenGains
+from bresa_control.safety.risk_features import FEATURE_SIZE, FeatureMap, TickState
+from bresa_control.simulation.env import PegInsertion
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])
 
@@ -183,7 +183,7 @@ class AlwaysRisky:
 def test_a_learned_recovery_softens_the_insertion_axis_and_keeps_the_lateral_gains() -> None:
     """The shipped recovery replaces the setpoint and the z gains; x and y keep the stiffness and
     damping of the action it replaces, so an external force does not find a limp arm."""
-    from bresa_control.models import load_reflex_models
+    from bresa_control.safety.models import load_reflex_models
 
     cfg = load_config(overrides={"reflex": {"mode": "control-rate"}})
     _, recovery, _ = load_reflex_models(cfg)

@@ -6,8 +6,9 @@ import mujoco
 import numpy as np
 import pinocchio as pin
 
-from bresa_control.robot import ARM_JOINTS, FLANGE_FRAME, TCP_FRAME
-from bresa_control.sim import PegInsertionSim
+from bresa_control.contract import ARM_JOINTS
+from bresa_control.control.robot import FLANGE_FRAME, TCP_FRAME
+from bresa_control.simulation.simulator import PegInsertionSim
 
 
 def _mujoco_frame(sim: PegInsertionSim, body: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

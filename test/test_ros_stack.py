@@ -13,28 +13,28 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
-
 import rclpy  # noqa: E402  (installed by ./run.sh setup: the ROS wheels, or your sourced ROS 2)
-
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import WrenchStamped  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
 from rosbags.highlevel import AnyReader  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
-from bresa_control.bringup import config_files, node_set  # noqa: E402
-from bresa_control.config import BresaConfig  # noqa: E402
-from bresa_control.impedance import ImpedanceCommand  # noqa: E402
-from bresa_control.models import CRITIC_FILE, RECOVERY_FILE, models_folder  # noqa: E402
+from bresa_control import contract
+from bresa_control.common.cards import CRITIC_FILE, RECOVERY_FILE, models_folder  # noqa: E402
+from bresa_control.common.config import BresaConfig  # noqa: E402
+from bresa_control.control.impedance import ImpedanceCommand  # noqa: E402
 from bresa_control.ros import messages  # noqa: E402
+from bresa_control.ros.bringup import config_files, node_set  # noqa: E402
 from bresa_control.ros.runner import Stack  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,15 +55,15 @@ class Probe(Node):
 
     def __init__(self) -> None:
         super().__init__("test_probe")
-        self.task_action = self.create_publisher(Float64MultiArray, messages.TASK_ACTION, messages.RELIABLE_QOS)
+        self.task_action = self.create_publisher(Float64MultiArray, contract.TASK_ACTION, messages.RELIABLE_QOS)
         self.force_n = 0.0
         self.commands = 0
         self.joint_speed = np.inf
         self.diagnostics: dict[str, dict[str, str]] = {}
-        self.create_subscription(DiagnosticArray, messages.DIAGNOSTICS, self._on_diagnostics, 10)
-        self.create_subscription(WrenchStamped, messages.WRENCH, self._on_wrench, messages.FAST_QOS)
-        self.create_subscription(JointState, messages.JOINT_STATES, self._on_joints, messages.FAST_QOS)
-        self.create_subscription(Float64MultiArray, messages.IMPEDANCE_COMMAND, self._on_command, messages.FAST_QOS)
+        self.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, 10)
+        self.create_subscription(WrenchStamped, contract.WRENCH, self._on_wrench, messages.FAST_QOS)
+        self.create_subscription(JointState, contract.JOINT_STATES, self._on_joints, messages.FAST_QOS)
+        self.create_subscription(Float64MultiArray, contract.IMPEDANCE_COMMAND, self._on_command, messages.FAST_QOS)
 
     def _on_wrench(self, msg: WrenchStamped) -> None:
         force, _ = messages.wrench_arrays(msg)
@@ -115,7 +115,7 @@ def _stack(tmp_path: Path, seed: int, nodes: tuple[str, ...]) -> Stack:
 def test_bresa_demo_runs_the_three_nodes_and_inserts_the_peg(tmp_path: Path, config: BresaConfig) -> None:
     out = tmp_path / "demo.json"
     result = subprocess.run(
-        [sys.executable, "-m", "bresa_control.cli", "demo", "--json", str(out), "--run-dir", str(tmp_path / "run")],
+        [sys.executable, "-m", "bresa_control.app.cli", "demo", "--json", str(out), "--run-dir", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -150,7 +150,8 @@ def test_bresa_demo_with_a_duration_keeps_holding_the_peg_after_the_insertion(
 ) -> None:
     out = tmp_path / "demo.json"
     result = subprocess.run(
-        [sys.executable, "-m", "bresa_control.cli", "demo", "--seed", "0", "--policy", "scripted", "--duration", "25",
+        [sys.executable, "-m", "bresa_control.app.cli", "demo", "--seed", "0", "--policy", "scripted",
+         "--duration", "25",
          "--json", str(out), "--run-dir", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=180,
     )

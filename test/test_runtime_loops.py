@@ -13,14 +13,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bresa_control.arm_loop import ArmLoop
-from bresa_control.config import BresaConfig
-from bresa_control.guard import CommandRejected, TaskActionCheck
-from bresa_control.impedance import ImpedanceCommand
-from bresa_control.policy_loop import PolicyLoop
-from bresa_control.reflex import ForceGuardRisk, SoftenGains
-from bresa_control.safety_loop import SafetyLoop
-from bresa_control.scripted import SpiralSearch
+from bresa_control.common.config import BresaConfig
+from bresa_control.control.guard import CommandRejected, TaskActionCheck
+from bresa_control.control.impedance import ImpedanceCommand
+from bresa_control.policies.scripted import SpiralSearch
+from bresa_control.runtime.policy_loop import PolicyLoop
+from bresa_control.runtime.safety_loop import SafetyLoop
+from bresa_control.safety.reflex import ForceGuardRisk, SoftenGains
+from bresa_control.simulation.arm_loop import ArmLoop
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bresa_control.config import BresaConfig
-from bresa_control.env import PegInsertion
-from bresa_control.scenarios import Scenario
+from bresa_control.common.config import BresaConfig
+from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.scenarios import Scenario
 
 
 def _hold(env: PegInsertion) -> np.ndarray:

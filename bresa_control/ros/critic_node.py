@@ -1,10 +1,10 @@
-"""``safety_critic``: the 1 kHz reflex on the robot PC (:class:`~bresa_control.safety_loop.SafetyLoop`
+"""``safety_critic``: the 1 kHz reflex on the robot PC (:class:`~bresa_control.runtime.safety_loop.SafetyLoop`
 with the TorchScript critic and recovery policy).
 
 Subscribes ``joint_states``, ``ft_sensor/wrench`` and ``bresa/task_action``; every tick publishes
 ``bresa/impedance_command`` (the checked intermediate action, the recovery action, or a hold)
-and ``bresa/reflex`` (on every change of the reflex state, else at 100 Hz); ``diagnostics`` at 1 Hz. It refuses to start without models it can vouch
-for (:func:`bresa_control.models.load_reflex_models`).
+and ``bresa/reflex`` (on every change of the reflex state, else at 100 Hz); ``diagnostics`` at 1 Hz.
+It refuses to start without models it can vouch for (:func:`bresa_control.safety.models.load_reflex_models`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from geometry_msgs.msg import WrenchStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from bresa_control.models import load_reflex_models
+from bresa_control import contract
 from bresa_control.ros import messages
 from bresa_control.ros.node_base import BresaNode, run
-from bresa_control.safety_loop import SafetyLoop, SafetyTick
-from bresa_control.timing import LoopStats
+from bresa_control.runtime.safety_loop import SafetyLoop, SafetyTick
+from bresa_control.runtime.timing import LoopStats
+from bresa_control.safety.models import load_reflex_models
 
 # bresa/reflex: every change of state (task, reflex, hold) at once, and the risk every 10 ticks (100 Hz).
 REFLEX_EVERY_TICKS = 10
@@ -40,7 +41,8 @@ class SafetyCriticNode(BresaNode):
 
     def __init__(self) -> None:
         super().__init__("safety_critic", {
-            "hole_estimate_m": ([0.55, 0.0, 0.035], "where the robot believes the hole's top centre is (m, base frame)"),
+            "hole_estimate_m": ([0.55, 0.0, 0.035],
+                                "where the robot believes the hole's top centre is (m, base frame)"),
             "models_dir": ("", "folder with safety_critic.pt and recovery_policy.pt (empty: the shipped models/)"),
             "summary_path": ("", "write a JSON summary here at shutdown (empty: none)"),
             "trace": (False, "record the state sample behind each reflex firing (latency bench)"),
@@ -54,13 +56,13 @@ class SafetyCriticNode(BresaNode):
         self.loop = SafetyLoop(self.config, critic, recovery, hole, trace=bool(self.param("trace")))
         self.stats = LoopStats()
         self._joints = messages.JointReader()
-        self._command_pub = self.create_publisher(Float64MultiArray, messages.IMPEDANCE_COMMAND, messages.FAST_PUB_QOS)
-        self._reflex_pub = self.create_publisher(Float64MultiArray, messages.REFLEX, messages.FAST_PUB_QOS)
+        self._command_pub = self.create_publisher(Float64MultiArray, contract.IMPEDANCE_COMMAND, messages.FAST_PUB_QOS)
+        self._reflex_pub = self.create_publisher(Float64MultiArray, contract.REFLEX, messages.FAST_PUB_QOS)
         self._command_msg = messages.command_message()
-        self._reflex_msg = messages.labelled_array(messages.REFLEX_LABELS, "reflex")
-        self.create_subscription(JointState, messages.JOINT_STATES, self._on_joints, messages.FAST_QOS)
-        self.create_subscription(WrenchStamped, messages.WRENCH, self._on_wrench, messages.FAST_QOS)
-        self.create_subscription(Float64MultiArray, messages.TASK_ACTION, self._on_task_action, messages.RELIABLE_QOS)
+        self._reflex_msg = messages.labelled_array(contract.REFLEX_LABELS, "reflex")
+        self.create_subscription(JointState, contract.JOINT_STATES, self._on_joints, messages.FAST_QOS)
+        self.create_subscription(WrenchStamped, contract.WRENCH, self._on_wrench, messages.FAST_QOS)
+        self.create_subscription(Float64MultiArray, contract.TASK_ACTION, self._on_task_action, messages.RELIABLE_QOS)
         self._status_since_report: dict[str, int] = {}
         self._reflex_state, self._reflex_ticks = "", 0
         self._wrench_samples = 0

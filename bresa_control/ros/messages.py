@@ -1,4 +1,4 @@
-"""Message <-> array conversion for the topic contract (design brief, section 3).
+"""Message <-> array conversion for the topic contract (:mod:`bresa_control.contract`).
 
 - ``joint_states`` (sensor_msgs/JointState, 1 kHz, arm -> critic, policy): panda_joint1..7 in
   rad, rad/s, Nm.
@@ -6,11 +6,11 @@
   environment applies to the peg (N, Nm), tared, at the flange, in the base frame ``panda_link0``.
 - ``bresa/task_action`` (std_msgs/Float64MultiArray, 19 values, 10 Hz, policy -> critic).
 - ``bresa/impedance_command`` (std_msgs/Float64MultiArray, 19 values, 1 kHz, critic -> arm).
-- ``bresa/reflex`` (std_msgs/Float64MultiArray, :data:`REFLEX_LABELS`, critic -> anyone): at every
+- ``bresa/reflex`` (std_msgs/Float64MultiArray, ``contract.REFLEX_LABELS``, critic -> anyone): at every
   change of the reflex state, else at 100 Hz.
 - ``diagnostics`` (diagnostic_msgs/DiagnosticArray, 1 Hz, every node).
 
-The 19 values are :data:`~bresa_control.impedance.COMMAND_LABELS` (position m, quaternion xyzw,
+The 19 values are :data:`~bresa_control.contract.COMMAND_LABELS` (position m, quaternion xyzw,
 stiffness N/m and Nm/rad, damping Ns/m and Nms/rad); ``layout.dim[0].label`` lists them. Header
 stamps are wall-clock time of the sample (every node runs on one clock: the robot PC's).
 """
@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import array
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -29,18 +30,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
-from bresa_control.impedance import COMMAND_LABELS
-from bresa_control.robot import ARM_JOINTS
-from bresa_control.safety_loop import REFLEX_LABELS  # noqa: F401 (part of the contract, re-exported)
-
-JOINT_STATES = "joint_states"
-WRENCH = "ft_sensor/wrench"
-TASK_ACTION = "bresa/task_action"
-IMPEDANCE_COMMAND = "bresa/impedance_command"
-REFLEX = "bresa/reflex"
-DIAGNOSTICS = "diagnostics"
-BASE_FRAME = "panda_link0"
-
+from bresa_control.contract import ARM_JOINTS, BASE_FRAME, COMMAND_LABELS
 
 # 1 kHz streams. Readers on the control path take them best effort (FAST_QOS): only the newest
 # sample matters, and a lost one must never arrive late as a resend. Writers offer them reliably

@@ -4,7 +4,7 @@ summary file at shutdown, and a ``main`` that turns startup errors into one clea
 Parameters: every key of ``config/peg_insertion.yaml`` is a read-only ROS parameter named by its
 dotted path (``safety.max_force_n``), declared with a descriptor that gives its meaning, unit and
 allowed range; the defaults are the shipped file's. The whole set is validated by the same schema
-as the gymnasium environment's (:mod:`bresa_control.config`), so an invalid value (or an unknown
+as the gymnasium environment's (:mod:`bresa_control.common.config`), so an invalid value (or an unknown
 key, a likely typo) stops the node at startup with the key and the reason.
 """
 
@@ -19,7 +19,8 @@ import threading
 import time
 import typing
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import rclpy
 import rclpy.executors
@@ -30,9 +31,10 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from bresa_control.config import BresaConfig, ConfigError, config_to_dict, load_config
-from bresa_control.files import write_json_atomic
-from bresa_control.models import ModelError
+from bresa_control import contract
+from bresa_control.common.cards import ModelError
+from bresa_control.common.config import BresaConfig, ConfigError, config_to_dict, load_config
+from bresa_control.common.files import write_json_atomic
 from bresa_control.ros import messages
 
 SHUTDOWN_LINGER_S = 0.2
@@ -90,7 +92,8 @@ class BresaNode(Node):
         self._check_unknown_overrides(set(extra))
         self._set_niceness(int(self.param("niceness")))
         self.published: Counter[str] = Counter()  # messages sent per topic (in the summary)
-        self._diagnostics = self.create_publisher(messages.DiagnosticArray, messages.DIAGNOSTICS, messages.DIAGNOSTICS_QOS)
+        self._diagnostics = self.create_publisher(messages.DiagnosticArray, contract.DIAGNOSTICS,
+                                                  messages.DIAGNOSTICS_QOS)
         self.create_timer(1.0, self._publish_diagnostics)
 
     def send(self, publisher: Any, msg: Any) -> None:

@@ -1,4 +1,4 @@
-"""``task_policy``: the 10 Hz decision loop (:class:`~bresa_control.policy_loop.PolicyLoop` with the
+"""``task_policy``: the 10 Hz decision loop (:class:`~bresa_control.runtime.policy_loop.PolicyLoop` with the
 SB3 policy from ``models/task_policy.zip``, or the scripted spiral search).
 
 Subscribes ``joint_states`` and ``ft_sensor/wrench``; publishes ``bresa/task_action`` (19 values)
@@ -16,13 +16,14 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from bresa_control.evaluate import Controller
-from bresa_control.models import load_task_policy, models_folder
-from bresa_control.policy_loop import PolicyLoop
+from bresa_control import contract
+from bresa_control.common.cards import models_folder
+from bresa_control.contract import Controller
+from bresa_control.policies.residual import ResidualController, load_task_policy
+from bresa_control.policies.scripted import SpiralSearch
 from bresa_control.ros import messages
 from bresa_control.ros.node_base import BresaNode, StartupError, run
-from bresa_control.scripted import SpiralSearch
-from bresa_control.task_policy import ResidualController
+from bresa_control.runtime.policy_loop import PolicyLoop
 
 POLICIES = ("sac", "scripted")
 
@@ -32,7 +33,8 @@ class TaskPolicyNode(BresaNode):
 
     def __init__(self) -> None:
         super().__init__("task_policy", {
-            "hole_estimate_m": ([0.55, 0.0, 0.035], "where the robot believes the hole's top centre is (m, base frame)"),
+            "hole_estimate_m": ([0.55, 0.0, 0.035],
+                                "where the robot believes the hole's top centre is (m, base frame)"),
             "models_dir": ("", "folder with task_policy.zip (empty: the shipped models/)"),
             "policy": ("sac", "sac (the trained residual SAC policy) or scripted (spiral search)"),
             "summary_path": ("", "write a JSON summary here at shutdown (empty: none)"),
@@ -42,14 +44,14 @@ class TaskPolicyNode(BresaNode):
         torch.set_num_threads(1)
         self.loop = PolicyLoop(self.config, self._controller(), self.param("hole_estimate_m"))
         self._joints = messages.JointReader()
-        self._pub = self.create_publisher(Float64MultiArray, messages.TASK_ACTION, messages.RELIABLE_QOS)
+        self._pub = self.create_publisher(Float64MultiArray, contract.TASK_ACTION, messages.RELIABLE_QOS)
         self._msg = messages.command_message()
         # The arm reports at 1 kHz, the policy decides at 10 Hz: keep the newest serialized message
         # and decode only the one a decision uses (raw subscriptions: no message object per sample).
         self._latest: dict[str, bytes] = {}
-        self.create_subscription(JointState, messages.JOINT_STATES, partial(self._keep, "joints"), messages.FAST_QOS,
+        self.create_subscription(JointState, contract.JOINT_STATES, partial(self._keep, "joints"), messages.FAST_QOS,
                                  raw=True)
-        self.create_subscription(WrenchStamped, messages.WRENCH, partial(self._keep, "wrench"), messages.FAST_QOS,
+        self.create_subscription(WrenchStamped, contract.WRENCH, partial(self._keep, "wrench"), messages.FAST_QOS,
                                  raw=True)
         self.create_timer(self.config.env.decision_period_s, self._on_timer)
         self.get_logger().info(f"{self.param('policy')} policy at {1 / self.config.env.decision_period_s:.0f} Hz")

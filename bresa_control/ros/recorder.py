@@ -18,16 +18,17 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from bresa_control import contract
 from bresa_control.ros import messages
 
 # topic -> (message class, ROS type name)
 CONTRACT_TOPICS: dict[str, tuple[Any, str]] = {
-    messages.JOINT_STATES: (messages.JointState, "sensor_msgs/msg/JointState"),
-    messages.WRENCH: (messages.WrenchStamped, "geometry_msgs/msg/WrenchStamped"),
-    messages.TASK_ACTION: (messages.Float64MultiArray, "std_msgs/msg/Float64MultiArray"),
-    messages.IMPEDANCE_COMMAND: (messages.Float64MultiArray, "std_msgs/msg/Float64MultiArray"),
-    messages.REFLEX: (messages.Float64MultiArray, "std_msgs/msg/Float64MultiArray"),
-    messages.DIAGNOSTICS: (messages.DiagnosticArray, "diagnostic_msgs/msg/DiagnosticArray"),
+    contract.JOINT_STATES: (messages.JointState, "sensor_msgs/msg/JointState"),
+    contract.WRENCH: (messages.WrenchStamped, "geometry_msgs/msg/WrenchStamped"),
+    contract.TASK_ACTION: (messages.Float64MultiArray, "std_msgs/msg/Float64MultiArray"),
+    contract.IMPEDANCE_COMMAND: (messages.Float64MultiArray, "std_msgs/msg/Float64MultiArray"),
+    contract.REFLEX: (messages.Float64MultiArray, "std_msgs/msg/Float64MultiArray"),
+    contract.DIAGNOSTICS: (messages.DiagnosticArray, "diagnostic_msgs/msg/DiagnosticArray"),
 }
 # Every contract topic is offered reliably (messages.FAST_PUB_QOS for the 1 kHz ones), so the
 # recorder asks for reliable delivery and gets every message; two seconds of history at 1 kHz
@@ -38,7 +39,7 @@ RECORD_DEPTH = 2000
 
 def record_qos(topic: str) -> QoSProfile:
     """The recorder's QoS for one contract topic."""
-    late_joiner = DurabilityPolicy.TRANSIENT_LOCAL if topic == messages.DIAGNOSTICS else DurabilityPolicy.VOLATILE
+    late_joiner = DurabilityPolicy.TRANSIENT_LOCAL if topic == contract.DIAGNOSTICS else DurabilityPolicy.VOLATILE
     return QoSProfile(depth=RECORD_DEPTH, reliability=ReliabilityPolicy.RELIABLE, durability=late_joiner)
 
 

@@ -1,7 +1,7 @@
 """The embedded runner behind ``bresa demo``: the launch file's node set as processes, for
 machines without the ``ros2`` CLI.
 
-:class:`Stack` starts each :class:`~bresa_control.bringup.NodeSpec` as its own process on real rclpy
+:class:`Stack` starts each :class:`~bresa_control.ros.bringup.NodeSpec` as its own process on real rclpy
 (same parameters as ``launch/peg_insertion.launch.py``), with its log in the run folder, and stops
 them with SIGINT so each writes its summary. :class:`Monitor` is a small rclpy node that watches
 ``diagnostics`` for the insertion. :func:`run_demo` runs one insertion and reports.
@@ -15,17 +15,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 
-from bresa_control.bringup import DEMO_SEED, FAST_NICENESS, NodeSpec, config_files, node_set
-from bresa_control.config import load_config
+from bresa_control import contract
+from bresa_control.common.config import load_config
 from bresa_control.ros import messages
+from bresa_control.ros.bringup import DEMO_SEED, FAST_NICENESS, NodeSpec, config_files, node_set
 from bresa_control.ros.node_base import make_executor
 from bresa_control.ros.recorder import BagRecorder
 
@@ -107,7 +109,7 @@ class Monitor(Node):
     def __init__(self) -> None:
         super().__init__("bresa_demo_monitor")
         self.latest: dict[str, dict[str, str]] = {}
-        self.create_subscription(DiagnosticArray, messages.DIAGNOSTICS, self._on_diagnostics, 10)
+        self.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, 10)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         self.latest.update(messages.diagnostic_fields(msg))

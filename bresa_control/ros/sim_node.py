@@ -1,5 +1,5 @@
 """``mujoco_sim``: the arm stand-in. MuJoCo physics with the impedance controller inside, paced
-to the wall clock at 1 kHz (:class:`~bresa_control.arm_loop.ArmLoop`).
+to the wall clock at 1 kHz (:class:`~bresa_control.simulation.arm_loop.ArmLoop`).
 
 Publishes ``joint_states`` and ``ft_sensor/wrench`` every tick; applies ``bresa/impedance_command``;
 holds the current pose with compliant gains when commands stop for ``runtime.command_timeout_s``.
@@ -15,9 +15,10 @@ from geometry_msgs.msg import WrenchStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from bresa_control.arm_loop import ArmLoop
+from bresa_control import contract
 from bresa_control.ros import messages
 from bresa_control.ros.node_base import BresaNode, run
+from bresa_control.simulation.arm_loop import ArmLoop
 
 MAX_CATCH_UP_TICKS = 5  # after a late timer call, run at most this many ticks to catch up
 
@@ -35,10 +36,10 @@ class MujocoSimNode(BresaNode):
         })
         self.loop = ArmLoop(self.config, int(self.param("seed")), trace=bool(self.param("trace")))
         self._dt = self.config.env.control_period_s
-        self._joints_pub = self.create_publisher(JointState, messages.JOINT_STATES, messages.FAST_PUB_QOS)
-        self._wrench_pub = self.create_publisher(WrenchStamped, messages.WRENCH, messages.FAST_PUB_QOS)
+        self._joints_pub = self.create_publisher(JointState, contract.JOINT_STATES, messages.FAST_PUB_QOS)
+        self._wrench_pub = self.create_publisher(WrenchStamped, contract.WRENCH, messages.FAST_PUB_QOS)
         self._joints, self._wrench = JointState(), WrenchStamped()
-        self.create_subscription(Float64MultiArray, messages.IMPEDANCE_COMMAND, self._on_command, messages.FAST_QOS)
+        self.create_subscription(Float64MultiArray, contract.IMPEDANCE_COMMAND, self._on_command, messages.FAST_QOS)
         self._ticks = 0
         self._late_ticks = 0
         self._start_s: float | None = None  # wall time of tick 0, once the readers are there
@@ -106,7 +107,8 @@ class MujocoSimNode(BresaNode):
     def summary(self) -> dict[str, Any]:
         layout = self.loop.layout
         out = {**self.summary_fields(), "hole_top_m": layout.hole_top_m.tolist(),
-               "hole_estimate_m": layout.hole_estimate_m.tolist(), "tip_position_m": self.loop.sim.tip_position().tolist()}
+               "hole_estimate_m": layout.hole_estimate_m.tolist(),
+               "tip_position_m": self.loop.sim.tip_position().tolist()}
         if self.loop.applied_trace:
             out["applied_trace"] = self.loop.applied_trace
         return out

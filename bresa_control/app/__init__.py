@@ -1,0 +1,1 @@
+"""The application layer: the `bresa` command line, evaluation, plots and rendering."""

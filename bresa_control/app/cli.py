@@ -1,0 +1,346 @@
+"""bresa: the command line of bresa_control.
+
+    bresa evaluate --controller scripted --episodes 50 --seed 0 --json results/scripted.json
+    bresa collect --episodes 200 --max-steps 120 --seed 0 --out data/risk_data.npz
+    bresa train-critic --data data/risk_data.npz --seed 0 --out-dir models
+    bresa train-policy --timesteps 50000 --seed 0 --models-dir models
+    bresa demo --json results/demo.json
+    bresa plot results/demo-<time>/bag
+    bresa render --controller bresa --seed 0 --out results/insertion.gif
+
+Errors in what the user gave (a bad config, an unknown controller) print one clear line and exit
+with status 2; Ctrl-C stops cleanly with what was finished written to disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+if sys.argv[1:2] == ["render"]:  # MuJoCo picks its OpenGL backend when first imported
+    os.environ.setdefault("MUJOCO_GL", "osmesa")  # CPU offscreen rendering (Debian: libosmesa6)
+from collections.abc import Sequence
+from typing import Any
+
+from bresa_control.app.evaluate import CONTROLLERS, evaluate, format_table, plot_episode, report
+from bresa_control.common.cards import ModelError, models_folder, record_evaluation
+from bresa_control.common.config import ConfigError, load_config
+from bresa_control.common.files import write_json_atomic
+from bresa_control.learning.settings import CriticTraining, PolicyTraining
+from bresa_control.ros.bringup import DEMO_SEED
+from bresa_control.simulation.rollout import EpisodeResult, summarise
+from bresa_control.simulation.scenarios import SCENARIOS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (one sub-command per job)."""
+    parser = argparse.ArgumentParser(prog="bresa", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ev = commands.add_parser("evaluate", help="run a controller for N seeded episodes")
+    ev.add_argument("--controller", choices=list(CONTROLLERS), required=True)
+    ev.add_argument("--episodes", type=_positive_int, default=50)
+    ev.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (default 0)")
+    ev.add_argument("--scenario", choices=SCENARIOS, default="nominal")
+    ev.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    ev.add_argument("--json", help="write the summary and every episode here")
+    ev.add_argument("--models-dir", help="trained models (default: the shipped models/)")
+    ev.add_argument("--workers", type=_positive_int, default=1,
+                    help="episodes run in this many processes (same results, in seed order)")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.add_argument("--record-in-card", action="store_true",
+                    help="also write the figures into the task policy's model card (key evaluation)")
+    ev.add_argument("--plot", metavar="PNG",
+                    help="plot the first episode (force, risk, stiffness, reflex) here; default with --json: "
+                         "beside it, same name, .png")
+    ev.set_defaults(func=_evaluate)
+
+    co = commands.add_parser("collect", help="record offline risk data (scripted + random actions)")
+    co.add_argument("--episodes", type=_positive_int, default=160)
+    co.add_argument("--seed", type=int, default=0)
+    co.add_argument("--max-steps", type=_positive_int, default=60, help="decisions per episode")
+    co.add_argument("--random-fraction", type=float, default=0.35, help="share of random episodes")
+    co.add_argument("--nominal-fraction", type=float, default=0.3,
+                    help="share of unmodified spiral-search episodes")
+    co.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    co.add_argument("--out", default="data/risk_data.npz")
+    co.add_argument("--no-progress", action="store_true")
+    co.set_defaults(func=_collect)
+
+    tc = commands.add_parser("train-critic", help="train the risk critic and recovery policy offline")
+    tc.add_argument("--data", default="data/risk_data.npz", help="file written by 'bresa collect'")
+    tc.add_argument("--seed", type=int, default=0)
+    add_settings(tc, CriticTraining, skip=("gamma_risk",))  # gamma_risk is reflex.gamma_risk of the config
+    tc.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    tc.add_argument("--out-dir", default="models", help="where the .pt files and cards go")
+    tc.add_argument("--no-progress", action="store_true")
+    tc.set_defaults(func=_train_critic)
+
+    tp = commands.add_parser("train-policy", help="train the SAC task policy with the reflex in the loop")
+    add_settings(tp, PolicyTraining)
+    tp.add_argument("--data", default="data/risk_data.npz", help="offline risk data for refinement")
+    tp.add_argument("--models-dir", default="models",
+                    help="critic and recovery in; task_policy.zip and safety_critic_refined.pt out")
+    tp.add_argument("--tensorboard", default="runs", help="TensorBoard log folder")
+    tp.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    tp.add_argument("--no-progress", action="store_true")
+    tp.set_defaults(func=_train_policy)
+
+    de = commands.add_parser("demo", help="run the ROS 2 stack (three nodes) for one insertion")
+    de.add_argument("--seed", type=int, default=DEMO_SEED,
+                    help=f"episode seed (hole, perception error, start); default {DEMO_SEED}, a typical episode")
+    de.add_argument("--duration", type=_positive_float, metavar="S",
+                    help="keep the stack running (holding after the insertion) until S seconds")
+    de.add_argument("--policy", choices=("sac", "scripted"), default="sac")
+    de.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    de.add_argument("--models-dir", default="", help="trained models (default: the shipped models/)")
+    de.add_argument("--run-dir", help="node logs and summaries (default: results/demo-<time>)")
+    de.add_argument("--json", help="write the result here")
+    de.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
+    de.add_argument("--no-bag", action="store_true", help="do not record the MCAP bag (nor plot it)")
+    de.set_defaults(func=_demo)
+
+    pl = commands.add_parser("plot", help="plot force, risk, stiffness and reflex of a recorded bag")
+    pl.add_argument("bag", help="bag folder written by bresa demo (run folder/bag)")
+    pl.add_argument("--out", help="PNG path (default: next to the bag, plot.png)")
+    pl.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml (F_max, eps_safe)")
+    pl.set_defaults(func=_plot)
+
+    re_ = commands.add_parser("render", help="render one insertion to a GIF, offscreen on the CPU")
+    re_.add_argument("--controller", choices=list(CONTROLLERS), default="bresa")
+    re_.add_argument("--seed", type=int, default=0)
+    re_.add_argument("--scenario", choices=SCENARIOS, default="nominal")
+    re_.add_argument("--camera", choices=("close", "side"), default="close")
+    re_.add_argument("--out", default="results/insertion.gif")
+    re_.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    re_.add_argument("--models-dir", help="trained models (default: the shipped models/)")
+    re_.set_defaults(func=_render)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bresa`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.command_line = ["bresa", *argv]  # recorded in data files and model cards
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"bresa: config error: {exc}", file=sys.stderr)
+        return 2
+    except ModelError as exc:
+        print(f"bresa: model error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.record_in_card and CONTROLLERS[args.controller][0] != "sac":
+        print(f"bresa: --record-in-card: the {args.controller} controller runs no trained task policy, "
+              "so there is no model card to record in", file=sys.stderr)
+        return 2
+    results: list[EpisodeResult] = []
+    try:
+        evaluate(
+            args.controller,
+            config,
+            args.episodes,
+            args.seed,
+            scenario=args.scenario,
+            progress=not args.no_progress,
+            results=results,
+            models_dir=args.models_dir,
+            workers=args.workers,
+        )
+    except KeyboardInterrupt:
+        print(f"\ninterrupted after {len(results)} of {args.episodes} episodes", file=sys.stderr)
+        if results and args.json:
+            summary = summarise(args.controller, args.scenario, results)
+            write_json_atomic(args.json, report(summary, results, args.seed, complete=False, command=args.command_line))
+            print(f"partial results written to {args.json} (complete: false)", file=sys.stderr)
+        return 130
+    summary = summarise(args.controller, args.scenario, results)
+    print(format_table([summary]))
+    if args.json:
+        write_json_atomic(args.json, report(summary, results, args.seed, complete=True, command=args.command_line))
+        print(f"wrote {args.json}")
+    if args.record_in_card:
+        print(f"recorded in {record_evaluation(models_folder(args.models_dir), summary, args.command_line)}")
+    plot = args.plot or (str(Path(args.json).with_suffix(".png")) if args.json else None)
+    if plot:
+        print(f"wrote {plot_episode(args.controller, config, args.scenario, args.seed, plot, args.models_dir)}")
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from bresa_control.learning import collect
+
+    config = load_config(args.config)
+    data = collect.RiskData()
+    complete = True
+    try:
+        collect.collect(config, args.episodes, args.seed, args.max_steps, args.random_fraction,
+                        args.nominal_fraction, progress=not args.no_progress, data=data)
+    except KeyboardInterrupt:
+        complete = False
+        print(f"\ninterrupted after {len(data.behaviours)} episodes", file=sys.stderr)
+    if not data.cost:
+        return 130
+    meta = collect.metadata(config, data, args.seed, args.command_line, complete)
+    collect.save(args.out, data, meta)
+    share = meta["violating_episodes"] / max(meta["episodes"], 1)
+    print(f"wrote {args.out}: {meta['episodes']} episodes, {meta['ticks']} ticks, "
+          f"{meta['violating_episodes']} episodes with a violation ({share:.0%}), "
+          f"{meta['violating_ticks']} violating ticks, complete: {str(complete).lower()}")
+    return 0 if complete else 130
+
+
+def _train_critic(args: argparse.Namespace) -> int:
+    from bresa_control.learning import critic_training
+
+    config = load_config(args.config)
+    settings = settings_from(args, CriticTraining, gamma_risk=config.reflex.gamma_risk)
+    try:
+        summary = critic_training.train_and_export(
+            config, args.data, args.out_dir, args.seed, settings, progress=not args.no_progress,
+            command=args.command_line,
+        )
+    except KeyboardInterrupt:
+        print("\ninterrupted: no model written", file=sys.stderr)
+        return 130
+    except ValueError as exc:
+        print(f"bresa: {exc}", file=sys.stderr)
+        return 2
+    print(summary)
+    return 0
+
+
+def _train_policy(args: argparse.Namespace) -> int:
+    from bresa_control.learning.policy_training import train_task_policy
+
+    config = load_config(args.config)
+    try:
+        card = train_task_policy(config, args.models_dir, args.data, settings_from(args, PolicyTraining),
+                                 args.tensorboard, progress=not args.no_progress, command=args.command_line)
+    except KeyboardInterrupt:
+        print("\ninterrupted: no policy written", file=sys.stderr)
+        return 130
+    except (ModelError, ValueError) as exc:
+        print(f"bresa: {exc}", file=sys.stderr)
+        return 2
+    best = card["checkpoint_selection"]["selected"]
+    print(f"wrote {args.models_dir}/task_policy.zip ({card['timesteps']} steps, seed {card['seed']}): the "
+          f"checkpoint of step {best['timestep']}, {best['success_rate']:.0%} inserted in "
+          f"{card['checkpoint_selection']['episodes']} held-out episodes with the reflex")
+    return 0
+
+
+def add_settings(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One ``--flag`` per field of a settings dataclass, with its default and help text: the
+    dataclass (``learning/settings.py``) is the one place the defaults live."""
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata.get('help', '')} (default {f.default})"
+        if isinstance(f.default, tuple):
+            parser.add_argument(flag, type=int, nargs="+", default=list(f.default), help=help_text)
+        else:
+            parser.add_argument(flag, type=type(f.default), default=f.default, help=help_text)
+
+
+def settings_from(args: argparse.Namespace, cls: type, **fixed: Any) -> Any:
+    """The settings dataclass filled from parsed flags (see :func:`add_settings`) and ``fixed``;
+    an invalid combination exits with status 2 naming the setting."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in fixed}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    try:
+        return cls(**values, **fixed)
+    except ValueError as exc:
+        print(f"bresa: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bresa_control.ros.runner import run_demo  # imports rclpy: only this command needs ROS
+
+    load_config(args.config)  # a bad file fails here, before any node starts
+    try:
+        result = run_demo(args.config, args.seed, args.duration, args.run_dir, args.policy, args.models_dir,
+                          args.log_level, record=not args.no_bag)
+    except RuntimeError as exc:
+        print(f"bresa demo: {exc}", file=sys.stderr)
+        return 1
+    result["plot"] = None
+    if result["bag"]:
+        print(f"bag: {result['bag']} ({sum(result['bag_counts'].values())} messages)")
+        missing = {topic: n for topic, n in result["bag_missing"].items() if n}
+        if missing:
+            print("bag: the nodes published messages the recorder never received: "
+                  + ", ".join(f"{topic} {n}" for topic, n in missing.items())
+                  + " (the recorder fell more than a second behind, or a node could not hand over its last"
+                  " messages at shutdown: see the node logs)", file=sys.stderr)
+        result["plot"] = str(_plot_bag(result["bag"], Path(result["run_dir"]) / "plot.png", args.config))
+        print(f"plot: {result['plot']}")
+    rate = result["critic_rate_hz"]
+    timing = (f"critic {rate:.0f} Hz with period p99 {result['critic_period_p99_ms']:.2f} ms" if rate
+              else "the critic never received a task action")
+    print(
+        f"inserted: {result['inserted']}, peak force {result['peak_force_n']:.1f} N (F_max "
+        f"{result['max_force_n']:g} N), reflexes: {result['reflex_count']}, {timing}; "
+        f"logs in {result['run_dir']}"
+    )
+    if args.json:
+        write_json_atomic(args.json, result)
+        print(f"wrote {args.json}")
+    return 0 if result["inserted"] else 1
+
+
+def _render(args: argparse.Namespace) -> int:
+    from bresa_control.app.render import render_episode
+
+    path, frames, inserted = render_episode(args.controller, load_config(args.config), args.out, args.seed,
+                                            args.scenario, args.camera, models_dir=args.models_dir)
+    print(f"wrote {path}: {frames} frames, {'inserted' if inserted else 'not inserted'}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    try:
+        out = _plot_bag(args.bag, args.out or Path(args.bag).parent / "plot.png", args.config)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"bresa plot: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+def _plot_bag(bag: str | Path, out: str | Path, config_path: str | None) -> Path:
+    from bresa_control.app.plots import plot_run, series_from_bag
+
+    if not Path(bag).is_dir():
+        raise FileNotFoundError(f"bag folder {bag} does not exist")
+    config = load_config(config_path)
+    return plot_run(series_from_bag(bag), out, config.safety.max_force_n, config.reflex.eps_safe,
+                    f"bresa demo: {Path(bag).parent.name}")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

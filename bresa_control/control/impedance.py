@@ -1,0 +1,188 @@
+"""Cartesian variable-impedance control at the peg tip.
+
+The law (design brief, section 1)::
+
+    tau = J^T (-K clip(e) - D xdot) + N (K_ns (q_0 - q) - D_ns dq) + C(q, dq) dq  [+ g(q)]
+
+with ``e`` the tip's pose error (position, and the rotation vector of R R_d^T), ``xdot = J dq``,
+``N = I - J^T (J^T)^+`` the nullspace projector, then Franka's limits: at most 1 Nm of change per
+1 ms tick and the joint torque limits. ``g(q)`` is added only in simulation; the real arm
+compensates gravity itself.
+
+:class:`ImpedanceCommand` is the 19-value message of the topic contract: target pose, stiffness
+and damping travel together so the controller never applies a target with mismatched gains.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import pinocchio as pin
+
+from bresa_control.common.config import ControllerConfig
+from bresa_control.contract import COMMAND_LABELS, COMMAND_SIZE, target_rotation
+from bresa_control.control.robot import RobotModel
+
+
+@dataclass(frozen=True)
+class ImpedanceCommand:
+    """Target pose plus gains: the 19 values of ``bresa/task_action`` and ``impedance_command``.
+
+    position_m: target tip position (m, base frame); orientation_xyzw: unit quaternion;
+    stiffness: Kx Ky Kz (N/m), Krx Kry Krz (Nm/rad); damping: Dx Dy Dz (Ns/m), Drx Dry Drz (Nms/rad).
+    """
+
+    position_m: np.ndarray
+    orientation_xyzw: np.ndarray
+    stiffness: np.ndarray
+    damping: np.ndarray
+
+    def to_array(self) -> np.ndarray:
+        """The 19 values in contract order."""
+        return np.concatenate([self.position_m, self.orientation_xyzw, self.stiffness, self.damping])
+
+    @classmethod
+    def from_array(cls, values: np.ndarray) -> ImpedanceCommand:
+        """Parse 19 values in contract order; raises ``ValueError`` on a wrong size or NaN."""
+        values = np.asarray(values, dtype=float)
+        if values.shape != (COMMAND_SIZE,):
+            raise ValueError(f"impedance command needs {COMMAND_SIZE} values, got shape {values.shape}")
+        if not np.all(np.isfinite(values)):
+            bad = [COMMAND_LABELS[i] for i in np.flatnonzero(~np.isfinite(values))]
+            raise ValueError(f"impedance command has non-finite values: {', '.join(bad)}")
+        return cls(values[0:3].copy(), values[3:7].copy(), values[7:13].copy(), values[13:19].copy())
+
+    @functools.cached_property
+    def rotation(self) -> np.ndarray:
+        """Target orientation as a rotation matrix."""
+        return target_rotation(self.orientation_xyzw)
+
+
+class GainLimits:
+    """The gain ranges of a :class:`ControllerConfig`, checked on every command."""
+
+    def __init__(self, limits: ControllerConfig) -> None:
+        ranges = [
+            (limits.stiffness_range_n_per_m, "N/m"),
+            (limits.rotational_stiffness_range_nm_per_rad, "Nm/rad"),
+            (limits.damping_range_ns_per_m, "Ns/m"),
+            (limits.rotational_damping_range_nms_per_rad, "Nms/rad"),
+        ]
+        per_gain = [ranges[group] for group in range(4) for _ in range(3)]
+        self._lo = np.array([r[0][0] for r in per_gain])
+        self._hi = np.array([r[0][1] for r in per_gain])
+        self._units = [r[1] for r in per_gain]
+
+    def check(self, command: ImpedanceCommand) -> None:
+        """Raise ``ValueError`` naming the first gain that is non-finite or out of range, or
+        saying what is wrong with the target pose."""
+        gains = np.concatenate([command.stiffness, command.damping])
+        if not (np.all(gains >= self._lo) and np.all(gains <= self._hi)):  # NaN fails too
+            for i, value in enumerate(gains):
+                label = COMMAND_LABELS[7 + i]
+                if not np.isfinite(value):
+                    raise ValueError(f"gain {label} is {value}; it must be finite")
+                if not self._lo[i] <= value <= self._hi[i]:
+                    raise ValueError(
+                        f"gain {label} = {value:g} {self._units[i]} is outside the allowed "
+                        f"[{self._lo[i]:g}, {self._hi[i]:g}]"
+                    )
+        quat_norm = float(np.sqrt(command.orientation_xyzw @ command.orientation_xyzw))
+        if not (np.all(np.isfinite(command.position_m)) and 0.9 < quat_norm < 1.1):
+            raise ValueError(
+                f"target pose is invalid: position {command.position_m}, quaternion norm "
+                f"{quat_norm:.3f} (expected a finite position and a unit quaternion)"
+            )
+
+
+def validate_gains(command: ImpedanceCommand, limits: ControllerConfig) -> None:
+    """Raise ``ValueError`` naming the first gain that is non-finite or outside its range."""
+    GainLimits(limits).check(command)
+
+
+def damping_from_ratio(
+    stiffness: np.ndarray, damping_ratio: np.ndarray | float, cartesian_inertia: np.ndarray
+) -> np.ndarray:
+    """Per-axis damping D_i = 2 zeta_i sqrt(K_i Lambda_ii) (Ns/m, Nms/rad).
+
+    ``cartesian_inertia`` is the 6x6 operational-space inertia at the tip
+    (:meth:`RobotModel.cartesian_inertia`); zeta = 1 is critical damping along each axis.
+    """
+    return 2.0 * np.asarray(damping_ratio) * np.sqrt(stiffness * np.diag(cartesian_inertia))
+
+
+def pose_error(position_m: np.ndarray, rotation: np.ndarray, command: ImpedanceCommand) -> np.ndarray:
+    """[p - p_d; log(R R_d^T)]: position (m) and rotation-vector (rad) error, base frame."""
+    return np.concatenate(
+        [position_m - command.position_m, pin.log3(rotation @ command.rotation.T)]
+    )
+
+
+class CartesianImpedanceController:
+    """The impedance law plus Franka's torque-rate and torque limits (stateful: last torque).
+
+    One instance drives one arm; call :meth:`reset` when the arm's state jumps (episode start).
+    """
+
+    def __init__(self, robot: RobotModel, config: ControllerConfig) -> None:
+        self.robot = robot
+        self.config = config
+        self._torque_limits = np.asarray(config.joint_torque_limits_nm)
+        self._clip = np.array([config.max_position_error_m] * 3 + [config.max_rotation_error_rad] * 3)
+        self._q_rest = np.zeros(robot.nq)
+        self._last_tau = np.zeros(robot.nq)
+        self._regulariser = 1e-9 * np.eye(6)
+        self._gain_limits = GainLimits(config)
+        # Tip position (m) and linear velocity (m/s) at the state the last compute() saw.
+        self.tip_position_m = np.zeros(3)
+        self.tip_velocity_m_per_s = np.zeros(3)
+        self._validated: ImpedanceCommand | None = None  # last command that passed the check
+
+    def reset(self, q: np.ndarray) -> None:
+        """Start from rest at ``q``: it becomes the nullspace posture; the torque starts at g(q)."""
+        self._q_rest = np.array(q, dtype=float)
+        self._last_tau = self.robot.gravity(q) if self.config.gravity_compensation else np.zeros(self.robot.nq)
+
+    @property
+    def last_torque(self) -> np.ndarray:
+        """Torque (Nm) returned by the last :meth:`compute`."""
+        return self._last_tau.copy()
+
+    def compute(self, q: np.ndarray, dq: np.ndarray, command: ImpedanceCommand) -> np.ndarray:
+        """Joint torques (Nm) for one control tick.
+
+        Raises ``ValueError`` (naming the gain) for a command whose gains are non-finite or outside
+        the configured ranges: such a command never reaches the motors.
+        """
+        if command is not self._validated:
+            self._gain_limits.check(command)
+            self._validated = command
+        pose, jac, nle = self.robot.tcp_state(q, dq)
+        twist = jac @ dq
+        self.tip_position_m = pose.position_m
+        self.tip_velocity_m_per_s = twist[:3]
+        error = pose_error(pose.position_m, pose.rotation, command)
+        error = np.minimum(np.maximum(error, -self._clip), self._clip)
+        wrench = -command.stiffness * error - command.damping * twist
+        tau_task = jac.T @ wrench
+
+        # N = I - J^T (J^T)^+ with (J^T)^+ = (J J^T)^-1 J (J has full row rank away from
+        # singularities; the tiny damping keeps the solve finite at them).
+        k_ns = self.config.nullspace_stiffness_nm_per_rad
+        jt_pinv = np.linalg.solve(jac @ jac.T + self._regulariser, jac)
+        posture = k_ns * (self._q_rest - q) - 2.0 * np.sqrt(k_ns) * dq
+        tau_null = posture - jac.T @ (jt_pinv @ posture)
+
+        tau = tau_task + tau_null + nle  # nle = C dq + g
+        if not self.config.gravity_compensation:
+            tau = tau - self.robot.gravity(q)
+        return self._limit(tau)
+
+    def _limit(self, tau: np.ndarray) -> np.ndarray:
+        rate = self.config.torque_rate_limit_nm_per_tick
+        tau = self._last_tau + np.minimum(np.maximum(tau - self._last_tau, -rate), rate)
+        tau = np.minimum(np.maximum(tau, -self._torque_limits), self._torque_limits)
+        self._last_tau = tau
+        return tau.copy()

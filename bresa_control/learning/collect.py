@@ -1,0 +1,189 @@
+"""Offline risk data: scripted and random impedance actions in the peg scene, every control tick.
+
+File format (``.npz``, written atomically; ``np.load(path)``):
+
+============  ==============  =============================================================
+array         shape, dtype    meaning
+============  ==============  =============================================================
+features      (N, 20) f32     critic input at tick k: state then executed-action features,
+                              layout in ``meta["feature_layout"]`` (risk_features.py)
+cost          (N,) u1         1 if the tick after k violated a constraint (force, torque,
+                              workspace), else 0
+episode       (N,) i4         episode index; tick k+1 follows k when both share an episode
+meta          () str          JSON: format, seed, command, config, behaviour per episode,
+                              counts, ``complete`` (false if the run was interrupted)
+============  ==============  =============================================================
+
+Behaviours (drawn per episode from the seed): ``nominal`` is the spiral search as configured (safe
+insertions, so the critic learns what normal contact looks like); ``scripted`` is the spiral
+search with randomised gains, speeds and push force; ``random`` holds uniformly drawn actions
+(biased downward, toward the fixture) for a few decisions each. All run with the reflex off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from bresa_control.common.config import BresaConfig, config_to_dict
+from bresa_control.common.files import atomic_output
+from bresa_control.policies.scripted import SpiralSearch
+from bresa_control.safety.risk_features import FEATURE_SIZE, FeatureMap
+from bresa_control.simulation.env import PegInsertion
+
+FORMAT = "bresa-risk-data/1"
+
+
+class RandomImpedance:
+    """Uniform random actions, each held for 1-5 decisions, z biased toward the fixture."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.action = np.zeros(7, dtype=np.float32)
+        self.hold = 0
+
+    def reset(self) -> None:
+        self.hold = 0
+
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        if self.hold <= 0:
+            self.action = self.rng.uniform(-1.0, 1.0, size=7).astype(np.float32)
+            self.action[2] = self.rng.uniform(-1.0, 0.3)
+            self.hold = int(self.rng.integers(1, 6))
+        self.hold -= 1
+        return self.action
+
+
+def randomised_scripted(config: BresaConfig, rng: np.random.Generator) -> SpiralSearch:
+    """The spiral search with gains, speeds and push force drawn wide (some too aggressive)."""
+    k_lo, k_hi = config.env.action_stiffness_range_n_per_m
+    scripted = dataclasses.replace(
+        config.scripted,
+        stiffness_n_per_m=tuple(float(v) for v in rng.uniform(k_lo, k_hi, size=3)),
+        damping_ratio=float(rng.uniform(0.5, 2.0)),
+        approach_speed_m_per_s=float(rng.uniform(0.01, 0.15)),
+        contact_speed_m_per_s=float(rng.uniform(0.002, 0.06)),
+        push_force_n=float(rng.uniform(2.0, 40.0)),
+    )
+    return SpiralSearch(dataclasses.replace(config, scripted=scripted))
+
+
+@dataclass
+class RiskData:
+    """Ticks collected so far."""
+
+    features: list[np.ndarray] = field(default_factory=list)
+    cost: list[float] = field(default_factory=list)
+    episode: list[int] = field(default_factory=list)
+    behaviours: list[str] = field(default_factory=list)
+    violating_episodes: int = 0
+
+
+def collect(
+    config: BresaConfig,
+    episodes: int,
+    seed: int,
+    max_steps: int,
+    random_fraction: float = 0.35,
+    nominal_fraction: float = 0.3,
+    progress: bool = True,
+    data: RiskData | None = None,
+) -> RiskData:
+    """Run ``episodes`` behaviour episodes and record every tick into ``data``."""
+    if not 0.0 <= random_fraction + nominal_fraction <= 1.0:
+        raise ValueError("random_fraction + nominal_fraction must be within [0, 1]")
+    config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="off"))
+    env = PegInsertion(config)
+    data = RiskData() if data is None else data
+    rng = np.random.default_rng(seed)
+    current = {"episode": 0}
+
+    def record(features: np.ndarray, cost: float) -> None:
+        data.features.append(features)
+        data.cost.append(cost)
+        data.episode.append(current["episode"])
+
+    env.tick_recorder = record
+    with tqdm(total=episodes, desc="collect", unit="ep", disable=not progress) as bar:
+        for i in range(episodes):
+            current["episode"] = i
+            draw = rng.random()
+            if draw < random_fraction:
+                behaviour, name = RandomImpedance(rng), "random"
+            elif draw < random_fraction + nominal_fraction:
+                behaviour, name = SpiralSearch(config), "nominal"
+            else:
+                behaviour, name = randomised_scripted(config, rng), "scripted"
+            data.behaviours.append(name)
+            obs, _ = env.reset(seed=int(rng.integers(2**31)))
+            behaviour.reset()
+            violated = False
+            for _ in range(max_steps):
+                obs, _, terminated, truncated, info = env.step(behaviour.act(obs))
+                violated |= info["cost"] > 0
+                if terminated or truncated:
+                    break
+            data.violating_episodes += int(violated)
+            bar.update(1)
+            bar.set_postfix(violating=f"{data.violating_episodes / (i + 1):.0%}")
+    return data
+
+
+def save(path: str | Path, data: RiskData, meta: dict[str, Any]) -> None:
+    """Write ``data`` and ``meta`` atomically (an interrupted write leaves no partial file)."""
+    features = np.array(data.features, dtype=np.float32).reshape(-1, FEATURE_SIZE)
+    with atomic_output(path, suffix=".npz") as tmp:
+        np.savez_compressed(
+            tmp,
+            features=features,
+            cost=np.array(data.cost, dtype=np.uint8),
+            episode=np.array(data.episode, dtype=np.int32),
+            meta=np.array(json.dumps(meta)),
+        )
+
+
+def metadata(
+    config: BresaConfig, data: RiskData, seed: int, command: Sequence[str], complete: bool
+) -> dict[str, Any]:
+    """The ``meta`` record of a data file."""
+    episodes = len(data.behaviours)  # an interrupted run's last episode is cut short
+    return {
+        "format": FORMAT,
+        "seed": seed,
+        "command": list(command),
+        "complete": complete,
+        "episodes": episodes,
+        "ticks": len(data.cost),
+        "violating_episodes": data.violating_episodes,
+        "violating_ticks": int(np.sum(data.cost)) if data.cost else 0,
+        "behaviours": data.behaviours[:episodes],
+        "feature_layout": FeatureMap(config).layout(),
+        "config": config_to_dict(config),
+    }
+
+
+def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a data file; raises ``ValueError`` if it is not in this format."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"risk data file {path} does not exist; make one with 'bresa collect'")
+    with np.load(path) as archive:
+        missing = {"features", "cost", "episode", "meta"} - set(archive.files)
+        if missing:
+            raise ValueError(f"{path} is not a bresa risk data file: missing {sorted(missing)}")
+        arrays = {name: archive[name] for name in ("features", "cost", "episode")}
+        meta = json.loads(str(archive["meta"]))
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    if arrays["features"].shape[1:] != (FEATURE_SIZE,):
+        raise ValueError(
+            f"{path} has {arrays['features'].shape[1:]} features per tick, expected ({FEATURE_SIZE},)"
+        )
+    return arrays, meta

@@ -1,0 +1,286 @@
+"""Risk critic ``Q_risk`` and recovery policy ``pi_recovery``: networks, offline training, export.
+
+Critic (design brief 1): ``Q_risk(s, a)`` is the discounted probability of a future violation,
+twin heads with a sigmoid, trained by TD on recorded ticks::
+
+    y = c + (1 - c) * gamma_risk * max(Q1', Q2')(s', a')
+
+with target networks (Polyak averaging) and the *executed* next action ``a'`` from the data.
+``gamma_risk`` is per control tick: 0.99 at 1 kHz is a 100 ms horizon. Deployment uses the
+pessimistic ``max(Q1, Q2)``.
+
+Recovery policy: ``pi_recovery(s)`` outputs action features (setpoint offset, stiffness, damping)
+and is trained to minimise ``Q_risk(s, pi_recovery(s))`` with the critic frozen.
+"""
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from bresa_control.learning.settings import CriticTraining
+from bresa_control.safety.risk_features import (
+    ACTION_SIZE,
+    FEATURE_SIZE,
+    RECOVERY_HIGH,
+    RECOVERY_KEPT_MASK,
+    RECOVERY_LOW,
+    STATE_SIZE,
+)
+
+
+def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, outputs)
+    )
+
+
+class TwinRiskCritic(nn.Module):
+    """Two independent heads; ``forward`` returns the pessimistic risk max(Q1, Q2) in [0, 1]."""
+
+    def __init__(self, input_size: int = FEATURE_SIZE, hidden: int = 256) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.q1 = _mlp(input_size, hidden, 1)
+        self.q2 = _mlp(input_size, hidden, 1)
+
+    def logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-sigmoid outputs of both heads, shape (batch,)."""
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        l1, l2 = self.logits(x)
+        return torch.sigmoid(torch.maximum(l1, l2))
+
+
+class RecoveryPolicy(nn.Module):
+    """State features -> recovery action features, inside the recovery box
+    [RECOVERY_LOW, RECOVERY_HIGH] (soft, damped, backed off) whatever the critic would prefer."""
+
+    def __init__(self, input_size: int = STATE_SIZE, hidden: int = 256, output_size: int = ACTION_SIZE) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.net = _mlp(input_size, hidden, output_size)
+        self.register_buffer("low", torch.tensor(RECOVERY_LOW, dtype=torch.float32))
+        self.register_buffer("high", torch.tensor(RECOVERY_HIGH, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        unit = 0.5 * (torch.tanh(self.net(x)) + 1.0)
+        return self.low + unit * (self.high - self.low)
+
+
+@dataclass
+class Transitions:
+    """Indexed view of recorded ticks: tick i's successor is i + 1 unless ``terminal[i]``."""
+
+    features: torch.Tensor
+    cost: torch.Tensor
+    terminal: torch.Tensor
+    label: np.ndarray  # 1 if a violation happens within the horizon (for AUROC and sampling)
+    episode: np.ndarray
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], horizon_ticks: int) -> "Transitions":
+        """Index recorded arrays (features, cost, episode); label ticks by ``horizon_ticks``."""
+        episode = arrays["episode"]
+        terminal = np.ones(len(episode), dtype=bool)
+        terminal[:-1] = episode[1:] != episode[:-1]
+        return cls(
+            features=torch.as_tensor(arrays["features"], dtype=torch.float32),
+            cost=torch.as_tensor(arrays["cost"], dtype=torch.float32),
+            terminal=torch.as_tensor(terminal),
+            label=violation_within(arrays["cost"], episode, horizon_ticks),
+            episode=episode,
+        )
+
+
+    def sample(
+        self, rng: np.random.Generator, indices: np.ndarray, positives: np.ndarray, batch_size: int,
+        positive_fraction: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A batch (x, c, x', terminal) from ``indices``, part of it from ``positives`` (ticks
+        that precede a violation) so the rare violations are seen often."""
+        n_pos = int(batch_size * positive_fraction) if len(positives) else 0
+        idx = np.concatenate([rng.choice(positives, n_pos), rng.choice(indices, batch_size - n_pos)])
+        index = torch.as_tensor(idx)
+        successor = torch.clamp(index + 1, max=len(self.cost) - 1)
+        return self.features[index], self.cost[index], self.features[successor], self.terminal[index]
+
+
+class RiskTD:
+    """TD learning of the twin critic: y = c + (1 - c) gamma max(Q1', Q2')(s', a'), target
+    networks by Polyak averaging. Used offline and for online refinement alike."""
+
+    def __init__(self, critic: TwinRiskCritic, settings: CriticTraining) -> None:
+        self.critic = critic
+        self.settings = settings
+        self.target = TwinRiskCritic(critic.input_size, settings.hidden)
+        self.target.load_state_dict(critic.state_dict())
+        self.optimiser = torch.optim.Adam(critic.parameters(), lr=settings.learning_rate)
+        self._bce = nn.BCEWithLogitsLoss()
+
+    def update(self, x: torch.Tensor, c: torch.Tensor, x_next: torch.Tensor, terminal: torch.Tensor) -> float:
+        """One gradient step on a batch; returns the loss."""
+        with torch.no_grad():
+            future = self.target(x_next) * (~terminal).float()
+            y = c + (1.0 - c) * self.settings.gamma_risk * future
+        l1, l2 = self.critic.logits(x)
+        loss = self._bce(l1, y) + self._bce(l2, y)
+        self.optimiser.zero_grad()
+        loss.backward()
+        self.optimiser.step()
+        with torch.no_grad():
+            tau = self.settings.polyak
+            for p, p_target in zip(self.critic.parameters(), self.target.parameters()):
+                p_target.mul_(1.0 - tau).add_(tau * p)
+        return float(loss.item())
+
+
+def violation_within(cost: np.ndarray, episode: np.ndarray, horizon_ticks: int) -> np.ndarray:
+    """1 where a violation occurs at this tick or within the next ``horizon_ticks - 1`` ticks of
+    the same episode."""
+    label = np.zeros(len(cost), dtype=np.uint8)
+    for tick in np.flatnonzero(cost):
+        start = max(0, tick - horizon_ticks + 1)
+        same = episode[start : tick + 1] == episode[tick]
+        label[start : tick + 1][same] = 1
+    return label
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with tied ranks averaged); NaN if one class."""
+    labels = np.asarray(labels).astype(bool)
+    positives, negatives = labels.sum(), (~labels).sum()
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = np.asarray(scores)[order]
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    # Average the ranks of tied scores.
+    unique, start, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    for s, n in zip(start[counts > 1], counts[counts > 1]):
+        ranks[order[s : s + n]] = s + (n + 1) / 2.0
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def split_episodes(episode: np.ndarray, holdout_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tick indices of training and held-out episodes (whole episodes go to one side)."""
+    episodes = np.unique(episode)
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(episodes, size=max(1, int(len(episodes) * holdout_fraction)), replace=False).tolist())
+    mask = np.isin(episode, list(held))
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def train_critic(
+    arrays: dict[str, np.ndarray], settings: CriticTraining, seed: int, eps_safe: float = 0.5,
+    progress: bool = True,
+) -> tuple[TwinRiskCritic, dict[str, Any]]:
+    """TD-train the twin critic on recorded ticks; returns it and its held-out figures (AUROC,
+    and true/false-positive rates of ``risk > eps_safe``)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    horizon = int(round(1.0 / (1.0 - settings.gamma_risk)))
+    data = Transitions.from_arrays(arrays, horizon)
+    train, held = split_episodes(data.episode, settings.holdout_fraction, seed)
+    train_pos = train[data.label[train] == 1]
+    critic = TwinRiskCritic(FEATURE_SIZE, settings.hidden)
+    learner = RiskTD(critic, settings)
+    with tqdm(total=settings.steps, desc="critic", unit="step", disable=not progress) as bar:
+        for step in range(settings.steps):
+            loss = learner.update(*data.sample(rng, train, train_pos, settings.batch_size,
+                                               settings.positive_fraction))
+            if step % 500 == 0 or step == settings.steps - 1:
+                bar.set_postfix(loss=f"{loss:.4f}")
+            bar.update(1)
+    critic.eval()
+    with torch.no_grad():
+        held_scores = critic(data.features[torch.as_tensor(held)]).numpy()
+        train_scores = critic(data.features[torch.as_tensor(train)]).numpy()
+    metrics = {
+        "horizon_ticks": horizon,
+        "auroc_holdout": auroc(held_scores, data.label[held]),
+        "auroc_train": auroc(train_scores, data.label[train]),
+        "holdout_ticks": int(len(held)),
+        "holdout_positive_ticks": int(data.label[held].sum()),
+        "holdout_episodes": int(len(np.unique(data.episode[held]))),
+        "train_ticks": int(len(train)),
+        "eps_safe": eps_safe,
+        **threshold_rates(held_scores, data.label[held], eps_safe),
+    }
+    return critic, metrics
+
+
+def threshold_rates(scores: np.ndarray, labels: np.ndarray, eps_safe: float) -> dict[str, float]:
+    """True- and false-positive rates of ``risk > eps_safe`` against violation-within-horizon."""
+    labels = np.asarray(labels).astype(bool)
+    fired = np.asarray(scores) > eps_safe
+    return {
+        "true_positive_rate": float(fired[labels].mean()) if labels.any() else float("nan"),
+        "false_positive_rate": float(fired[~labels].mean()) if (~labels).any() else float("nan"),
+    }
+
+
+def train_recovery(
+    critic: TwinRiskCritic, arrays: dict[str, np.ndarray], settings: CriticTraining, seed: int,
+    progress: bool = True,
+) -> tuple[RecoveryPolicy, dict[str, Any]]:
+    """Train pi_recovery to minimise the frozen critic's risk over recorded states."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed + 1)
+    horizon = int(round(1.0 / (1.0 - settings.gamma_risk)))
+    data = Transitions.from_arrays(arrays, horizon)
+    train, held = split_episodes(data.episode, settings.holdout_fraction, seed)
+    states, recorded = data.features[:, :STATE_SIZE], data.features[:, STATE_SIZE:]
+    policy = RecoveryPolicy(STATE_SIZE, settings.hidden)
+    kept = torch.as_tensor(RECOVERY_KEPT_MASK)
+
+    def recovery_features(rows: torch.Tensor) -> torch.Tensor:
+        """Critic input with the recovery's action in place of the recorded one (the features
+        RECOVERY_KEEPS stay the recorded action's, as at run time)."""
+        s = states[rows]
+        return torch.cat([s, torch.where(kept, recorded[rows], policy(s))], dim=-1)
+
+    optimiser = torch.optim.Adam(policy.parameters(), lr=settings.learning_rate)
+    for p in critic.parameters():
+        p.requires_grad_(False)
+    with tqdm(total=settings.recovery_steps, desc="recovery", unit="step", disable=not progress) as bar:
+        for _ in range(settings.recovery_steps):
+            loss = critic(recovery_features(torch.as_tensor(rng.choice(train, settings.batch_size)))).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            bar.update(1)
+    policy.eval()
+    risky = held[data.label[held] == 1]
+    with torch.no_grad():
+        rows = torch.as_tensor(risky if len(risky) else held)
+        behaviour = critic(data.features[rows]).mean().item()
+        recovered = critic(recovery_features(rows)).mean().item()
+    metrics = {
+        "holdout_risky_ticks": int(len(risky)),
+        "mean_risk_of_recorded_action": behaviour,
+        "mean_risk_of_recovery_action": recovered,
+    }
+    return policy, metrics
+
+
+def export(module: nn.Module, path: str) -> torch.jit.ScriptModule:
+    """Save ``module`` as TorchScript at ``path`` and return the scripted module."""
+    with warnings.catch_warnings():
+        # torch 2.13 marks TorchScript deprecated; it is still the format the 1 kHz node loads.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch")
+        scripted = torch.jit.script(module)
+    scripted.save(path)
+    return scripted
+
+
+def settings_dict(settings: CriticTraining) -> dict[str, Any]:
+    """Hyper-parameters for the model card."""
+    return dataclasses.asdict(settings)

@@ -1,0 +1,246 @@
+"""``bresa train-policy``: SAC with the reflex in the loop and the risk critic refined online.
+
+* The environment runs Bresa (``reflex.mode: control-rate``) with the shipped critic and
+  recovery policy: exploration is filtered by the reflex at every control tick.
+* Action relabelling: SAC's replay buffer stores the residual the policy *proposed* (what
+  ``env.step`` received); the critic's buffer stores the command that was *executed* at each tick
+  (recorded by the environment after the reflex).
+* Every ``refine_every`` decisions the critic gets ``refine_steps`` TD updates on the offline data
+  plus everything recorded online (:class:`~bresa_control.learning.critic.RiskTD`, the same learner as
+  offline training); the reflex uses the refined critic immediately.
+* Checkpoint selection: every ``select_every`` decisions the deterministic policy runs a fixed set
+  of held-out episodes (seeds from :data:`SELECTION_SEED_BASE`, never used by ``bresa evaluate``'s
+  seeds 0..N) with the shipped critic, as deployed; the weights that inserted most often (ties:
+  fastest) are the ones written. SAC's performance drifts within a run, so the last weights are
+  often not the best ones.
+* TensorBoard logs (SB3's plus ``risk/*`` and ``selection/*``) and a progress bar. The policy and
+  the refined critic are written only at the end, atomically.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback, ProgressBarCallback
+from stable_baselines3.common.monitor import Monitor
+from tqdm import tqdm
+
+from bresa_control.common.cards import POLICY_FILE, REFINED_CRITIC_FILE, models_folder, write_card
+from bresa_control.common.config import BresaConfig, config_to_dict
+from bresa_control.common.files import atomic_output
+from bresa_control.learning import collect
+from bresa_control.learning.critic import RiskTD, Transitions, TwinRiskCritic, export
+from bresa_control.learning.residual_task import ResidualTask
+from bresa_control.learning.settings import CriticTraining, PolicyTraining
+from bresa_control.policies.residual import RESIDUAL_SCALE, ResidualController
+from bresa_control.safety.models import TorchRisk, load_reflex_models
+from bresa_control.safety.risk_features import FEATURE_SIZE
+from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.rollout import run_episode, summarise
+
+# Episode seeds of checkpoint selection: far from bresa evaluate's (0, 1, ...), so the figures a
+# policy is reported with come from episodes its selection never saw.
+SELECTION_SEED_BASE = 1_000_000
+
+
+class CriticRefinement(BaseCallback):
+    """Records executed ticks and refines the critic by TD every ``refine_every`` env steps."""
+
+    def __init__(
+        self, env: PegInsertion, learner: RiskTD, offline: dict[str, np.ndarray], refine_every: int,
+        refine_steps: int, seed: int,
+    ) -> None:
+        super().__init__()
+        self.learner = learner
+        self.offline = offline
+        self.refine_every = refine_every
+        self.refine_steps = refine_steps
+        self.rng = np.random.default_rng(seed)
+        self.features: list[np.ndarray] = []
+        self.cost: list[float] = []
+        self.episode: list[int] = []
+        self.current_episode = int(offline["episode"].max()) + 1 if len(offline["episode"]) else 0
+        self.online_violations = 0
+        env.tick_recorder = self._record
+
+    def _record(self, features: np.ndarray, cost: float) -> None:
+        self.features.append(features)
+        self.cost.append(cost)
+        self.episode.append(self.current_episode)
+        self.online_violations += int(cost > 0)
+
+    def _on_step(self) -> bool:
+        if np.any(self.locals["dones"]):
+            self.current_episode += 1
+        if self.num_timesteps % self.refine_every == 0 and self.cost:
+            self.refine()
+        return True
+
+    def refine(self) -> None:
+        """TD updates on offline + online ticks."""
+        arrays = {
+            "features": np.concatenate([self.offline["features"], np.asarray(self.features, np.float32)]),
+            "cost": np.concatenate([self.offline["cost"], np.asarray(self.cost, np.uint8)]),
+            "episode": np.concatenate([self.offline["episode"], np.asarray(self.episode, np.int32)]),
+        }
+        settings = self.learner.settings
+        data = Transitions.from_arrays(arrays, int(round(1.0 / (1.0 - settings.gamma_risk))))
+        indices = np.arange(len(data.cost))
+        positives = np.flatnonzero(data.label)
+        self.learner.critic.train()
+        losses = [
+            self.learner.update(*data.sample(self.rng, indices, positives, settings.batch_size,
+                                             settings.positive_fraction))
+            for _ in range(self.refine_steps)
+        ]
+        self.learner.critic.eval()
+        self.logger.record("risk/td_loss", float(np.mean(losses)))
+        self.logger.record("risk/online_ticks", len(self.cost))
+        self.logger.record("risk/online_violating_ticks", self.online_violations)
+
+
+class BestCheckpoint(BaseCallback):
+    """Every ``every`` decisions, and at the end, runs the deterministic policy on the same
+    ``episodes`` held-out episodes in ``env`` and keeps the weights with the highest success rate
+    (ties: the shortest mean insertion time); at the end of training the model holds them."""
+
+    def __init__(self, env: PegInsertion, every: int, episodes: int, residual_scale: float = RESIDUAL_SCALE) -> None:
+        super().__init__()
+        self.env = env
+        self.every = every
+        self.residual_scale = residual_scale
+        self.seeds = [SELECTION_SEED_BASE + i for i in range(episodes)]
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+        self._best_weights: dict[str, Any] | None = None
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps % self.every == 0:
+            self.evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        if not self.history or self.history[-1]["timestep"] != self.num_timesteps:
+            self.evaluate()
+        if self._best_weights is not None:
+            self.model.policy.load_state_dict(self._best_weights)
+
+    def evaluate(self) -> None:
+        """Score the current weights; remember them if they are the best so far."""
+        controller = ResidualController(self.model, self.env.config, self.residual_scale)
+        summary = summarise("selection", "nominal", [run_episode(self.env, controller, s) for s in self.seeds])
+        time_s = summary["insertion_time_s_mean"]
+        row = {"timestep": self.num_timesteps, "success_rate": summary["success_rate"],
+               "insertion_time_s": time_s if np.isfinite(time_s) else None}
+        self.history.append(row)
+        self.logger.record("selection/success_rate", row["success_rate"])
+        if row["insertion_time_s"] is not None:
+            self.logger.record("selection/insertion_time_s", row["insertion_time_s"])
+        if self.best is None or _rank(row) > _rank(self.best):
+            self.best = row
+            self._best_weights = copy.deepcopy(self.model.policy.state_dict())
+
+
+def _rank(row: dict[str, Any]) -> tuple[float, float]:
+    """Order of checkpoints: success rate first, then shorter insertion time."""
+    time_s = row["insertion_time_s"]
+    return row["success_rate"], -(time_s if time_s is not None else np.inf)
+
+
+class ProgressBar(ProgressBarCallback):
+    """SB3's progress bar, drawn with plain tqdm when stderr is not a terminal (a log file, CI):
+    there rich's live bar would show nothing until training ends."""
+
+    def _on_training_start(self) -> None:
+        if sys.stderr.isatty():
+            super()._on_training_start()
+        else:
+            total = self.locals["total_timesteps"] - self.model.num_timesteps
+            self.pbar = tqdm(total=total, desc="train-policy", unit="step", mininterval=10.0)
+
+
+def train_task_policy(
+    config: BresaConfig,
+    models_dir: str | Path | None,
+    data_path: str | Path,
+    settings: PolicyTraining,
+    tensorboard_dir: str | None = "runs",
+    progress: bool = True,
+    command: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Train the residual SAC policy with Bresa in the loop; write the best checkpoint of the policy
+    (see :class:`BestCheckpoint`) as ``task_policy.zip`` and the refined critic as
+    ``safety_critic_refined.pt``: the shipped critic is never written over."""
+    folder = models_folder(models_dir)
+    config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate"))
+    shipped_critic, recovery, critic_card = load_reflex_models(config, folder)
+    critic = _eager_critic(shipped_critic.module, critic_card)
+    offline, _ = collect.load(data_path)
+
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(settings.threads)
+    started = time.monotonic()
+    base_env = PegInsertion(config, TorchRisk(critic), recovery)
+    env = Monitor(ResidualTask(base_env, settings.residual_scale))
+    critic_settings = CriticTraining(**{**critic_card["training"], "gamma_risk": config.reflex.gamma_risk})
+    refinement = CriticRefinement(base_env, RiskTD(critic, critic_settings), offline, settings.refine_every,
+                                  settings.refine_steps, settings.seed)
+    model = SAC(
+        "MlpPolicy", env, seed=settings.seed, device="cpu", learning_starts=settings.learning_starts,
+        buffer_size=settings.replay_size, batch_size=settings.batch_size, gamma=settings.gamma,
+        train_freq=settings.train_freq, gradient_steps=settings.gradient_steps, tensorboard_log=tensorboard_dir,
+        policy_kwargs={"net_arch": list(settings.net_arch)}, verbose=0,
+    )
+    # Selection runs what is deployed: the shipped (offline) critic, not the one refined here.
+    selection = BestCheckpoint(PegInsertion(config, shipped_critic, recovery), settings.select_every,
+                               settings.select_episodes, settings.residual_scale)
+    callbacks: list[BaseCallback] = [refinement, selection] + ([ProgressBar()] if progress else [])
+    model.learn(total_timesteps=settings.timesteps, callback=callbacks, tb_log_name="sac_bresa")
+
+    with atomic_output(folder / POLICY_FILE, suffix=".zip") as tmp:
+        model.save(tmp)
+    refined_path = folder / REFINED_CRITIC_FILE
+    with atomic_output(refined_path) as tmp:
+        export(critic.eval(), tmp)
+    # The held-out figures describe the critic before refinement: keep them, under a name that says so.
+    offline_card = {k: v for k, v in critic_card.items() if k not in ("format", "evaluation")}
+    write_card(refined_path, {
+        **offline_card,
+        "kind": "safety_critic_refined",
+        "evaluation_before_online_refinement": critic_card.get("evaluation"),
+        "online_refinement": {"command": list(command), **dataclasses.asdict(settings),
+                              "online_ticks": len(refinement.cost),
+                              "online_violating_ticks": refinement.online_violations},
+    })
+    card = {
+        "kind": "task_policy", "algorithm": "SAC (stable-baselines3), residual on the spiral search",
+        "residual_scale": settings.residual_scale, "observation": "env observation (22) + scripted action (7)",
+        "seed": settings.seed, "timesteps": settings.timesteps, "command": list(command),
+        "settings": {**dataclasses.asdict(settings), "net_arch": list(settings.net_arch)},
+        "reflex_during_training": "control-rate", "config": config_to_dict(config),
+        "training_wall_time_s": round(time.monotonic() - started, 1), "threads": settings.threads,
+        "checkpoint_selection": {
+            "every_timesteps": settings.select_every, "episodes": settings.select_episodes,
+            "seeds": [selection.seeds[0], selection.seeds[-1]], "controller": "bresa (shipped critic, control-rate)",
+            "selected": selection.best, "history": selection.history,
+        },
+    }
+    write_card(folder / POLICY_FILE, card)
+    return card
+
+
+def _eager_critic(scripted: torch.jit.ScriptModule, card: dict[str, Any]) -> TwinRiskCritic:
+    """The shipped TorchScript critic's weights in an eager module, to keep training it."""
+    critic = TwinRiskCritic(FEATURE_SIZE, card["training"]["hidden"])
+    critic.load_state_dict(scripted.state_dict())
+    return critic.eval()
+

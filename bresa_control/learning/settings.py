@@ -1,0 +1,73 @@
+"""The settings of the learning commands, each in one documented dataclass (CleanRL's ``Args``).
+
+``bresa train-critic`` and ``bresa train-policy`` make their flags and defaults from these fields
+(:func:`bresa_control.app.cli.add_settings`), and the model cards record them, so a card says
+exactly how to make its model again. Imports neither torch nor stable-baselines3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bresa_control.policies.residual import RESIDUAL_SCALE
+
+
+def _setting(default: Any, help: str) -> Any:
+    """A settings field: its default and what it means (the command line's help text)."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class PolicyTraining:
+    """Every setting of ``bresa train-policy``, SAC's included, in one place (CleanRL's ``Args``).
+
+    The command line's flags and defaults are made from these fields, and the policy's card
+    records all of them, so a card says exactly how to make its policy again.
+    """
+
+    timesteps: int = _setting(50_000, "decision steps of SAC training")
+    seed: int = _setting(0, "seed of SAC, torch and the episodes")
+    refine_every: int = _setting(2000, "decisions between rounds of online critic refinement")
+    refine_steps: int = _setting(100, "TD updates of the critic per refinement round")
+    select_every: int = _setting(2500, "decisions between checkpoint evaluations (the best is written)")
+    select_episodes: int = _setting(20, "held-out episodes per checkpoint evaluation")
+    residual_scale: float = _setting(RESIDUAL_SCALE, "environment action = scripted + scale * residual")
+    learning_starts: int = _setting(500, "SAC: random decisions before the first update")
+    buffer_size: int = _setting(0, "SAC: replay buffer size; 0 means max(timesteps, 1000)")
+    batch_size: int = _setting(256, "SAC: minibatch size")
+    gamma: float = _setting(0.98, "SAC: discount per decision (10 Hz: ~5 s horizon)")
+    train_freq: int = _setting(1, "SAC: decisions between updates")
+    gradient_steps: int = _setting(1, "SAC: gradient steps per update")
+    net_arch: tuple[int, ...] = _setting((256, 256), "SAC: hidden units of actor and critic")
+    threads: int = _setting(1, "torch threads (1 is fastest for per-tick critic calls on 2 cores)")
+
+    def __post_init__(self) -> None:
+        for name in ("timesteps", "refine_every", "refine_steps", "select_every", "select_episodes", "batch_size",
+                     "train_freq", "gradient_steps", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train-policy setting {name} = {getattr(self, name)} must be at least 1")
+        if not 0.0 < self.gamma < 1.0 or self.residual_scale <= 0.0:
+            raise ValueError(f"train-policy settings need 0 < gamma < 1 and residual_scale > 0, got gamma "
+                             f"{self.gamma}, residual_scale {self.residual_scale}")
+
+    @property
+    def replay_size(self) -> int:
+        """The replay buffer's size in decisions."""
+        return self.buffer_size or max(self.timesteps, 1000)
+
+
+@dataclass(frozen=True)
+class CriticTraining:
+    """Every setting of ``bresa train-critic``: offline TD training of the twin risk critic, then the
+    recovery policy against it. ``gamma_risk`` comes from the config (``reflex.gamma_risk``)."""
+
+    gamma_risk: float = _setting(0.99, "critic discount per control tick (from reflex.gamma_risk)")
+    steps: int = _setting(20000, "critic gradient steps")
+    recovery_steps: int = _setting(3000, "recovery policy gradient steps")
+    batch_size: int = _setting(1024, "ticks per minibatch")
+    hidden: int = _setting(256, "units per hidden layer (critic and recovery)")
+    learning_rate: float = _setting(3e-4, "Adam learning rate")
+    polyak: float = _setting(0.005, "target critic update rate")
+    holdout_fraction: float = _setting(0.2, "share of episodes held out for the AUROC")
+    positive_fraction: float = _setting(0.1, "share of each batch drawn from ticks before a violation")

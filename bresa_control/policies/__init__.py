@@ -1,0 +1,1 @@
+"""Task policies at run time: the scripted spiral search and the trained SAC residual policy's actor."""

@@ -1,0 +1,184 @@
+"""The safety critic's 1 kHz loop, without ROS: what the ``safety_critic`` node runs every tick.
+
+It keeps the latest arm state and task action, and each tick decides what goes to the arm:
+
+=====================  ===========================================================================
+status                 command sent to the arm
+=====================  ===========================================================================
+``waiting-for-state``  nothing (no arm state ever arrived; the arm's own watchdog holds it)
+``state-stale``        hold (ERROR): joint_states or wrench older than ``runtime.state_timeout_s``
+``no-task-action``     hold: no task action yet, or the last is older than
+                       ``runtime.task_action_timeout_s`` (two decision periods)
+``task``               the intermediate action a_hat_k, scored by the critic and let through
+``reflex``             the recovery action (the critic's risk crossed ``eps_safe``)
+=====================  ===========================================================================
+
+A hold (:class:`~bresa_control.control.guard.Hold`) keeps the tip where it was when the hold began, with
+compliant gains. Task actions are checked on arrival
+(:class:`~bresa_control.control.guard.TaskActionCheck`): malformed or out-of-range ones are dropped and
+counted, nothing unchecked is forwarded. The reflex itself is :class:`~bresa_control.safety.reflex.Reflex`,
+the class the gymnasium environment trains with.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from bresa_control.common.config import BresaConfig
+from bresa_control.control.guard import CommandRejected, Hold, TaskActionCheck, values_crc
+from bresa_control.control.impedance import ImpedanceCommand
+from bresa_control.control.robot import RobotModel
+from bresa_control.safety.reflex import RecoveryModel, Reflex, RiskModel
+from bresa_control.safety.risk_features import TickState
+
+
+@dataclass(frozen=True)
+class SafetyTick:
+    """What the loop decided on one tick; ``command`` is None only while waiting for state, ``risk``
+    is NaN on ticks the critic did not score (waiting or holding)."""
+
+    command: ImpedanceCommand | None
+    status: str
+    risk: float
+    fired: bool
+    state_stamp_s: float  # when the arm sampled the state this tick used (s, wall clock)
+
+
+@dataclass
+class ArmState:
+    """The latest arm report: joints (rad, rad/s) and wrist wrench (N, Nm, base frame), each with
+    the time the arm sampled it (s, wall clock)."""
+
+    q: np.ndarray | None = None
+    dq: np.ndarray | None = None
+    joints_stamp_s: float = -np.inf
+    force_n: np.ndarray | None = None
+    torque_nm: np.ndarray | None = None
+    wrench_stamp_s: float = -np.inf
+
+    @property
+    def complete(self) -> bool:
+        """Both joints and wrench have arrived at least once."""
+        return self.q is not None and self.force_n is not None
+
+    @property
+    def stamp_s(self) -> float:
+        """Sample time of the older of the two parts."""
+        return min(self.joints_stamp_s, self.wrench_stamp_s)
+
+
+class SafetyLoop:
+    """Reflex + freshness checks + hold, fed with arm state and task actions, ticked at 1 kHz."""
+
+    def __init__(
+        self,
+        config: BresaConfig,
+        critic: RiskModel | None,
+        recovery: RecoveryModel | None,
+        hole_estimate_m: np.ndarray,
+        trace: bool = False,
+    ) -> None:
+        if config.reflex.mode == "off":
+            raise ValueError(
+                "the safety critic checks every command: reflex.mode must be 'control-rate' "
+                "(Bresa) or 'decision-rate' (Recovery RL), not 'off'"
+            )
+        self.config = config
+        self.reflex = Reflex(config, critic, recovery)
+        self.robot = RobotModel(config.scene.peg, config.scene.joint_armature_kg_m2)
+        self.hold = Hold(config, self.robot)
+        self.check = TaskActionCheck(config)
+        self.face_z_m = float(hole_estimate_m[2])
+        self.state = ArmState()
+        self.dropped: Counter[str] = Counter()  # by kind: malformed, out-of-range, no-state
+        self.last_drop_reason = ""
+        self.clamped = 0
+        self.status_ticks: Counter[str] = Counter()
+        self.fired_trace: list[tuple[float, int]] = []  # (wrench sample stamp s, crc32 of the command)
+        self._trace = trace
+        self._action_time_s = -np.inf
+        self._have_action = False
+        self._tick_cache: tuple[float, float, TickState] | None = None
+        self._applied: ImpedanceCommand | None = None
+
+    # ---- inputs --------------------------------------------------------------------------
+
+    def on_joints(self, q: np.ndarray, dq: np.ndarray, stamp_s: float) -> None:
+        """Joint angles (rad) and velocities (rad/s) sampled at ``stamp_s``."""
+        self.state.q, self.state.dq, self.state.joints_stamp_s = q, dq, stamp_s
+
+    def on_wrench(self, force_n: np.ndarray, torque_nm: np.ndarray, stamp_s: float) -> None:
+        """Wrist wrench (N, Nm, base frame) sampled at ``stamp_s``."""
+        self.state.force_n, self.state.torque_nm, self.state.wrench_stamp_s = force_n, torque_nm, stamp_s
+
+    def on_task_action(self, values: object, now_s: float) -> bool:
+        """A task action arrived; returns whether it was accepted (else counted in ``dropped``)."""
+        if not self.state.complete:
+            self._drop("no-state", "task action before any arm state")
+            return False
+        tick = self._tick_state()
+        try:
+            command, clamped = self.check(values, tick.tip_position_m)
+        except CommandRejected as exc:
+            self._drop(exc.kind, str(exc))
+            return False
+        self.clamped += int(clamped)
+        self.reflex.begin_decision(command, tick, self.face_z_m, self._applied)
+        self._action_time_s = now_s
+        self._have_action = True
+        return True
+
+    # ---- the tick ------------------------------------------------------------------------
+
+    def tick(self, now_s: float) -> SafetyTick:
+        """Decide this tick's command."""
+        if not self.state.complete:
+            return self._count(SafetyTick(None, "waiting-for-state", np.nan, False, -np.inf))
+        stamp = self.state.stamp_s
+        if now_s - stamp > self.config.runtime.state_timeout_s:
+            return self._count(SafetyTick(self._hold_command(), "state-stale", np.nan, False, stamp))
+        if not self._have_action or now_s - self._action_time_s > self.config.runtime.task_action_timeout_s:
+            return self._count(SafetyTick(self._hold_command(), "no-task-action", np.nan, False, stamp))
+        self.hold.release()
+        decision = self.reflex.step(self._tick_state(), self.face_z_m)
+        self._applied = decision.command
+        if decision.fired and self._trace:
+            self.fired_trace.append((self.state.wrench_stamp_s, values_crc(decision.command.to_array())))
+        status = "reflex" if decision.active else "task"
+        return self._count(SafetyTick(decision.command, status, decision.risk, decision.fired, stamp))
+
+    @property
+    def reflex_count(self) -> int:
+        """Times the reflex fired since start."""
+        return self.reflex.reflex_count
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _tick_state(self) -> TickState:
+        """Tip position and velocity from the joints (pinocchio), with the wrench; cached per
+        sample so several uses in one tick cost one kinematics call."""
+        s = self.state
+        assert s.q is not None and s.dq is not None and s.force_n is not None and s.torque_nm is not None
+        key = (s.joints_stamp_s, s.wrench_stamp_s)
+        if self._tick_cache is None or self._tick_cache[:2] != key:
+            pose = self.robot.frame_pose(s.q)
+            velocity = (self.robot.frame_jacobian(s.q) @ s.dq)[:3]
+            self._tick_cache = (*key, TickState(s.force_n, s.torque_nm, pose.position_m, velocity))
+        return self._tick_cache[2]
+
+    def _hold_command(self) -> ImpedanceCommand:
+        assert self.state.q is not None  # a hold needs the arm's state: only after it arrived
+        self._applied = self.hold.command(self.state.q)
+        return self._applied
+
+    def _drop(self, kind: str, reason: str) -> None:
+        self.dropped[kind] += 1
+        self.last_drop_reason = reason
+
+    def _count(self, result: SafetyTick) -> SafetyTick:
+        self.status_ticks[result.status] += 1
+        return result
+

@@ -1,0 +1,259 @@
+"""The reflex: intermediate actions, the risk gate and the recovery switch (Bresa, design 1).
+
+Every control tick ``k`` the high-level action becomes an intermediate action ``a_hat_k``
+(:class:`IntermediateActions`). In ``control-rate`` mode the critic scores every ``a_hat_k``; when
+``Q_risk > eps_safe`` the recovery policy's action replaces it at once, and :class:`RiskGate`
+keeps it in place until risk has fallen below ``eps_safe * release_ratio`` for at least
+``min_active_s`` (hysteresis, so it does not chatter), or below ``eps_safe`` once it has held for
+``hysteresis_timeout_s`` (a reflex is brief: in a state the critic finds mildly risky whatever the
+action, such as the peg part-way into the hole, holding on would stall the task for good).
+``decision-rate`` (Recovery RL) scores the high-level action once per decision instead; ``off``
+passes ``a_hat_k`` through.
+
+One class, :class:`Reflex`, serves the gymnasium environment and the ``safety_critic`` node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from bresa_control.common.config import BresaConfig
+from bresa_control.control.impedance import ImpedanceCommand
+from bresa_control.safety.risk_features import FeatureMap, TickState
+
+
+class RiskModel(Protocol):
+    """``Q_risk(s, a)``: discounted probability of a future violation, in [0, 1]."""
+
+    def risk(self, features: np.ndarray) -> float:
+        """Risk of one feature vector (state then action features)."""
+
+
+class RecoveryModel(Protocol):
+    """``pi_recovery(s)``: the action features of a recovery action for state features ``s``."""
+
+    def act(self, state_features: np.ndarray, replaced_features: np.ndarray) -> np.ndarray:
+        """Recovery action features in [-1, 1]; ``replaced_features`` are those of the action it
+        replaces (a learned recovery keeps some of them: risk_features.RECOVERY_KEEPS)."""
+
+
+class IntermediateActions:
+    """``a_hat_k``: setpoint moved linearly from the tip toward the target over the decision
+    period; translational gains ramped toward the target's under per-tick rate limits.
+
+    Orientation and rotational gains are taken from the target directly.
+    """
+
+    def __init__(self, config: BresaConfig) -> None:
+        self._ticks = config.env.ticks_per_decision
+        self._k_rate = config.reflex.stiffness_rate_n_per_m_per_tick
+        self._d_rate = config.reflex.damping_rate_ns_per_m_per_tick
+        self._target: ImpedanceCommand | None = None
+        self._start_m = np.zeros(3)
+        self._stiffness = np.zeros(3)
+        self._damping = np.zeros(3)
+        self._k = 0
+
+    def start(
+        self, target: ImpedanceCommand, tip_position_m: np.ndarray, applied: ImpedanceCommand | None
+    ) -> None:
+        """Begin a decision period toward ``target`` with the tip at ``tip_position_m``;
+        ``applied`` is the last command the controller ran (None at an episode's start)."""
+        self._target = target
+        self._start_m = np.array(tip_position_m, dtype=float)
+        base = target if applied is None else applied
+        self._stiffness = base.stiffness[:3].copy()
+        self._damping = base.damping[:3].copy()
+        self._k = 0
+
+    def restart(self, tip_position_m: np.ndarray, applied: ImpedanceCommand) -> None:
+        """Approach the same target afresh from here, gains ramping from ``applied`` (while a
+        reflex holds, so the task action resumes gently instead of jumping back)."""
+        if self._target is None:
+            raise RuntimeError("IntermediateActions.restart() called before start()")
+        self.start(self._target, tip_position_m, applied)
+
+    def next(self) -> ImpedanceCommand:
+        """The intermediate action for the next tick."""
+        if self._target is None:
+            raise RuntimeError("IntermediateActions.next() called before start()")
+        target = self._target
+        self._k = min(self._k + 1, self._ticks)
+        fraction = self._k / self._ticks
+        self._stiffness += _clamp(target.stiffness[:3] - self._stiffness, self._k_rate)
+        self._damping += _clamp(target.damping[:3] - self._damping, self._d_rate)
+        return ImpedanceCommand(
+            self._start_m + fraction * (target.position_m - self._start_m),
+            target.orientation_xyzw,
+            np.concatenate([self._stiffness, target.stiffness[3:]]),
+            np.concatenate([self._damping, target.damping[3:]]),
+        )
+
+
+def _clamp(values: np.ndarray, bound: float) -> np.ndarray:
+    """Clip into [-bound, bound] (np.clip is slow on 3-vectors at 1 kHz)."""
+    return np.minimum(np.maximum(values, -bound), bound)
+
+
+class RiskGate:
+    """Threshold with hysteresis, a minimum dwell time and a time limit on the hysteresis band.
+
+    Fires when risk > ``eps_safe``. Releases once it has been on for ``min_active_ticks`` and risk
+    < ``eps_safe * release_ratio``; after ``hysteresis_timeout_ticks`` on, risk <= ``eps_safe``
+    is enough. At worst it re-fires once per timeout, never at every tick.
+    """
+
+    def __init__(
+        self, eps_safe: float, release_ratio: float, min_active_ticks: int, hysteresis_timeout_ticks: int
+    ) -> None:
+        self.eps_safe = eps_safe
+        self.release = eps_safe * release_ratio
+        self.min_active_ticks = min_active_ticks
+        self.hysteresis_timeout_ticks = max(hysteresis_timeout_ticks, min_active_ticks)
+        self.active = False
+        self._active_ticks = 0
+
+    def reset(self) -> None:
+        """Release the gate (episode start)."""
+        self.active = False
+        self._active_ticks = 0
+
+    def update(self, risk: float, ticks: int = 1) -> bool:
+        """Feed one risk value (covering ``ticks`` control ticks); returns whether the reflex is on."""
+        if not self.active:
+            if risk > self.eps_safe:
+                self.active = True
+                self._active_ticks = ticks
+            return self.active
+        if self._active_ticks >= self.min_active_ticks and (
+            risk < self.release or (risk <= self.eps_safe and self._active_ticks >= self.hysteresis_timeout_ticks)
+        ):
+            self.active = False  # it has run its minimum and the risk has come down
+            return False
+        self._active_ticks += ticks
+        return True
+
+
+@dataclass(frozen=True)
+class ReflexDecision:
+    """What the reflex did on one tick."""
+
+    command: ImpedanceCommand
+    risk: float
+    active: bool
+    fired: bool  # the reflex switched on at this tick
+
+
+class Reflex:
+    """Intermediate actions + critic + recovery + gate, in one of three modes."""
+
+    def __init__(
+        self, config: BresaConfig, critic: RiskModel | None = None, recovery: RecoveryModel | None = None
+    ) -> None:
+        self.mode = config.reflex.mode
+        if self.mode != "off" and (critic is None or recovery is None):
+            raise ValueError(
+                f"reflex mode '{self.mode}' needs a risk critic and a recovery policy; "
+                "load them (bresa_control.safety.models) or set reflex.mode: off"
+            )
+        self.features = FeatureMap(config)
+        self.intermediate = IntermediateActions(config)
+        self.critic = critic
+        self.recovery = recovery
+        dt = config.env.control_period_s
+        self.gate = RiskGate(
+            config.reflex.eps_safe, config.reflex.release_ratio, max(1, int(round(config.reflex.min_active_s / dt))),
+            max(1, int(round(config.reflex.hysteresis_timeout_s / dt))),
+        )
+        self._ticks_per_decision = config.env.ticks_per_decision
+        self._decision_risk = 0.0
+        self._fired_pending = False
+        self._last_recovery: ImpedanceCommand | None = None
+        self.reflex_count = 0
+
+    def reset(self) -> None:
+        """Episode start: gate released, counters cleared."""
+        self.gate.reset()
+        self.reflex_count = 0
+        self._decision_risk = 0.0
+
+    def begin_decision(
+        self, target: ImpedanceCommand, tick: TickState, face_height_m: float,
+        applied: ImpedanceCommand | None,
+    ) -> None:
+        """A new high-level action arrived. In ``decision-rate`` mode it is scored here, once."""
+        self.intermediate.start(target, tick.tip_position_m, applied)
+        if self.mode == "decision-rate":
+            self._decision_risk = self._risk(target, tick, face_height_m)
+            was_active = self.gate.active
+            self.gate.update(self._decision_risk, ticks=self._ticks_per_decision)
+            self._fired_pending = self.gate.active and not was_active
+            self.reflex_count += int(self._fired_pending)
+
+    def step(self, tick: TickState, face_height_m: float) -> ReflexDecision:
+        """The command for this control tick."""
+        a_hat = self.intermediate.next()
+        if self.mode == "off":
+            return ReflexDecision(a_hat, 0.0, False, False)
+        if self.mode == "decision-rate":
+            fired, self._fired_pending = self._fired_pending, False
+            if self.gate.active:
+                recovery = self._recover(tick, face_height_m, a_hat)
+                return ReflexDecision(recovery, self._decision_risk, True, fired)
+            return ReflexDecision(a_hat, self._decision_risk, False, False)
+        was_active = self.gate.active
+        if was_active and self._last_recovery is not None:
+            # What would run if the reflex let go now: the task action approached afresh from
+            # here, gains ramping up from the recovery's. That is what must be safe to release.
+            self.intermediate.restart(tick.tip_position_m, self._last_recovery)
+            a_hat = self.intermediate.next()
+        risk = self._risk(a_hat, tick, face_height_m)
+        active = self.gate.update(risk)
+        fired = active and not was_active
+        self.reflex_count += int(fired)
+        if active:
+            command = self._recover(tick, face_height_m, a_hat)
+            self._last_recovery = command
+        else:
+            command = a_hat
+        return ReflexDecision(command, risk, active, fired)
+
+    def _risk(self, command: ImpedanceCommand, tick: TickState, face_height_m: float) -> float:
+        """Critic's risk of ``command``; a non-finite answer (or input) counts as certain risk, so
+        a broken critic or sensor fires the reflex instead of letting the command through."""
+        features = np.concatenate(
+            [self.features.state(tick, face_height_m), self.features.action(command, tick.tip_position_m)]
+        )
+        assert self.critic is not None  # checked in __init__ for every mode that scores
+        risk = float(self.critic.risk(features))
+        return risk if np.isfinite(risk) and np.all(np.isfinite(features)) else 1.0
+
+    def _recover(self, tick: TickState, face_height_m: float, replaced: ImpedanceCommand) -> ImpedanceCommand:
+        assert self.recovery is not None  # checked in __init__ for every mode that recovers
+        state = self.features.state(tick, face_height_m)
+        action = self.recovery.act(state, self.features.action(replaced, tick.tip_position_m))
+        return self.features.command(action, tick.tip_position_m, replaced)
+
+
+class ForceGuardRisk:
+    """The rule a practitioner writes first, as a :class:`RiskModel`: risk is 1 once the wrist
+    force passes ``fraction`` of F_max, else 0 (it looks at the force only, never ahead)."""
+
+    def __init__(self, fraction: float = 0.8) -> None:
+        self.fraction = fraction
+
+    def risk(self, features: np.ndarray) -> float:
+        """1.0 when |force| / F_max > fraction (features start with force / F_max)."""
+        return float(np.sqrt(features[0:3] @ features[0:3]) > self.fraction)
+
+
+class SoftenGains:
+    """Fixed recovery: hold the tip where it is with the softest stiffness and low damping on
+    every axis (the force-guard rule softens the lateral gains too)."""
+
+    def act(self, state_features: np.ndarray, replaced_features: np.ndarray) -> np.ndarray:
+        """Action features: zero setpoint offset, minimum log-stiffness, damping at 10 % of max."""
+        return np.array([0.0, 0.0, 0.0, -1.0, -1.0, -1.0, -0.8, -0.8, -0.8], dtype=np.float32)

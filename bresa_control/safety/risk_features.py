@@ -1,0 +1,137 @@
+"""What the risk critic sees: a fixed, normalised layout of state and intermediate action.
+
+The inputs avoid absolute positions so the critic transfers when the hole moves: wrist wrench,
+tip velocity, tip height above the *estimated* top face, distance to the workspace box, and the
+action relative to the current tip (setpoint offset, stiffness, damping). The same function builds
+the features in the gymnasium environment, in data collection and in the ROS node, and the model
+card stores :func:`layout` so a model trained on another layout is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bresa_control.common.config import BresaConfig
+from bresa_control.control.impedance import ImpedanceCommand
+
+STATE_LABELS = (
+    "force_x", "force_y", "force_z", "torque_x", "torque_y", "torque_z",
+    "tip_vx", "tip_vy", "tip_vz", "height_above_face", "workspace_margin",
+)  # fmt: skip
+ACTION_LABELS = (
+    "setpoint_dx", "setpoint_dy", "setpoint_dz", "log_kx", "log_ky", "log_kz", "dx", "dy", "dz",
+)  # fmt: skip
+STATE_SIZE = len(STATE_LABELS)
+ACTION_SIZE = len(ACTION_LABELS)
+FEATURE_SIZE = STATE_SIZE + ACTION_SIZE
+
+# Recovery actions live in a safe corner of the action space (design brief: softer stiffness, more
+# damping, a backed-off setpoint): setpoint within +-2 mm sideways and 0-5 mm up from the tip,
+# stiffness 10-170 N/m (log scale), damping 60-300 N s/m. Feature units, per ACTION_LABELS.
+RECOVERY_LOW = (-0.2, -0.2, 0.0, -1.0, -1.0, -1.0, -0.8, -0.8, -0.8)
+RECOVERY_HIGH = (0.2, 0.2, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+# ... except the lateral (x, y) stiffness and damping: a learned recovery keeps those of the action
+# it replaces. The reflex relieves force along the insertion axis (z softened, setpoint backed off);
+# softening x and y too left the arm free to be moved by any external force (in push-scenario
+# traces at commit ee7bedd the push moved the limp arm sideways and dragged the peg onto the rim;
+# README, "The recovery keeps the lateral gains").
+# The recovery's outputs for these features are replaced, in training and at run time.
+RECOVERY_KEEPS = ("log_kx", "log_ky", "dx", "dy")
+
+RECOVERY_KEPT_MASK = np.array([label in RECOVERY_KEEPS for label in ACTION_LABELS])
+
+
+def keep_from_replaced(recovery_features: np.ndarray, replaced_features: np.ndarray) -> np.ndarray:
+    """Recovery action features with the :data:`RECOVERY_KEEPS` features taken from the action
+    the recovery replaces (both in :data:`ACTION_LABELS` order)."""
+    return np.where(RECOVERY_KEPT_MASK, replaced_features, recovery_features)
+
+
+VELOCITY_SCALE_M_PER_S = 0.1
+DISTANCE_SCALE_M = 0.01
+DISTANCE_CLIP = 5.0  # distances beyond 5 cm carry no extra risk information
+
+
+@dataclass(frozen=True)
+class TickState:
+    """What the arm reports at one control tick (SI units, base frame)."""
+
+    force_n: np.ndarray
+    torque_nm: np.ndarray
+    tip_position_m: np.ndarray
+    tip_velocity_m_per_s: np.ndarray
+
+
+class FeatureMap:
+    """Builds normalised critic inputs and turns recovery outputs back into commands."""
+
+    def __init__(self, config: BresaConfig) -> None:
+        safety = config.safety
+        self._force_scale = safety.max_force_n
+        self._torque_scale = safety.max_torque_nm
+        self._box_lo = np.array(safety.workspace_min_m)
+        self._box_hi = np.array(safety.workspace_max_m)
+        k_lo, k_hi = config.controller.stiffness_range_n_per_m
+        self._log_k = (np.log(k_lo), np.log(k_hi))
+        self._d_max = config.controller.damping_range_ns_per_m[1]
+        self._d_min = config.controller.damping_range_ns_per_m[0]
+        self._k_range = (k_lo, k_hi)
+
+    def state(self, tick: TickState, face_height_m: float) -> np.ndarray:
+        """State features; ``face_height_m`` is the estimated top face's z (m)."""
+        height = (tick.tip_position_m[2] - face_height_m) / DISTANCE_SCALE_M
+        margin = min(np.min(tick.tip_position_m - self._box_lo), np.min(self._box_hi - tick.tip_position_m))
+        return np.concatenate(
+            [
+                tick.force_n / self._force_scale,
+                tick.torque_nm / self._torque_scale,
+                tick.tip_velocity_m_per_s / VELOCITY_SCALE_M_PER_S,
+                [np.clip(height, -DISTANCE_CLIP, DISTANCE_CLIP),
+                 np.clip(margin / DISTANCE_SCALE_M, -DISTANCE_CLIP, DISTANCE_CLIP)],
+            ]
+        ).astype(np.float32)
+
+    def action(self, command: ImpedanceCommand, tip_position_m: np.ndarray) -> np.ndarray:
+        """Action features of an impedance command relative to the current tip."""
+        offset = (command.position_m - tip_position_m) / DISTANCE_SCALE_M
+        log_k = 2.0 * (np.log(command.stiffness[:3]) - self._log_k[0]) / (self._log_k[1] - self._log_k[0]) - 1.0
+        damping = 2.0 * command.damping[:3] / self._d_max - 1.0
+        return np.concatenate([np.clip(offset, -DISTANCE_CLIP, DISTANCE_CLIP), log_k, damping]).astype(
+            np.float32
+        )
+
+    def command(
+        self, action_features: np.ndarray, tip_position_m: np.ndarray, template: ImpedanceCommand
+    ) -> ImpedanceCommand:
+        """Inverse of :meth:`action` (recovery output -> command); orientation and rotational
+        gains come from ``template``. Values are clipped into the controller's ranges."""
+        a = np.clip(np.asarray(action_features, dtype=float), -1.0, 1.0)
+        position = tip_position_m + a[0:3] * DISTANCE_SCALE_M
+        stiffness = np.exp(self._log_k[0] + (a[3:6] + 1.0) * 0.5 * (self._log_k[1] - self._log_k[0]))
+        stiffness = np.clip(stiffness, *self._k_range)
+        damping = np.clip((a[6:9] + 1.0) * 0.5 * self._d_max, self._d_min, self._d_max)
+        return ImpedanceCommand(
+            position,
+            template.orientation_xyzw.copy(),
+            np.concatenate([stiffness, template.stiffness[3:]]),
+            np.concatenate([damping, template.damping[3:]]),
+        )
+
+    def layout(self) -> dict[str, Any]:
+        """Input layout and normalisation, as stored in model cards."""
+        return {
+            "state_labels": list(STATE_LABELS),
+            "action_labels": list(ACTION_LABELS),
+            "force_scale_n": self._force_scale,
+            "torque_scale_nm": self._torque_scale,
+            "velocity_scale_m_per_s": VELOCITY_SCALE_M_PER_S,
+            "distance_scale_m": DISTANCE_SCALE_M,
+            "distance_clip": DISTANCE_CLIP,
+            "log_stiffness_range": [float(v) for v in self._log_k],
+            "damping_max_ns_per_m": self._d_max,
+            "workspace_min_m": self._box_lo.tolist(),
+            "workspace_max_m": self._box_hi.tolist(),
+        }

@@ -1,0 +1,112 @@
+"""Assemble the MuJoCo peg-insertion scene with ``mujoco.MjSpec``.
+
+Static fixture from ``sim/peg_insertion.xml``; the arm and peg from :func:`robot.panda_urdf` (the
+URDF pinocchio loads too); the hole block's convex pieces, contact parameters, motors and the
+force/torque sensor from the config.
+"""
+
+from __future__ import annotations
+
+import mujoco
+
+from bresa_control.common.config import BresaConfig, SceneConfig
+from bresa_control.common.paths import find_data
+from bresa_control.contract import ARM_JOINTS
+from bresa_control.control.robot import PEG_LINK, panda_urdf
+from bresa_control.simulation.layout import hole_geometry
+
+FT_SITE = "ft_sensor"
+FORCE_SENSOR = "ft_force"
+TORQUE_SENSOR = "ft_torque"
+PEG_GEOM = "peg"
+HOLE_BODY = "hole_block"
+CONTACT_GROUP = 1  # contype/conaffinity bit shared by peg, block and table
+ARM_PREFIX = "panda_"
+
+
+def build_spec(config: BresaConfig) -> mujoco.MjSpec:
+    """The scene as an editable spec (compile it with ``spec.compile()``)."""
+    scene = config.scene
+    spec = mujoco.MjSpec.from_file(str(find_data("sim/peg_insertion.xml")))
+    spec.option.timestep = config.env.control_period_s
+
+    arm = mujoco.MjSpec.from_string(_urdf_for_mujoco(config))
+    spec.frame("robot_base").attach_body(arm.body("link0"), ARM_PREFIX, "")
+
+    for geom in spec.geoms:
+        if geom.name in ("floor",):
+            continue
+        geom.contype = geom.conaffinity = 0
+        if geom.material == "" and geom.type == mujoco.mjtGeom.mjGEOM_MESH:
+            geom.material = "arm"
+
+    peg_body = spec.body(PEG_LINK)
+    peg_geom = peg_body.first_geom()
+    peg_geom.name = PEG_GEOM
+    peg_geom.material = "peg"
+    table = spec.geom("table")
+    for geom in (peg_geom, table):
+        _make_contact(geom, scene)
+
+    _add_hole_pieces(spec.body(HOLE_BODY), config)
+
+    site = peg_body.add_site(name=FT_SITE, pos=[0, 0, 0], size=[0.005, 0, 0])
+    spec.add_sensor(name=FORCE_SENSOR, type=mujoco.mjtSensor.mjSENS_FORCE,
+                    objtype=mujoco.mjtObj.mjOBJ_SITE, objname=site.name)
+    spec.add_sensor(name=TORQUE_SENSOR, type=mujoco.mjtSensor.mjSENS_TORQUE,
+                    objtype=mujoco.mjtObj.mjOBJ_SITE, objname=site.name)
+
+    for joint, limit in zip(ARM_JOINTS, config.controller.joint_torque_limits_nm):
+        spec.joint(joint).armature = scene.joint_armature_kg_m2
+        spec.add_actuator(name=f"{joint}_motor", target=joint, trntype=mujoco.mjtTrn.mjTRN_JOINT,
+                          gainprm=[1.0] + [0.0] * 9, ctrlrange=[-limit, limit])
+    return spec
+
+
+def build_model(config: BresaConfig) -> mujoco.MjModel:
+    """Compile the scene for this config."""
+    return build_spec(config).compile()
+
+
+def _urdf_for_mujoco(config: BresaConfig) -> str:
+    """The shared URDF plus MuJoCo's import options (keep fixed links as bodies, keep meshes).
+
+    MuJoCo wants a non-empty prefix when one spec is attached to another, so the names lose their
+    "panda_" here and get it back from the attach: the compiled scene has the URDF's own names.
+    """
+    urdf = panda_urdf(config.scene.peg).replace(f'"{ARM_PREFIX}', '"')
+    extension = '<mujoco><compiler fusestatic="false" discardvisual="false"/></mujoco>'
+    return urdf.replace("</robot>", extension + "</robot>")
+
+
+def _make_contact(geom: mujoco.MjsGeom, scene: SceneConfig) -> None:
+    """Make a geom collide, with the scene's contact softness and friction."""
+    geom.contype = geom.conaffinity = CONTACT_GROUP
+    geom.solref = [scene.contact_timeconst_s, 1.0]
+    geom.solimp = [scene.contact_impedance_at_touch, 0.95, 0.001, 0.5, 2.0]
+    geom.friction = [scene.friction, 0.005, 0.0001]
+    geom.condim = 3
+
+
+def _add_hole_pieces(
+    block: mujoco.MjsBody, config: BresaConfig
+) -> None:
+    """Floor plate and four walls around a square hole: five convex boxes."""
+    hole = config.scene.hole
+    geo = hole_geometry(config.scene.peg.side_m, hole)
+    half_w = hole.block_width_m / 2.0
+    a = geo.half_side_m
+    wall_z = hole.floor_thickness_m + hole.depth_m / 2.0
+    half_depth = hole.depth_m / 2.0
+    side_wall = (half_w - a) / 2.0  # half-thickness of each wall
+    pieces = {
+        "hole_floor": ([0, 0, hole.floor_thickness_m / 2.0], [half_w, half_w, hole.floor_thickness_m / 2.0]),
+        "hole_wall_px": ([a + side_wall, 0, wall_z], [side_wall, half_w, half_depth]),
+        "hole_wall_nx": ([-a - side_wall, 0, wall_z], [side_wall, half_w, half_depth]),
+        "hole_wall_py": ([0, a + side_wall, wall_z], [a, side_wall, half_depth]),
+        "hole_wall_ny": ([0, -a - side_wall, wall_z], [a, side_wall, half_depth]),
+    }
+    for name, (pos, size) in pieces.items():
+        geom = block.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, pos=pos, size=size,
+                              material="block")
+        _make_contact(geom, config.scene)
