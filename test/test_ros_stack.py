@@ -116,7 +116,7 @@ def test_bresa_demo_runs_the_three_nodes_and_inserts_the_peg(tmp_path: Path, con
     out = tmp_path / "demo.json"
     result = subprocess.run(
         [sys.executable, "-m", "bresa_control.app.cli", "demo", "--json", str(out), "--run-dir", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     demo = json.loads(out.read_text())
@@ -151,14 +151,14 @@ def test_bresa_demo_with_a_duration_keeps_holding_the_peg_after_the_insertion(
     out = tmp_path / "demo.json"
     result = subprocess.run(
         [sys.executable, "-m", "bresa_control.app.cli", "demo", "--seed", "0", "--policy", "scripted",
-         "--duration", "25",
-         "--json", str(out), "--run-dir", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=180,
+         "--duration", "30", "--json", str(out), "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     demo = json.loads(out.read_text())
     sim = demo["nodes"]["mujoco_sim"]
-    assert demo["inserted"] is True and demo["wall_time_s"] >= 25.0
+    # --duration is the arm's simulated time: the verdict does not hang on the machine's speed.
+    assert demo["inserted"] is True and sim["sim_time_s"] >= 30.0
     assert sim["sim_time_s"] - sim["insertion_time_s"] > 3.0  # it kept running after the insertion ...
     assert sim["insertion_depth_m"] > config.env.success_depth_m - 0.002  # ... with the peg held in the hole
     assert demo["peak_force_n"] < config.safety.max_force_n
@@ -173,7 +173,9 @@ def test_killing_the_task_policy_mid_insertion_leaves_the_arm_holding_safely(
     try:
         probe.spin_until(lambda: probe.force_n > 2.0, timeout_s=90, stack=stack)  # in contact
         stack.kill("task_policy")
-        probe.spin_for(2.0)
+        probe.diagnostics.clear()
+        probe.spin_for(2.5)
+        critic_after_kill = dict(probe.diagnostics.get("safety_critic", {}))
         speed_after_hold = probe.joint_speed
         stack.stop(["mujoco_sim"])  # now the arm goes silent: the critic must report an error
         probe.diagnostics.clear()
@@ -184,7 +186,10 @@ def test_killing_the_task_policy_mid_insertion_leaves_the_arm_holding_safely(
         probe.destroy_node()
     sim, critic = stack.summary("mujoco_sim"), stack.summary("safety_critic")
     assert sim["peak_force_n"] < config.safety.max_force_n
-    assert critic["ticks_no_task_action"] > 1000 * (2.0 - config.runtime.task_action_timeout_s) * 0.5
+    # Its last diagnostics (1 Hz) after the kill: a hold (no fresh task action; on a busy machine a
+    # late arm sample may make it the stale-state hold), never "checking task actions".
+    assert critic_after_kill.get("message", "").endswith("holding"), critic_after_kill
+    assert critic["ticks_no_task_action"] > 0
     assert speed_after_hold < 0.01  # rad/s: holding still
     assert critic_level == "ERROR"  # state older than runtime.state_timeout_s
 

@@ -9,6 +9,7 @@ commands stop, and never applies a bad one.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +20,10 @@ from bresa_control.control.impedance import ImpedanceCommand
 from bresa_control.policies.scripted import SpiralSearch
 from bresa_control.runtime.policy_loop import PolicyLoop
 from bresa_control.runtime.safety_loop import SafetyLoop
+from bresa_control.safety.models import load_reflex_models
 from bresa_control.safety.reflex import ForceGuardRisk, SoftenGains
 from bresa_control.simulation.arm_loop import ArmLoop
+from bresa_control.simulation.layout import draw_episode
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])
 
@@ -217,3 +220,32 @@ def test_force_guard_baseline_still_works_as_a_safety_loop_critic(config: BresaC
     loop.on_wrench(np.array([0.0, 0.0, 0.9 * config.safety.max_force_n]), np.zeros(3), 0.0)
     assert loop.on_task_action(_action(_tip(arm), [0.0, 0.0, -0.005]), 0.0)
     assert loop.tick(0.001).status == "reflex"
+
+
+def test_safety_loop_decides_as_recorded_on_a_recorded_insertion(config: BresaConfig) -> None:
+    """Replays the inputs of test/data/safety_trace.npz (shipped models; the reflex fires, the state
+    goes stale once, a malformed action arrives) and checks every tick's decision against what
+    the loop decided when the file was made: making the loop faster must not change a command."""
+    trace = dict(np.load(Path(__file__).parent / "data" / "safety_trace.npz"))  # read once, not per access
+    statuses = ("waiting-for-state", "state-stale", "no-task-action", "task", "reflex")
+    checked = _checked(config)
+    critic, recovery, _ = load_reflex_models(checked)
+    hole = draw_episode(checked, np.random.default_rng(int(trace["seed"]))).hole_estimate_m
+    loop = SafetyLoop(checked, critic, recovery, hole)
+    assert {statuses[s] for s in trace["status"]} >= {"task", "reflex", "state-stale"}
+    status, fired, risk, command = [], [], [], []
+    for k in range(len(trace["now"])):
+        if np.isfinite(trace["state_stamp"][k]):
+            loop.on_joints(trace["q"][k], trace["dq"][k], trace["state_stamp"][k])
+            loop.on_wrench(trace["force"][k], trace["torque"][k], trace["state_stamp"][k])
+        if not np.all(np.isnan(trace["action"][k])):
+            loop.on_task_action(trace["action"][k], trace["action_stamp"][k])
+        out = loop.tick(trace["now"][k])
+        status.append(statuses.index(out.status))
+        fired.append(out.fired)
+        risk.append(out.risk)
+        command.append(out.command.to_array())
+    np.testing.assert_array_equal(status, trace["status"])
+    np.testing.assert_array_equal(fired, trace["fired"])
+    np.testing.assert_allclose(risk, trace["risk"], atol=1e-6)
+    np.testing.assert_allclose(np.array(command), trace["command"], atol=1e-6)

@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--seed", type=int, default=DEMO_SEED,
                     help=f"episode seed (hole, perception error, start); default {DEMO_SEED}, a typical episode")
     de.add_argument("--duration", type=_positive_float, metavar="S",
-                    help="keep the stack running (holding after the insertion) until S seconds")
+                    help="keep the stack running (holding after the insertion) until the arm's simulated clock "
+                         "reaches S seconds")
     de.add_argument("--policy", choices=("sac", "scripted"), default="sac")
     de.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     de.add_argument("--models-dir", default="", help="trained models (default: the shipped models/)")

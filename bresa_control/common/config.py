@@ -242,7 +242,7 @@ class RuntimeConfig:
     command_timeout_s: float = _key(0.002, 1.0, "s", "mujoco_sim: no command this long -> hold")
     hold_stiffness_n_per_m: float = _key(10.0, 3000.0, "N/m", "translational stiffness of a hold")
     hold_damping_ratio: float = _key(0.1, 3.0, "", "damping ratio of a hold")
-    demo_timeout_s: float = _key(1.0, 600.0, "s", "bresa demo gives up on an insertion after this")
+    demo_timeout_s: float = _key(1.0, 600.0, "s", "bresa demo gives up on an insertion after this much simulated time")
 
 
 @dataclass(frozen=True)

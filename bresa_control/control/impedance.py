@@ -15,9 +15,6 @@ and damping travel together so the controller never applies a target with mismat
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-
 import numpy as np
 import pinocchio as pin
 
@@ -26,38 +23,80 @@ from bresa_control.contract import COMMAND_LABELS, COMMAND_SIZE, target_rotation
 from bresa_control.control.robot import RobotModel
 
 
-@dataclass(frozen=True)
 class ImpedanceCommand:
     """Target pose plus gains: the 19 values of ``bresa/task_action`` and ``impedance_command``.
 
     position_m: target tip position (m, base frame); orientation_xyzw: unit quaternion;
     stiffness: Kx Ky Kz (N/m), Krx Kry Krz (Nm/rad); damping: Dx Dy Dz (Ns/m), Drx Dry Drz (Nms/rad).
+    All four are read-only views of one array of the 19 values in contract order (:attr:`values`):
+    the 1 kHz loop builds, checks and sends a command without copying it.
     """
 
-    position_m: np.ndarray
-    orientation_xyzw: np.ndarray
-    stiffness: np.ndarray
-    damping: np.ndarray
+    __slots__ = ("values", "_rotation")
+
+    def __init__(self, position_m: np.ndarray, orientation_xyzw: np.ndarray, stiffness: np.ndarray,
+                 damping: np.ndarray) -> None:
+        values = np.empty(COMMAND_SIZE)
+        values[0:3], values[3:7], values[7:13], values[13:19] = position_m, orientation_xyzw, stiffness, damping
+        self._own(values)
+
+    @classmethod
+    def wrap(cls, values: np.ndarray) -> ImpedanceCommand:
+        """A command over 19 float64 values in contract order, without a copy or a check: the
+        array is made read-only and belongs to the command from then on."""
+        command = cls.__new__(cls)
+        command._own(values)
+        return command
+
+    def _own(self, values: np.ndarray) -> None:
+        values.flags.writeable = False
+        self.values = values
+        self._rotation: np.ndarray | None = None
+
+    @property
+    def position_m(self) -> np.ndarray:
+        """Target tip position x y z (m, base frame)."""
+        return self.values[0:3]
+
+    @property
+    def orientation_xyzw(self) -> np.ndarray:
+        """Target orientation, unit quaternion x y z w."""
+        return self.values[3:7]
+
+    @property
+    def stiffness(self) -> np.ndarray:
+        """Kx Ky Kz (N/m), Krx Kry Krz (Nm/rad)."""
+        return self.values[7:13]
+
+    @property
+    def damping(self) -> np.ndarray:
+        """Dx Dy Dz (Ns/m), Drx Dry Drz (Nms/rad)."""
+        return self.values[13:19]
 
     def to_array(self) -> np.ndarray:
-        """The 19 values in contract order."""
-        return np.concatenate([self.position_m, self.orientation_xyzw, self.stiffness, self.damping])
+        """A copy of the 19 values in contract order (:attr:`values` reads them without one)."""
+        return self.values.copy()
 
     @classmethod
     def from_array(cls, values: np.ndarray) -> ImpedanceCommand:
         """Parse 19 values in contract order; raises ``ValueError`` on a wrong size or NaN."""
-        values = np.asarray(values, dtype=float)
+        values = np.array(values, dtype=float)  # a copy: the command owns its values
         if values.shape != (COMMAND_SIZE,):
             raise ValueError(f"impedance command needs {COMMAND_SIZE} values, got shape {values.shape}")
         if not np.all(np.isfinite(values)):
             bad = [COMMAND_LABELS[i] for i in np.flatnonzero(~np.isfinite(values))]
             raise ValueError(f"impedance command has non-finite values: {', '.join(bad)}")
-        return cls(values[0:3].copy(), values[3:7].copy(), values[7:13].copy(), values[13:19].copy())
+        return cls.wrap(values)
 
-    @functools.cached_property
+    @property
     def rotation(self) -> np.ndarray:
-        """Target orientation as a rotation matrix."""
-        return target_rotation(self.orientation_xyzw)
+        """Target orientation as a rotation matrix (computed once)."""
+        if self._rotation is None:
+            self._rotation = target_rotation(self.orientation_xyzw)
+        return self._rotation
+
+    def __repr__(self) -> str:
+        return f"ImpedanceCommand({self.values.tolist()})"
 
 
 class GainLimits:

@@ -141,6 +141,13 @@ class RobotModel:
         placement = self.data.oMf[self.tcp_id]
         return Pose(placement.translation.copy(), placement.rotation.copy()), jac, nle.copy()
 
+    def tip_position_velocity(self, q: np.ndarray, dq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Tip position (m) and linear velocity (m/s, base frame) in one kinematics pass."""
+        pin.computeJointJacobians(self.model, self.data, q)
+        placement = pin.updateFramePlacement(self.model, self.data, self.tcp_id)
+        jac = pin.getFrameJacobian(self.model, self.data, self.tcp_id, pin.ReferenceFrame.LOCAL_WORLD_ALIGNED)
+        return placement.translation.copy(), jac[:3] @ dq
+
     def gravity(self, q: np.ndarray) -> np.ndarray:
         """Joint torques (Nm) that hold the arm and peg against gravity."""
         return pin.computeGeneralizedGravity(self.model, self.data, q).copy()

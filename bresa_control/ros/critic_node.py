@@ -105,7 +105,7 @@ class SafetyCriticNode(BresaNode):
         now = time.time()
         out = self.loop.tick(now)
         if out.command is not None:
-            self.send(self._command_pub, messages.set_values(self._command_msg, out.command.to_array()))
+            self.send(self._command_pub, messages.set_values(self._command_msg, out.command.values))
         state = out.status
         self._reflex_ticks += 1
         if out.command is not None and (state != self._reflex_state or self._reflex_ticks >= REFLEX_EVERY_TICKS):

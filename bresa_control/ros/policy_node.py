@@ -84,7 +84,7 @@ class TaskPolicyNode(BresaNode):
         was_done = self.loop.done
         command = self.loop.decide()
         if command is not None:
-            self.send(self._pub, messages.set_values(self._msg, command.to_array()))
+            self.send(self._pub, messages.set_values(self._msg, command.values))
         if self.loop.done and not was_done:
             self.get_logger().info("peg is in (by the estimated hole): holding")
 

@@ -33,6 +33,10 @@ from bresa_control.ros.recorder import BagRecorder
 
 STOP_TIMEOUT_S = 15.0
 DRAIN_S = 0.5
+# The wall-clock guard of a run of S simulated seconds: start-up plus this many wall seconds per
+# simulated second (a machine three times slower than needed still finishes).
+STARTUP_ALLOWANCE_S = 120.0
+WALL_PER_SIM_S = 5.0
 
 
 class Stack:
@@ -118,6 +122,10 @@ class Monitor(Node):
         """Whether mujoco_sim reports the peg in."""
         return self.latest.get("mujoco_sim", {}).get("inserted") == "True"
 
+    def sim_time_s(self) -> float:
+        """The arm's simulated clock (s) as mujoco_sim last reported it (1 Hz); 0 before."""
+        return float(self.latest.get("mujoco_sim", {}).get("sim_time_s", 0.0))
+
     def holding(self) -> bool:
         """Whether task_policy reports the task done: it has seen the peg in and holds."""
         return self.latest.get("task_policy", {}).get("done") == "True"
@@ -134,7 +142,9 @@ def run_demo(
     trace: bool = False,
     record: bool = True,
 ) -> dict[str, Any]:
-    """Start the stack, run one insertion (and keep holding until ``duration_s`` if given), stop it.
+    """Start the stack, run one insertion (and keep holding until the arm's simulated clock reaches
+    ``duration_s``, if given), stop it. Without ``duration_s`` it gives up on the insertion at
+    ``runtime.demo_timeout_s`` of simulated time.
 
     With ``record`` every contract topic goes into an MCAP bag in the run folder. Returns
     ``inserted``, ``peak_force_n``, ``critic_rate_hz``, ``critic_period_p99_ms``, ``reflex_count``,
@@ -145,7 +155,10 @@ def run_demo(
     specs = node_set(config_path, seed=seed, policy=policy, models_dir=models_dir, run_dir=str(run_dir),
                      trace=trace, recorder=record)
     stack = Stack(specs, config_files(config_path), run_dir, log_level)
+    # Limits in simulated time (the arm's clock), so that a slow or busy machine gets as much of
+    # the episode as a fast one; the wall-clock guard only stops a stack whose arm is stuck.
     limit_s = duration_s if duration_s is not None else config.runtime.demo_timeout_s
+    wall_limit_s = STARTUP_ALLOWANCE_S + WALL_PER_SIM_S * limit_s
     if record and (run_dir / "bag").exists():
         raise RuntimeError(f"{run_dir} already holds a bag from an earlier run; give a new --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +176,12 @@ def run_demo(
         stack.start()
         if recorder is not None:
             _keep_up_with_the_nodes()
-        while time.monotonic() - start < limit_s:
+        while monitor.sim_time_s() < limit_s:
+            if time.monotonic() - start > wall_limit_s:
+                print(f"[bresa demo] stopping: the arm's clock reached only {monitor.sim_time_s():.1f} of "
+                      f"{limit_s:g} s of simulated time in {wall_limit_s:.0f} s (see the node logs)",
+                      file=sys.stderr, flush=True)
+                break
             executor.spin_once(timeout_sec=0.05)
             failure = stack.failed()
             if failure:

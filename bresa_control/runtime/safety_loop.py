@@ -146,7 +146,7 @@ class SafetyLoop:
         decision = self.reflex.step(self._tick_state(), self.face_z_m)
         self._applied = decision.command
         if decision.fired and self._trace:
-            self.fired_trace.append((self.state.wrench_stamp_s, values_crc(decision.command.to_array())))
+            self.fired_trace.append((self.state.wrench_stamp_s, values_crc(decision.command.values)))
         status = "reflex" if decision.active else "task"
         return self._count(SafetyTick(decision.command, status, decision.risk, decision.fired, stamp))
 
@@ -164,9 +164,8 @@ class SafetyLoop:
         assert s.q is not None and s.dq is not None and s.force_n is not None and s.torque_nm is not None
         key = (s.joints_stamp_s, s.wrench_stamp_s)
         if self._tick_cache is None or self._tick_cache[:2] != key:
-            pose = self.robot.frame_pose(s.q)
-            velocity = (self.robot.frame_jacobian(s.q) @ s.dq)[:3]
-            self._tick_cache = (*key, TickState(s.force_n, s.torque_nm, pose.position_m, velocity))
+            position, velocity = self.robot.tip_position_velocity(s.q, s.dq)
+            self._tick_cache = (*key, TickState(s.force_n, s.torque_nm, position, velocity))
         return self._tick_cache[2]
 
     def _hold_command(self) -> ImpedanceCommand:

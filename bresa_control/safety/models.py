@@ -32,31 +32,55 @@ from bresa_control.safety.risk_features import (
 WARMUP_CALLS = 3
 
 
-class TorchRisk:
-    """A TorchScript critic as a :class:`~bresa_control.safety.reflex.RiskModel`."""
+class _TorchCall:
+    """One module called on one input vector at a time, at 1 kHz, with as little around the call
+    as possible: a TorchScript module is frozen (its weights become constants, so no autograd
+    and no grad-mode switch is needed) and its input is one tensor allocated once, filled in
+    place. An eager module (a critic being refined while the policy trains) keeps its live
+    weights and runs without gradients."""
 
-    def __init__(self, module: torch.jit.ScriptModule) -> None:
+    def __init__(self, module: torch.nn.Module, input_size: int) -> None:
+        self.module = module  # as loaded: its state_dict stays readable
+        self._input = torch.zeros(1, input_size)
+        self._input_view = self._input.numpy()[0]  # shares memory with the tensor
+        self._frozen: torch.jit.ScriptModule | None = None
+        if isinstance(module, torch.jit.ScriptModule):
+            with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.13, still supported
+                warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch")
+                self._frozen = torch.jit.freeze(module.eval())
+
+    def __call__(self, x: np.ndarray) -> torch.Tensor:
+        self._input_view[:] = x
+        if self._frozen is not None:
+            return self._frozen(self._input)[0]
+        with torch.inference_mode():
+            return self.module(self._input)[0]
+
+
+class TorchRisk:
+    """A TorchScript (or eager) critic as a :class:`~bresa_control.safety.reflex.RiskModel`."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
         self.module = module
+        self._call = _TorchCall(module, FEATURE_SIZE)
         for _ in range(WARMUP_CALLS):
             self.risk(np.zeros(FEATURE_SIZE, np.float32))
 
     def risk(self, features: np.ndarray) -> float:
-        with torch.inference_mode():
-            return float(self.module(torch.from_numpy(np.ascontiguousarray(features, np.float32))[None])[0])
+        return float(self._call(features))
 
 
 class TorchRecovery:
     """A TorchScript recovery policy as a :class:`~bresa_control.safety.reflex.RecoveryModel`."""
 
-    def __init__(self, module: torch.jit.ScriptModule) -> None:
+    def __init__(self, module: torch.nn.Module) -> None:
         self.module = module
+        self._call = _TorchCall(module, STATE_SIZE)
         for _ in range(WARMUP_CALLS):
             self.act(np.zeros(STATE_SIZE, np.float32), np.zeros(ACTION_SIZE, np.float32))
 
     def act(self, state_features: np.ndarray, replaced_features: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(state_features, np.float32))[None]
-            return keep_from_replaced(self.module(x)[0].numpy(), replaced_features)
+        return keep_from_replaced(self._call(state_features).numpy(), replaced_features)
 
 
 def load_model(

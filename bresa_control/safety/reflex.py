@@ -15,6 +15,7 @@ One class, :class:`Reflex`, serves the gymnasium environment and the ``safety_cr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from bresa_control.common.config import BresaConfig
 from bresa_control.control.impedance import ImpedanceCommand
-from bresa_control.safety.risk_features import FeatureMap, TickState
+from bresa_control.safety.risk_features import FEATURE_SIZE, STATE_SIZE, FeatureMap, TickState
 
 
 class RiskModel(Protocol):
@@ -80,17 +81,16 @@ class IntermediateActions:
         """The intermediate action for the next tick."""
         if self._target is None:
             raise RuntimeError("IntermediateActions.next() called before start()")
-        target = self._target
+        target = self._target.values
         self._k = min(self._k + 1, self._ticks)
         fraction = self._k / self._ticks
-        self._stiffness += _clamp(target.stiffness[:3] - self._stiffness, self._k_rate)
-        self._damping += _clamp(target.damping[:3] - self._damping, self._d_rate)
-        return ImpedanceCommand(
-            self._start_m + fraction * (target.position_m - self._start_m),
-            target.orientation_xyzw,
-            np.concatenate([self._stiffness, target.stiffness[3:]]),
-            np.concatenate([self._damping, target.damping[3:]]),
-        )
+        self._stiffness += _clamp(target[7:10] - self._stiffness, self._k_rate)
+        self._damping += _clamp(target[13:16] - self._damping, self._d_rate)
+        values = target.copy()  # orientation and rotational gains: the target's
+        values[0:3] = self._start_m + fraction * (target[0:3] - self._start_m)
+        values[7:10] = self._stiffness
+        values[13:16] = self._damping
+        return ImpedanceCommand.wrap(values)
 
 
 def _clamp(values: np.ndarray, bound: float) -> np.ndarray:
@@ -172,6 +172,7 @@ class Reflex:
         self._decision_risk = 0.0
         self._fired_pending = False
         self._last_recovery: ImpedanceCommand | None = None
+        self._features = np.zeros(FEATURE_SIZE, np.float32)  # the critic's input, rewritten every tick
         self.reflex_count = 0
 
     def reset(self) -> None:
@@ -201,7 +202,7 @@ class Reflex:
         if self.mode == "decision-rate":
             fired, self._fired_pending = self._fired_pending, False
             if self.gate.active:
-                recovery = self._recover(tick, face_height_m, a_hat)
+                recovery = self._recover(tick, face_height_m, a_hat, scored=False)
                 return ReflexDecision(recovery, self._decision_risk, True, fired)
             return ReflexDecision(a_hat, self._decision_risk, False, False)
         was_active = self.gate.active
@@ -215,7 +216,7 @@ class Reflex:
         fired = active and not was_active
         self.reflex_count += int(fired)
         if active:
-            command = self._recover(tick, face_height_m, a_hat)
+            command = self._recover(tick, face_height_m, a_hat, scored=True)
             self._last_recovery = command
         else:
             command = a_hat
@@ -223,19 +224,29 @@ class Reflex:
 
     def _risk(self, command: ImpedanceCommand, tick: TickState, face_height_m: float) -> float:
         """Critic's risk of ``command``; a non-finite answer (or input) counts as certain risk, so
-        a broken critic or sensor fires the reflex instead of letting the command through."""
-        features = np.concatenate(
-            [self.features.state(tick, face_height_m), self.features.action(command, tick.tip_position_m)]
-        )
+        a broken critic or sensor fires the reflex instead of letting the command through. Leaves
+        the features of this tick's state and ``command`` in ``self._features``."""
+        self._fill_features(command, tick, face_height_m)
         assert self.critic is not None  # checked in __init__ for every mode that scores
-        risk = float(self.critic.risk(features))
-        return risk if np.isfinite(risk) and np.all(np.isfinite(features)) else 1.0
+        risk = float(self.critic.risk(self._features))
+        # One sum is non-finite if any feature is (or if finite ones overflow float32: absurd, so risky too).
+        return risk if math.isfinite(risk) and math.isfinite(self._features.sum()) else 1.0
 
-    def _recover(self, tick: TickState, face_height_m: float, replaced: ImpedanceCommand) -> ImpedanceCommand:
+    def _recover(
+        self, tick: TickState, face_height_m: float, replaced: ImpedanceCommand, scored: bool
+    ) -> ImpedanceCommand:
+        """The recovery action replacing ``replaced``; ``scored``: the critic has just scored
+        ``replaced`` in this state, so its features are already at hand."""
         assert self.recovery is not None  # checked in __init__ for every mode that recovers
-        state = self.features.state(tick, face_height_m)
-        action = self.recovery.act(state, self.features.action(replaced, tick.tip_position_m))
+        if not scored:
+            self._fill_features(replaced, tick, face_height_m)
+        features = self._features
+        action = self.recovery.act(features[:STATE_SIZE], features[STATE_SIZE:])
         return self.features.command(action, tick.tip_position_m, replaced)
+
+    def _fill_features(self, command: ImpedanceCommand, tick: TickState, face_height_m: float) -> None:
+        self.features.state_into(tick, face_height_m, self._features[:STATE_SIZE])
+        self.features.action_into(command, tick.tip_position_m, self._features[STATE_SIZE:])
 
 
 class ForceGuardRisk:

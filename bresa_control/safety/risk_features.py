@@ -79,46 +79,55 @@ class FeatureMap:
         self._d_max = config.controller.damping_range_ns_per_m[1]
         self._d_min = config.controller.damping_range_ns_per_m[0]
         self._k_range = (k_lo, k_hi)
+        self._margins = np.empty(6)  # scratch of state_into
 
     def state(self, tick: TickState, face_height_m: float) -> np.ndarray:
-        """State features; ``face_height_m`` is the estimated top face's z (m)."""
-        height = (tick.tip_position_m[2] - face_height_m) / DISTANCE_SCALE_M
-        margin = min(np.min(tick.tip_position_m - self._box_lo), np.min(self._box_hi - tick.tip_position_m))
-        return np.concatenate(
-            [
-                tick.force_n / self._force_scale,
-                tick.torque_nm / self._torque_scale,
-                tick.tip_velocity_m_per_s / VELOCITY_SCALE_M_PER_S,
-                [np.clip(height, -DISTANCE_CLIP, DISTANCE_CLIP),
-                 np.clip(margin / DISTANCE_SCALE_M, -DISTANCE_CLIP, DISTANCE_CLIP)],
-            ]
-        ).astype(np.float32)
+        """State features (float32); ``face_height_m`` is the estimated top face's z (m)."""
+        out = np.empty(STATE_SIZE, np.float32)
+        self.state_into(tick, face_height_m, out)
+        return out
+
+    def state_into(self, tick: TickState, face_height_m: float, out: np.ndarray) -> None:
+        """:meth:`state` written into ``out`` (float32, :data:`STATE_SIZE`): no allocation at 1 kHz.
+        Each value is computed in float64 and rounded once, as :meth:`state` always was."""
+        tip = tick.tip_position_m
+        out[0:3] = tick.force_n / self._force_scale
+        out[3:6] = tick.torque_nm / self._torque_scale
+        out[6:9] = tick.tip_velocity_m_per_s / VELOCITY_SCALE_M_PER_S
+        height = (tip[2] - face_height_m) / DISTANCE_SCALE_M
+        margins = self._margins  # distance to each face of the box, 6 values
+        np.subtract(tip, self._box_lo, out=margins[0:3])
+        np.subtract(self._box_hi, tip, out=margins[3:6])
+        margin = margins.min()  # NaN stays NaN
+        out[9] = _clip(height, DISTANCE_CLIP)
+        out[10] = _clip(margin / DISTANCE_SCALE_M, DISTANCE_CLIP)
 
     def action(self, command: ImpedanceCommand, tip_position_m: np.ndarray) -> np.ndarray:
-        """Action features of an impedance command relative to the current tip."""
-        offset = (command.position_m - tip_position_m) / DISTANCE_SCALE_M
-        log_k = 2.0 * (np.log(command.stiffness[:3]) - self._log_k[0]) / (self._log_k[1] - self._log_k[0]) - 1.0
-        damping = 2.0 * command.damping[:3] / self._d_max - 1.0
-        return np.concatenate([np.clip(offset, -DISTANCE_CLIP, DISTANCE_CLIP), log_k, damping]).astype(
-            np.float32
-        )
+        """Action features (float32) of an impedance command relative to the current tip."""
+        out = np.empty(ACTION_SIZE, np.float32)
+        self.action_into(command, tip_position_m, out)
+        return out
+
+    def action_into(self, command: ImpedanceCommand, tip_position_m: np.ndarray, out: np.ndarray) -> None:
+        """:meth:`action` written into ``out`` (float32, :data:`ACTION_SIZE`)."""
+        values = command.values
+        offset = (values[0:3] - tip_position_m) / DISTANCE_SCALE_M
+        out[0:3] = np.minimum(np.maximum(offset, -DISTANCE_CLIP), DISTANCE_CLIP)
+        out[3:6] = 2.0 * (np.log(values[7:10]) - self._log_k[0]) / (self._log_k[1] - self._log_k[0]) - 1.0
+        out[6:9] = 2.0 * values[13:16] / self._d_max - 1.0
 
     def command(
         self, action_features: np.ndarray, tip_position_m: np.ndarray, template: ImpedanceCommand
     ) -> ImpedanceCommand:
         """Inverse of :meth:`action` (recovery output -> command); orientation and rotational
         gains come from ``template``. Values are clipped into the controller's ranges."""
-        a = np.clip(np.asarray(action_features, dtype=float), -1.0, 1.0)
-        position = tip_position_m + a[0:3] * DISTANCE_SCALE_M
+        a = np.minimum(np.maximum(np.asarray(action_features, dtype=float), -1.0), 1.0)
+        values = template.values.copy()
+        values[0:3] = tip_position_m + a[0:3] * DISTANCE_SCALE_M
         stiffness = np.exp(self._log_k[0] + (a[3:6] + 1.0) * 0.5 * (self._log_k[1] - self._log_k[0]))
-        stiffness = np.clip(stiffness, *self._k_range)
-        damping = np.clip((a[6:9] + 1.0) * 0.5 * self._d_max, self._d_min, self._d_max)
-        return ImpedanceCommand(
-            position,
-            template.orientation_xyzw.copy(),
-            np.concatenate([stiffness, template.stiffness[3:]]),
-            np.concatenate([damping, template.damping[3:]]),
-        )
+        values[7:10] = np.minimum(np.maximum(stiffness, self._k_range[0]), self._k_range[1])
+        values[13:16] = np.minimum(np.maximum((a[6:9] + 1.0) * 0.5 * self._d_max, self._d_min), self._d_max)
+        return ImpedanceCommand.wrap(values)
 
     def layout(self) -> dict[str, Any]:
         """Input layout and normalisation, as stored in model cards."""
@@ -135,3 +144,8 @@ class FeatureMap:
             "workspace_min_m": self._box_lo.tolist(),
             "workspace_max_m": self._box_hi.tolist(),
         }
+
+
+def _clip(value: float, bound: float) -> float:
+    """``value`` within [-bound, bound]; NaN stays NaN (np.clip's behaviour, without its overhead)."""
+    return min(max(value, -bound), bound)
