@@ -2,7 +2,7 @@
 
     python bench/bench_stack.py --runs 3 --duration 20 --json results/bench_stack.json
 
-Each run is ``bresa demo --duration S --no-bag`` with tracing on (seeds 0, 1, ...): the three node
+Each run is ``bresa demo --duration S --no-bag`` with tracing on (seeds 63, 64, ...: the demo's first): the three node
 processes, as the issue asks (``--bag`` adds the demo's MCAP recorder). Prints and writes:
   * the safety critic's achieved rate (Hz) and tick period p50 / p99 / max (ms), measured from its
     first task action on (start-up, while the other nodes import torch, is left out);
@@ -10,14 +10,19 @@ processes, as the issue asks (``--bag`` adds the demo's MCAP recorder). Prints a
   * reflex latency p50 / p99 / max (ms): from the wall-clock stamp of the wrench sample on which the
     risk crossed ``eps_safe`` to the tick at which mujoco_sim first applied the recovery command
     (matched by a CRC of the 19 values), over every firing of every run;
-  * the targets of the issue (>= 990 Hz, period p99 <= 1.5 ms, latency p99 <= 3 ms) and whether
-    each was met. Timing only: nothing here is a test.
+  * the targets of the issue "1 kHz with headroom" (worst run >= 995 Hz, period p99 <= 1.2 ms,
+    reflex latency p99 <= 2 ms; with ``--bag`` >= 990 Hz and p99 <= 1.5 ms) and whether each was met;
+  * whether every run inserted the peg and stayed under ``F_max``.
+
+``--busy`` keeps one core busy with another process (``yes > /dev/null``) during the runs, as a
+robot PC's drivers and visualisation would. Timing only: nothing here is a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,10 +31,12 @@ from typing import Any
 import numpy as np
 
 from bresa_control.common.files import write_json_atomic
+from bresa_control.ros.bringup import DEMO_SEED
 from bresa_control.ros.runner import run_demo
 from bresa_control.runtime.timing import machine_info
 
-TARGETS = {"critic_rate_hz": (">=", 990.0), "period_p99_ms": ("<=", 1.5), "latency_p99_ms": ("<=", 3.0)}
+TARGETS = {"critic_rate_hz": (">=", 995.0), "period_p99_ms": ("<=", 1.2), "latency_p99_ms": ("<=", 2.0)}
+TARGETS_WITH_BAG = {"critic_rate_hz": (">=", 990.0), "period_p99_ms": ("<=", 1.5), "latency_p99_ms": ("<=", 2.0)}
 
 
 def reflex_latencies_ms(result: dict[str, Any]) -> list[float]:
@@ -45,16 +52,28 @@ def reflex_latencies_ms(result: dict[str, Any]) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds per run")
+    parser.add_argument("--duration", type=float, default=20.0, help="simulated seconds per run (the arm's clock)")
+    parser.add_argument("--seed", type=int, default=DEMO_SEED, help="run i is episode seed + i (default: the demo's)")
     parser.add_argument("--json", default="results/bench_stack.json")
     parser.add_argument("--bag", action="store_true",
                         help="also run bresa demo's bag recorder (a fourth process' worth of work)")
+    parser.add_argument("--busy", action="store_true", help="keep one core busy with `yes > /dev/null`")
     args = parser.parse_args()
+    targets = TARGETS_WITH_BAG if args.bag else TARGETS
+    busy = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) if args.busy else None
+    try:
+        return _bench(args, targets)
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
 
+
+def _bench(args: argparse.Namespace, targets: dict[str, tuple[str, float]]) -> int:
     runs = []
     latencies: list[float] = []
     unmatched = 0
-    for seed in range(args.runs):
+    for seed in range(args.seed, args.seed + args.runs):
         started = time.monotonic()
         run_dir = Path("results") / f"bench_stack-{seed}"
         shutil.rmtree(run_dir, ignore_errors=True)  # this benchmark's own scratch folder
@@ -66,6 +85,7 @@ def main() -> int:
         latencies += run_latencies
         row = {
             "seed": seed, "inserted": result["inserted"], "peak_force_n": result["peak_force_n"],
+            "max_force_n": result["max_force_n"],
             "reflexes": result["reflex_count"], **{k: critic.get(k) for k in (
                 "rate_hz", "period_p50_ms", "period_p99_ms", "period_max_ms", "compute_p50_ms", "compute_p99_ms")},
             "latencies_ms": run_latencies, "wall_s": time.monotonic() - started,
@@ -97,14 +117,17 @@ def main() -> int:
         "reflexes_unmatched": unmatched,
     }
     met = {}
-    for key, (op, bound) in TARGETS.items():
+    for key, (op, bound) in targets.items():
         value = figures[key]
         met[key] = value is not None and (value >= bound if op == ">=" else value <= bound)
     print("worst run: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()))
-    print("targets: " + ", ".join(f"{k} {TARGETS[k][0]} {TARGETS[k][1]}: {'met' if ok else 'NOT met'}"
+    print("targets: " + ", ".join(f"{k} {targets[k][0]} {targets[k][1]}: {'met' if ok else 'NOT met'}"
                                   for k, ok in met.items()))
+    safe = all(r["inserted"] and r["peak_force_n"] < r["max_force_n"] for r in runs)
+    print(f"every run inserted and stayed under F_max: {safe}")
     write_json_atomic(args.json, {
-        "figures": figures, "targets": {k: f"{op} {b}" for k, (op, b) in TARGETS.items()}, "met": met, "runs": runs,
+        "figures": figures, "targets": {k: f"{op} {b}" for k, (op, b) in targets.items()}, "met": met,
+        "every_run_inserted_under_f_max": safe, "bag": args.bag, "busy_core": args.busy, "runs": runs,
         "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine_info(),
     })
     print(f"wrote {args.json}")

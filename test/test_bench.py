@@ -30,9 +30,11 @@ def test_bench_sim_writes_every_figure(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     figures = json.loads(out.read_text())
     for key in ("mj_step_per_s", "control_tick_per_s", "control_real_time_factor",
-                "controller_overhead_ratio", "env_steps_per_s"):
+                "controller_overhead_ratio", "env_steps_per_s", "env_steps_per_s_bresa"):
         assert figures[key] > 0, key
     assert "controller overhead" in result.stdout
+    assert 0 < figures["arm_tick_us"]["p50"] <= figures["arm_tick_us"]["p99"]
+    assert figures["machine"]["cpu_model"]
 
 
 def test_reflex_check_runs_the_shipped_models_in_closed_loop(tmp_path: Path) -> None:

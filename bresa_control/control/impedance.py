@@ -15,12 +15,17 @@ and damping travel together so the controller never applies a target with mismat
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pinocchio as pin
 
 from bresa_control.common.config import ControllerConfig
 from bresa_control.contract import COMMAND_LABELS, COMMAND_SIZE, target_rotation
 from bresa_control.control.robot import RobotModel
+
+
+_ROTATIONS: dict[bytes, np.ndarray] = {}  # orientation (quaternion bytes) -> rotation matrix
 
 
 class ImpedanceCommand:
@@ -90,9 +95,17 @@ class ImpedanceCommand:
 
     @property
     def rotation(self) -> np.ndarray:
-        """Target orientation as a rotation matrix (computed once)."""
+        """Target orientation as a rotation matrix (computed once per distinct orientation: a
+        stream of commands at 1 kHz mostly repeats one)."""
         if self._rotation is None:
-            self._rotation = target_rotation(self.orientation_xyzw)
+            key = self.values[3:7].tobytes()
+            rotation = _ROTATIONS.get(key)
+            if rotation is None:
+                if len(_ROTATIONS) >= 256:
+                    _ROTATIONS.clear()
+                rotation = _ROTATIONS[key] = target_rotation(self.orientation_xyzw)
+                rotation.flags.writeable = False
+            self._rotation = rotation
         return self._rotation
 
     def __repr__(self) -> str:
@@ -117,23 +130,26 @@ class GainLimits:
     def check(self, command: ImpedanceCommand) -> None:
         """Raise ``ValueError`` naming the first gain that is non-finite or out of range, or
         saying what is wrong with the target pose."""
-        gains = np.concatenate([command.stiffness, command.damping])
-        if not (np.all(gains >= self._lo) and np.all(gains <= self._hi)):  # NaN fails too
-            for i, value in enumerate(gains):
-                label = COMMAND_LABELS[7 + i]
-                if not np.isfinite(value):
-                    raise ValueError(f"gain {label} is {value}; it must be finite")
-                if not self._lo[i] <= value <= self._hi[i]:
-                    raise ValueError(
-                        f"gain {label} = {value:g} {self._units[i]} is outside the allowed "
-                        f"[{self._lo[i]:g}, {self._hi[i]:g}]"
-                    )
-        quat_norm = float(np.sqrt(command.orientation_xyzw @ command.orientation_xyzw))
-        if not (np.all(np.isfinite(command.position_m)) and 0.9 < quat_norm < 1.1):
-            raise ValueError(
-                f"target pose is invalid: position {command.position_m}, quaternion norm "
-                f"{quat_norm:.3f} (expected a finite position and a unit quaternion)"
-            )
+        values = command.values
+        gains = values[7:19]  # stiffness then damping, as in the contract
+        quat = values[3:7]
+        quat_norm_sq = float(quat @ quat)
+        if (((gains >= self._lo) & (gains <= self._hi)).all()  # NaN fails too
+                and 0.81 < quat_norm_sq < 1.21 and math.isfinite(values[0] + values[1] + values[2])):
+            return
+        for i, value in enumerate(gains):
+            label = COMMAND_LABELS[7 + i]
+            if not np.isfinite(value):
+                raise ValueError(f"gain {label} is {value}; it must be finite")
+            if not self._lo[i] <= value <= self._hi[i]:
+                raise ValueError(
+                    f"gain {label} = {value:g} {self._units[i]} is outside the allowed "
+                    f"[{self._lo[i]:g}, {self._hi[i]:g}]"
+                )
+        raise ValueError(
+            f"target pose is invalid: position {command.position_m}, quaternion norm "
+            f"{np.sqrt(quat_norm_sq):.3f} (expected a finite position and a unit quaternion)"
+        )
 
 
 def validate_gains(command: ImpedanceCommand, limits: ControllerConfig) -> None:
@@ -208,11 +224,11 @@ class CartesianImpedanceController:
         tau_task = jac.T @ wrench
 
         # N = I - J^T (J^T)^+ with (J^T)^+ = (J J^T)^-1 J (J has full row rank away from
-        # singularities; the tiny damping keeps the solve finite at them).
+        # singularities; the tiny damping keeps the solve finite at them), applied to the posture
+        # torque: N p = p - J^T (J J^T)^-1 (J p).
         k_ns = self.config.nullspace_stiffness_nm_per_rad
-        jt_pinv = np.linalg.solve(jac @ jac.T + self._regulariser, jac)
         posture = k_ns * (self._q_rest - q) - 2.0 * np.sqrt(k_ns) * dq
-        tau_null = posture - jac.T @ (jt_pinv @ posture)
+        tau_null = posture - jac.T @ np.linalg.solve(jac @ jac.T + self._regulariser, jac @ posture)
 
         tau = tau_task + tau_null + nle  # nle = C dq + g
         if not self.config.gravity_compensation:
