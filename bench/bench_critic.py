@@ -4,7 +4,8 @@
 
 Replays ``test/data/safety_trace.npz`` (a simulated insertion with the shipped models: the reflex
 fires four times and holds for 200 ticks, the state goes stale once) through the real
-``safety_critic`` node's callbacks, paced at 1 kHz, without spinning an executor. A tick's compute
+``safety_critic`` node's callbacks (each arm sample drives a tick, the watchdog ticks when none
+came), paced at 1 kHz, without spinning an executor. A tick's compute
 is everything the node does for it: reading the arm's ``joint_states`` and ``ft_sensor/wrench``
 messages, the checks, the features, the critic (and the recovery while the reflex holds), and
 publishing ``bresa/impedance_command`` and, on a change or every 10th tick, ``bresa/reflex``.
@@ -34,7 +35,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from bresa_control.common.config import default_config_path  # noqa: E402
 from bresa_control.common.files import write_json_atomic  # noqa: E402
 from bresa_control.ros import messages  # noqa: E402
-from bresa_control.ros.critic_node import PHASE_LOCK_SAMPLES, SafetyCriticNode  # noqa: E402
+from bresa_control.ros.critic_node import SafetyCriticNode  # noqa: E402
 from bresa_control.runtime.timing import machine_info  # noqa: E402
 from bresa_control.simulation.layout import draw_episode  # noqa: E402
 
@@ -69,10 +70,11 @@ def replay(node: SafetyCriticNode, trace: dict[str, np.ndarray]) -> tuple[list[f
         if not np.all(np.isnan(action)):  # 10 Hz, not part of a 1 kHz tick's work
             node._on_task_action(messages.set_values(action_msg, action))
         start = time.perf_counter()
-        if fresh:
+        if fresh:  # the sample drives the tick, as in the running node
             node._on_joints(joints)
             node._on_wrench(wrench)
-        node._on_timer()
+        else:  # no sample: the node's watchdog ticks
+            node.tick()
         computes.append(time.perf_counter() - start)
         held.append(node._reflex_state == "reflex")
     return computes, held
@@ -108,7 +110,6 @@ def main() -> int:
     rclpy.init(args=["--ros-args", "--params-file", str(config_file), "-p", "reflex.mode:=control-rate",
                      "-p", f"hole_estimate_m:={[float(v) for v in hole]}"])
     node = SafetyCriticNode()
-    node._wrench_samples = PHASE_LOCK_SAMPLES  # no phase lock: no timer runs here
     computes: list[float] = []
     held: list[bool] = []
     loop_s: list[float] = []

@@ -27,12 +27,15 @@ from bresa_control.safety.models import load_reflex_models
 
 # bresa/reflex: every change of state (task, reflex, hold) at once, and the risk every 10 ticks (100 Hz).
 REFLEX_EVERY_TICKS = 10
-# The tick's phase in the arm's 1 ms cycle: this long after a wrench sample arrives, once the
-# stream is steady (after PHASE_LOCK_SAMPLES samples). Then every tick acts on a sample a fraction
-# of a millisecond old and its command reaches the arm's next tick; at a random phase the reflex
-# latency was ~1 ms or ~2 ms depending on how the two timers happened to start.
-TICK_AFTER_SAMPLE_S = 0.0003
-PHASE_LOCK_SAMPLES = 50
+# Ticks follow the arm's samples: each wrench sample (the arm sends joint_states first, then the
+# wrench of the same instant) is checked as it arrives, so the command answers a sample a fraction
+# of a millisecond old and reaches the arm's next tick (with a timer at a fixed phase the reflex
+# latency was one tick or two, depending on how the two clocks happened to line up). A watchdog
+# ticks on its own when no sample has come for WATCHDOG_TICKS periods (checked every WATCHDOG_TIMER_S): a late or silent arm still
+# gets a check at close to the control rate, and a hold once its state is older than
+# runtime.state_timeout_s.
+WATCHDOG_TICKS = 1.25
+WATCHDOG_TIMER_S = 0.0005
 HOLDING = ("state-stale", "no-task-action")
 
 
@@ -65,9 +68,10 @@ class SafetyCriticNode(BresaNode):
         self.create_subscription(Float64MultiArray, contract.TASK_ACTION, self._on_task_action, messages.RELIABLE_QOS)
         self._status_since_report: dict[str, int] = {}
         self._reflex_state, self._reflex_ticks = "", 0
-        self._wrench_samples = 0
         self._readers_connected = False
-        self._timer = self.create_timer(self.config.env.control_period_s, self._on_timer)
+        self._watchdog_s = WATCHDOG_TICKS * self.config.env.control_period_s
+        self._last_tick_s = -np.inf
+        self.create_timer(WATCHDOG_TIMER_S, self._on_watchdog)
         self.get_logger().info(
             f"reflex {self.config.reflex.mode} at {1 / self.config.env.control_period_s:.0f} Hz, eps_safe "
             f"{self.config.reflex.eps_safe}, critic AUROC {card.get('evaluation', {}).get('auroc_holdout', '?')}"
@@ -84,16 +88,18 @@ class SafetyCriticNode(BresaNode):
     def _on_wrench(self, msg: WrenchStamped) -> None:
         force, torque = messages.wrench_arrays(msg)
         self.loop.on_wrench(force, torque, messages.seconds(msg.header.stamp))
-        self._wrench_samples += 1
-        if self._wrench_samples == PHASE_LOCK_SAMPLES:  # once: the arm's clock and ours do not drift
-            time.sleep(TICK_AFTER_SAMPLE_S)
-            self._timer.reset()  # next tick one period from now
+        self.tick()
 
     def _on_task_action(self, msg: Float64MultiArray) -> None:
         if not self.loop.on_task_action(messages.values(msg), time.time()):
             self.get_logger().warn(f"dropped task action: {self.loop.last_drop_reason}", throttle_duration_sec=1.0)
 
-    def _on_timer(self) -> None:
+    def _on_watchdog(self) -> None:
+        if time.perf_counter() - self._last_tick_s >= self._watchdog_s:
+            self.tick()
+
+    def tick(self) -> None:
+        """One check: the loop's decision on the newest state, published to the arm."""
         if not self._readers_connected:  # until then the arm holds by itself (its own watchdog)
             self._readers_connected = (
                 self._command_pub.get_subscription_count() >= self.param("wait_for_subscribers")
@@ -101,7 +107,7 @@ class SafetyCriticNode(BresaNode):
             if not self._readers_connected:
                 return
             self.get_logger().info("readers connected: checking starts")
-        start = time.perf_counter()
+        start = self._last_tick_s = time.perf_counter()
         now = time.time()
         out = self.loop.tick(now)
         if out.command is not None:

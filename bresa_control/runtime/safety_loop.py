@@ -35,6 +35,9 @@ from bresa_control.safety.reflex import RecoveryModel, Reflex, RiskModel
 from bresa_control.safety.risk_features import TickState
 
 
+TRACED_RECOVERY_COMMANDS = 5  # per firing, for the reflex-latency benchmark
+
+
 @dataclass(frozen=True)
 class SafetyTick:
     """What the loop decided on one tick; ``command`` is None only while waiting for state, ``risk``
@@ -97,7 +100,9 @@ class SafetyLoop:
         self.last_drop_reason = ""
         self.clamped = 0
         self.status_ticks: Counter[str] = Counter()
-        self.fired_trace: list[tuple[float, int]] = []  # (wrench sample stamp s, crc32 of the command)
+        # Per firing: (stamp s of the wrench sample that fired it, crc32 of its first recovery commands):
+        # the arm may apply the first of them or, if a later tick superseded it in time, the next.
+        self.fired_trace: list[tuple[float, list[int]]] = []
         self._trace = trace
         self._action_time_s = -np.inf
         self._have_action = False
@@ -145,8 +150,8 @@ class SafetyLoop:
         self.hold.release()
         decision = self.reflex.step(self._tick_state(), self.face_z_m)
         self._applied = decision.command
-        if decision.fired and self._trace:
-            self.fired_trace.append((self.state.wrench_stamp_s, values_crc(decision.command.values)))
+        if self._trace and decision.active:
+            self._trace_recovery(decision.fired, values_crc(decision.command.values))
         status = "reflex" if decision.active else "task"
         return self._count(SafetyTick(decision.command, status, decision.risk, decision.fired, stamp))
 
@@ -167,6 +172,12 @@ class SafetyLoop:
             position, velocity = self.robot.tip_position_velocity(s.q, s.dq)
             self._tick_cache = (*key, TickState(s.force_n, s.torque_nm, position, velocity))
         return self._tick_cache[2]
+
+    def _trace_recovery(self, fired: bool, crc: int) -> None:
+        if fired:
+            self.fired_trace.append((self.state.wrench_stamp_s, [crc]))
+        elif self.fired_trace and len(self.fired_trace[-1][1]) < TRACED_RECOVERY_COMMANDS:
+            self.fired_trace[-1][1].append(crc)
 
     def _hold_command(self) -> ImpedanceCommand:
         assert self.state.q is not None  # a hold needs the arm's state: only after it arrived
