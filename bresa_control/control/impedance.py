@@ -24,7 +24,6 @@ from bresa_control.common.config import ControllerConfig
 from bresa_control.contract import COMMAND_LABELS, COMMAND_SIZE, target_rotation
 from bresa_control.control.robot import RobotModel
 
-
 _ROTATIONS: dict[bytes, np.ndarray] = {}  # orientation (quaternion bytes) -> rotation matrix
 
 

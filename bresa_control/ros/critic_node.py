@@ -28,11 +28,10 @@ from bresa_control.safety.models import load_reflex_models
 # bresa/reflex: every change of state (task, reflex, hold) at once, and the risk every 10 ticks (100 Hz).
 REFLEX_EVERY_TICKS = 10
 # Ticks follow the arm's samples: each wrench sample (the arm sends joint_states first, then the
-# wrench of the same instant) is checked as it arrives, so the command answers a sample a fraction
-# of a millisecond old and reaches the arm's next tick (with a timer at a fixed phase the reflex
-# latency was one tick or two, depending on how the two clocks happened to line up). A watchdog
-# ticks on its own when no sample has come for WATCHDOG_TICKS periods (checked every WATCHDOG_TIMER_S): a late or silent arm still
-# gets a check at close to the control rate, and a hold once its state is older than
+# wrench of the same instant) is checked as it arrives, so every command answers the newest sample
+# (a timer at a fixed phase answered samples up to a period old). A watchdog ticks on its own when
+# no sample has come for WATCHDOG_TICKS periods (checked every WATCHDOG_TIMER_S): a late or silent
+# arm still gets a check at close to the control rate, and a hold once its state is older than
 # runtime.state_timeout_s.
 WATCHDOG_TICKS = 1.25
 WATCHDOG_TIMER_S = 0.0005

@@ -34,7 +34,6 @@ from bresa_control.control.robot import RobotModel
 from bresa_control.safety.reflex import RecoveryModel, Reflex, RiskModel
 from bresa_control.safety.risk_features import TickState
 
-
 TRACED_RECOVERY_COMMANDS = 5  # per firing, for the reflex-latency benchmark
 
 
