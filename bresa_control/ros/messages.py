@@ -111,7 +111,8 @@ class JointReader:
 def joint_state(q: np.ndarray, dq: np.ndarray, tau: np.ndarray, time_s: float, msg: JointState) -> JointState:
     """Fill a reusable JointState (rad, rad/s, Nm)."""
     msg.header.stamp = stamp(time_s)
-    msg.name = list(ARM_JOINTS)
+    if not msg.name:  # a reused message keeps its names
+        msg.name = list(ARM_JOINTS)
     msg.position = array.array("d", q.tobytes())
     msg.velocity = array.array("d", dq.tobytes())
     msg.effort = array.array("d", np.ascontiguousarray(tau, dtype=np.float64).tobytes())
