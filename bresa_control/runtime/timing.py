@@ -15,14 +15,24 @@ from pathlib import Path
 import numpy as np
 
 
-def machine_info() -> dict[str, str | int | None]:
+def machine_info() -> dict[str, str | int | float | None]:
     """The machine a benchmark ran on: CPU model and count, OS, Python (timing figures depend on
     all of them; the same code met the stack's targets on one 2-core machine and not on another)."""
+    fields = _cpuinfo_fields(("model name", "cpu MHz"))
+    return {"cpu_model": fields.get("model name") or platform.processor() or None,
+            "cpu_mhz": float(fields["cpu MHz"]) if "cpu MHz" in fields else None,  # a VM's model name may be bare
+            "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+
+
+def _cpuinfo_fields(names: tuple[str, ...]) -> dict[str, str]:
+    """The first value of each named field of /proc/cpuinfo (empty where there is none)."""
     cpuinfo = Path("/proc/cpuinfo")
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("model name")), None) if cpuinfo.exists() else None
-    return {"cpu_model": model or platform.processor() or None, "cpu_count": os.cpu_count(),
-            "platform": platform.platform(), "python": platform.python_version()}
+    out: dict[str, str] = {}
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        key, _, value = line.partition(":")
+        if key.strip() in names and key.strip() not in out:
+            out[key.strip()] = value.strip()
+    return out
 
 
 class LoopStats:
