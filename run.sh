@@ -4,7 +4,7 @@
 #   ./run.sh demo    set everything up, then run the main job: the ROS 2 stack (MuJoCo arm, 1 kHz
 #                    safety critic, 10 Hz SAC policy) inserts a peg; result in results/demo.json
 #   ./run.sh test    set everything up, then lint (ruff, import layers, mypy) and run the test suite (what CI runs)
-#   ./run.sh bench   set everything up, then run the benchmarks (figures in README.md)
+#   ./run.sh bench   set everything up, then run the benchmarks (figures in docs/results.md)
 #   ./run.sh setup   only set up: .venv/ with every dependency, the package installed editable
 #
 # Setup is idempotent and quick when nothing changed (a stamp file records what was installed).
@@ -74,6 +74,7 @@ run_tests() {
 run_bench() {
   cd "$ROOT"
   "$VENV/bin/python" bench/bench_sim.py --json "$ROOT/results/bench_sim.json"
+  "$VENV/bin/python" bench/bench_critic.py --json "$ROOT/results/bench_critic.json"
   "$VENV/bin/python" bench/bench_stack.py --runs 5 --duration 20 --json "$ROOT/results/bench_stack.json"
 }
 

@@ -24,20 +24,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import rclpy
+from geometry_msgs.msg import WrenchStamped
+from sensor_msgs.msg import JointState
 
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
-
-import rclpy  # noqa: E402  (after the environment above)
-from geometry_msgs.msg import WrenchStamped  # noqa: E402
-from sensor_msgs.msg import JointState  # noqa: E402
-
-from bresa_control.common.config import default_config_path  # noqa: E402
-from bresa_control.common.files import write_json_atomic  # noqa: E402
-from bresa_control.ros import messages  # noqa: E402
-from bresa_control.ros.critic_node import SafetyCriticNode  # noqa: E402
-from bresa_control.runtime.timing import machine_info  # noqa: E402
-from bresa_control.simulation.layout import draw_episode  # noqa: E402
+from bresa_control.common.config import default_config_path
+from bresa_control.common.files import write_json_atomic
+from bresa_control.ros import messages
+from bresa_control.ros.critic_node import SafetyCriticNode
+from bresa_control.runtime.timing import machine_info
+from bresa_control.simulation.layout import draw_episode
 
 TRACE = Path(__file__).resolve().parents[1] / "test" / "data" / "safety_trace.npz"
 TARGETS_MS = {"p50": 0.15, "p99": 0.3}
@@ -107,6 +103,8 @@ def main() -> int:
     from bresa_control.common.config import load_config
 
     hole = draw_episode(load_config(), np.random.default_rng(int(trace["seed"]))).hole_estimate_m
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # read by rclpy.init
+    os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
     rclpy.init(args=["--ros-args", "--params-file", str(config_file), "-p", "reflex.mode:=control-rate",
                      "-p", f"hole_estimate_m:={[float(v) for v in hole]}"])
     node = SafetyCriticNode()

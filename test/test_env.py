@@ -7,8 +7,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from bresa_control.common.config import BresaConfig, load_config
+from bresa_control.contract import OBSERVATION_LABELS
 from bresa_control.control.actions import ActionMap
-from bresa_control.simulation.env import OBSERVATION_LABELS, PegInsertion
+from bresa_control.simulation.env import PegInsertion
 
 INFO_KEYS = {"cost", "force_violation", "torque_violation", "workspace_violation", "fault",
              "peak_force_n", "peak_torque_nm", "inserted", "insertion_depth_m", "time_s"}

@@ -19,23 +19,23 @@ from typing import Any
 
 import numpy as np
 import pytest
-import rclpy  # noqa: E402  (installed by ./run.sh setup: the ROS wheels, or your sourced ROS 2)
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from geometry_msgs.msg import WrenchStamped  # noqa: E402
-from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rosbags.highlevel import AnyReader  # noqa: E402
-from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Float64MultiArray  # noqa: E402
+import rclpy  # installed by ./run.sh setup: the ROS wheels, or your sourced ROS 2
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import WrenchStamped
+from rcl_interfaces.srv import SetParameters
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rosbags.highlevel import AnyReader
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
 
 from bresa_control import contract
-from bresa_control.common.cards import CRITIC_FILE, RECOVERY_FILE, models_folder  # noqa: E402
-from bresa_control.common.config import BresaConfig  # noqa: E402
-from bresa_control.control.impedance import ImpedanceCommand  # noqa: E402
-from bresa_control.ros import messages  # noqa: E402
-from bresa_control.ros.bringup import config_files, node_set  # noqa: E402
-from bresa_control.ros.runner import Stack  # noqa: E402
+from bresa_control.common.cards import CRITIC_FILE, RECOVERY_FILE, models_folder
+from bresa_control.common.config import BresaConfig
+from bresa_control.control.impedance import ImpedanceCommand
+from bresa_control.ros import messages
+from bresa_control.ros.bringup import config_files, node_set
+from bresa_control.ros.runner import Stack
 
 REPO = Path(__file__).resolve().parent.parent
 
