@@ -29,11 +29,14 @@ from bresa_control.safety.models import load_reflex_models
 REFLEX_EVERY_TICKS = 10
 # Ticks follow the arm's samples: each wrench sample (the arm sends joint_states first, then the
 # wrench of the same instant) is checked as it arrives, so every command answers the newest sample
-# (a timer at a fixed phase answered samples up to a period old). A watchdog timer, restarted by
-# every tick, ticks on its own when no sample has come for WATCHDOG_TICKS periods: a late or silent
+# (a timer at a fixed phase answered samples up to a period old). A watchdog ticks on its own when
+# no sample has come for WATCHDOG_TICKS periods (checked every WATCHDOG_TIMER_S): a late or silent
 # arm still gets a check at close to the control rate, and a hold once its state is older than
-# runtime.state_timeout_s. While samples flow it never wakes the process.
+# runtime.state_timeout_s. (A one-shot timer restarted by every tick wakes the process less, but
+# under rclpy's EventsExecutor 1,000 restarts a second delayed the node's other timers: its 1 Hz
+# diagnostics came late and in pairs.)
 WATCHDOG_TICKS = 1.25
+WATCHDOG_TIMER_S = 0.0005
 HOLDING = ("state-stale", "no-task-action")
 
 
@@ -67,7 +70,9 @@ class SafetyCriticNode(BresaNode):
         self._status_since_report: dict[str, int] = {}
         self._reflex_state, self._reflex_ticks = "", 0
         self._readers_connected = False
-        self._watchdog = self.create_timer(WATCHDOG_TICKS * self.config.env.control_period_s, self.tick)
+        self._watchdog_s = WATCHDOG_TICKS * self.config.env.control_period_s
+        self._last_tick_s = -np.inf
+        self.create_timer(WATCHDOG_TIMER_S, self._on_watchdog)
         self.get_logger().info(
             f"reflex {self.config.reflex.mode} at {1 / self.config.env.control_period_s:.0f} Hz, eps_safe "
             f"{self.config.reflex.eps_safe}, critic AUROC {card.get('evaluation', {}).get('auroc_holdout', '?')}"
@@ -90,6 +95,10 @@ class SafetyCriticNode(BresaNode):
         if not self.loop.on_task_action(messages.values(msg), time.time()):
             self.get_logger().warn(f"dropped task action: {self.loop.last_drop_reason}", throttle_duration_sec=1.0)
 
+    def _on_watchdog(self) -> None:
+        if time.perf_counter() - self._last_tick_s >= self._watchdog_s:
+            self.tick()
+
     def tick(self) -> None:
         """One check: the loop's decision on the newest state, published to the arm."""
         if not self._readers_connected:  # until then the arm holds by itself (its own watchdog)
@@ -99,8 +108,7 @@ class SafetyCriticNode(BresaNode):
             if not self._readers_connected:
                 return
             self.get_logger().info("readers connected: checking starts")
-        start = time.perf_counter()
-        self._watchdog.reset()  # the next watchdog tick only if no sample comes in time
+        start = self._last_tick_s = time.perf_counter()
         now = time.time()
         out = self.loop.tick(now)
         if out.command is not None:

@@ -47,8 +47,9 @@ def main() -> None:
     policy = PolicyLoop(config, ResidualController(load_task_policy(models_folder()), config),
                         arm.layout.hole_estimate_m)
     dt = config.env.control_period_s
-    rows: dict[str, list] = {k: [] for k in ("q", "dq", "force", "torque", "state_stamp", "now", "action", "action_stamp",
-                                              "command", "risk", "status", "fired")}
+    names = ("q", "dq", "force", "torque", "state_stamp", "now", "action", "action_stamp", "command", "risk", "status",
+             "fired")
+    rows: dict[str, list] = {k: [] for k in names}
     for k in range(args.ticks):
         now = k * dt
         fresh = k not in STALE_TICKS
