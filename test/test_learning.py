@@ -356,3 +356,10 @@ def test_policy_training_shows_progress_in_a_log_file(
     assert code == 0
     err = capfd.readouterr().err
     assert "train-policy: 100%" in err and "20/20" in err
+
+
+def test_train_policy_refuses_an_invalid_setting_before_training(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-policy", "--timesteps", "0", "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "train-policy setting timesteps = 0 must be at least 1" in capsys.readouterr().err

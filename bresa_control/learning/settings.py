@@ -2,7 +2,7 @@
 
 ``bresa train-critic`` and ``bresa train-policy`` make their flags and defaults from these fields
 (:func:`bresa_control.app.cli.add_settings`), and the model cards record them, so a card says
-exactly how to make its model again. Imports neither torch nor stable-baselines3.
+exactly how to make its model again. Imports no stable-baselines3 and no simulator.
 """
 
 from __future__ import annotations
