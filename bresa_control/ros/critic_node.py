@@ -71,6 +71,7 @@ class SafetyCriticNode(BresaNode):
         self._reflex_state, self._reflex_ticks = "", 0
         self._readers_connected = False
         self._watchdog_s = WATCHDOG_TICKS * self.config.env.control_period_s
+        self._fresh_s = self.config.runtime.state_timeout_s
         self._last_tick_s = -np.inf
         self.create_timer(WATCHDOG_TIMER_S, self._on_watchdog)
         self.get_logger().info(
@@ -88,8 +89,13 @@ class SafetyCriticNode(BresaNode):
 
     def _on_wrench(self, msg: WrenchStamped) -> None:
         force, torque = messages.wrench_arrays(msg)
-        self.loop.on_wrench(force, torque, messages.seconds(msg.header.stamp))
-        self.tick()
+        stamp_s = messages.seconds(msg.header.stamp)
+        self.loop.on_wrench(force, torque, stamp_s)
+        # After a stall the reader's queue delivers a backlog of old samples back to back: tick only
+        # on one still fresh (a stale one would be answered by a hold the newer sample behind it
+        # makes pointless); if none is fresh, the watchdog's tick holds.
+        if time.time() - stamp_s <= self._fresh_s:
+            self.tick()
 
     def _on_task_action(self, msg: Float64MultiArray) -> None:
         if not self.loop.on_task_action(messages.values(msg), time.time()):
