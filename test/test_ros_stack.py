@@ -112,8 +112,8 @@ class Probe(Node):
         self.task_action.publish(messages.set_values(messages.command_message(), values))
 
 
-def _stack(tmp_path: Path, seed: int, nodes: tuple[str, ...]) -> Stack:
-    specs = node_set(seed=seed, run_dir=str(tmp_path), nodes=nodes)
+def _stack(tmp_path: Path, seed: int, nodes: tuple[str, ...], policy: str = "sac") -> Stack:
+    specs = node_set(seed=seed, run_dir=str(tmp_path), nodes=nodes, policy=policy)
     return Stack(specs, config_files(None), tmp_path, "info")
 
 
@@ -155,15 +155,15 @@ def test_bresa_demo_with_a_duration_keeps_holding_the_peg_after_the_insertion(
 ) -> None:
     out = tmp_path / "demo.json"
     result = subprocess.run(
-        [sys.executable, "-m", "bresa_control.app.cli", "demo", "--seed", "0", "--policy", "scripted",
-         "--duration", "30", "--json", str(out), "--run-dir", str(tmp_path / "run")],
+        [sys.executable, "-m", "bresa_control.app.cli", "demo", "--duration", "20", "--json", str(out),
+         "--run-dir", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     demo = json.loads(out.read_text())
     sim = demo["nodes"]["mujoco_sim"]
     # --duration is the arm's simulated time: the verdict does not hang on the machine's speed.
-    assert demo["inserted"] is True and sim["sim_time_s"] >= 30.0
+    assert demo["inserted"] is True and sim["sim_time_s"] >= 20.0
     assert sim["sim_time_s"] - sim["insertion_time_s"] > 3.0  # it kept running after the insertion ...
     assert sim["insertion_depth_m"] > config.env.success_depth_m - 0.002  # ... with the peg held in the hole
     assert demo["peak_force_n"] < config.safety.max_force_n
@@ -172,7 +172,8 @@ def test_bresa_demo_with_a_duration_keeps_holding_the_peg_after_the_insertion(
 def test_killing_the_task_policy_mid_insertion_leaves_the_arm_holding_safely(
     tmp_path: Path, config: BresaConfig
 ) -> None:
-    stack = _stack(tmp_path, seed=3, nodes=("mujoco_sim", "safety_critic", "task_policy"))
+    # The spiral search as the policy: the task_policy node's scripted path runs here.
+    stack = _stack(tmp_path, seed=3, nodes=("mujoco_sim", "safety_critic", "task_policy"), policy="scripted")
     probe = Probe()
     stack.start()
     try:
