@@ -31,6 +31,8 @@ setup(
         "rosbags>=0.10",
         "matplotlib",
         "wrapt>=1.16",
+        "pylibfranka>=0.21,<0.22",  # libfranka for the franka_arm node (robot server version 10)
+        "franky-sim>=1.0.4,<1.1",  # the Franka protocol simulator behind bresa demo --arm franky-sim
     ],
     extras_require={"test": ["pytest", "hypothesis", "colcon-common-extensions", "ruff", "mypy", "import-linter"]},
     zip_safe=True,
@@ -44,6 +46,8 @@ setup(
             f"mujoco_sim = {PACKAGE}.ros.sim_node:main",
             f"safety_critic = {PACKAGE}.ros.critic_node:main",
             f"task_policy = {PACKAGE}.ros.policy_node:main",
+            f"franka_arm = {PACKAGE}.ros.franka_arm_node:main",
+            f"franky_sim = {PACKAGE}.ros.franky_sim_node:main",
         ]
     },
 )

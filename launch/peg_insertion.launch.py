@@ -1,7 +1,8 @@
 """Bring up the Bresa peg-insertion stack.
 
     ros2 launch bresa_control peg_insertion.launch.py
-    ros2 launch bresa_control peg_insertion.launch.py use_sim:=false hole_estimate:="0.55,0.0,0.035"
+    ros2 launch bresa_control peg_insertion.launch.py use_sim:=false robot_ip:=172.16.0.2 \
+        hole_estimate:="0.55,0.0,0.035" robot_urdf:=/path/fr3.urdf flange_link:=fr3_link8
     ros2 launch bresa_control peg_insertion.launch.py config:=/path/my_overrides.yaml log_level:=debug
 
 The node set (names, executables, parameters) comes from ``bresa_control.ros.bringup.node_set``, the
@@ -17,7 +18,10 @@ from launch_ros.actions import Node
 from bresa_control.ros.bringup import DEMO_SEED, PACKAGE, config_files, node_set
 
 ARGUMENTS = {
-    "use_sim": ("true", "true: start mujoco_sim as the arm; false: a real arm provides the topics"),
+    "use_sim": ("true", "true: start mujoco_sim as the arm; false: franka_arm drives the Franka at robot_ip"),
+    "robot_ip": ("", "real arm only: the address of the robot's FCI"),
+    "robot_urdf": ("", "real arm only: the arm's URDF (empty: robot.urdf_path of the config)"),
+    "flange_link": ("", "real arm only: the URDF link the peg is fixed to (empty: robot.flange_link of the config)"),
     "config": ("", "YAML file laid over config/peg_insertion.yaml (empty: the defaults)"),
     "log_level": ("info", "debug, info, warn or error"),
     "seed": (str(DEMO_SEED), "simulation only: episode seed (hole position, perception error, start pose)"),
@@ -33,7 +37,8 @@ def _nodes(context, *args, **kwargs):
     use_sim = arg("use_sim").strip().lower() in ("true", "1", "yes")
     config = arg("config") or None
     hole = [float(v) for v in arg("hole_estimate").split(",")] if arg("hole_estimate") else None
-    specs = node_set(config, use_sim=use_sim, seed=int(arg("seed")), hole_estimate_m=hole, policy=arg("policy"))
+    specs = node_set(config, use_sim=use_sim, seed=int(arg("seed")), hole_estimate_m=hole, policy=arg("policy"),
+                     robot_ip=arg("robot_ip"), robot_urdf=arg("robot_urdf"), flange_link=arg("flange_link"))
     return [
         Node(
             package=PACKAGE,

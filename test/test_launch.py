@@ -80,14 +80,22 @@ def test_launch_starts_the_node_set_of_bresa_demo(launch_module: types.ModuleTyp
         assert node.kwargs["arguments"] == ["--ros-args", "--log-level", "debug"]
 
 
-def test_launch_on_the_real_arm_leaves_out_the_simulator_and_needs_the_hole(
+def test_launch_on_the_real_arm_starts_franka_arm_and_needs_the_robot_and_the_hole(
     launch_module: types.ModuleType, tmp_path: Path
 ) -> None:
     with pytest.raises(ValueError, match="hole estimate must be given"):
-        _run(launch_module, use_sim="false")
+        _run(launch_module, use_sim="false", robot_ip="172.16.0.2")
+    with pytest.raises(ValueError, match="robot's address must be given: robot_ip"):
+        _run(launch_module, use_sim="false", hole_estimate="0.5,0.1,0.04")
     overrides = tmp_path / "mine.yaml"
     overrides.write_text("/**:\n  ros__parameters:\n    safety:\n      max_force_n: 25.0\n")
-    nodes = _run(launch_module, use_sim="false", hole_estimate="0.5,0.1,0.04", config=str(overrides))
-    assert [n.kwargs["name"] for n in nodes] == ["safety_critic", "task_policy"]
-    assert nodes[0].kwargs["parameters"][1] == str(overrides)  # the user's file after the defaults
-    assert nodes[0].kwargs["parameters"][2]["hole_estimate_m"] == [0.5, 0.1, 0.04]
+    nodes = _run(launch_module, use_sim="false", robot_ip="172.16.0.2", hole_estimate="0.5,0.1,0.04",
+                 config=str(overrides), robot_urdf="/robot/fr3.urdf", flange_link="fr3_link8")
+    assert [n.kwargs["name"] for n in nodes] == ["franka_arm", "safety_critic", "task_policy"]
+    arm, critic, policy = (n.kwargs["parameters"][2] for n in nodes)
+    assert nodes[0].kwargs["executable"] == "franka_arm" and arm["robot_ip"] == "172.16.0.2"
+    assert arm["realtime"] is True and arm["connect_wait_s"] == 0.0  # a robot PC: real-time, no waiting
+    for params in (arm, critic, policy):  # every node computes kinematics from the same model
+        assert params["robot.urdf_path"] == "/robot/fr3.urdf" and params["robot.flange_link"] == "fr3_link8"
+    assert nodes[1].kwargs["parameters"][1] == str(overrides)  # the user's file after the defaults
+    assert critic["hole_estimate_m"] == [0.5, 0.1, 0.04] and critic["wait_for_subscribers"] == 1

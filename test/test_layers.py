@@ -13,8 +13,8 @@ import bresa_control
 
 # What a robot PC next to the arm must never load: the simulator, gymnasium, the training stack,
 # progress bars, and the simulation, learning and evaluation layers of this package.
-FORBIDDEN = ("mujoco", "gymnasium", "stable_baselines3", "tqdm", "bresa_control.simulation", "bresa_control.learning",
-             "bresa_control.app")
+FORBIDDEN = ("mujoco", "gymnasium", "stable_baselines3", "tqdm", "franky_sim", "bresa_control.simulation",
+             "bresa_control.learning", "bresa_control.app")
 
 # Each robot-PC console script's module, and what its node builds at start-up (without ROS).
 NODE_START = {
@@ -30,6 +30,12 @@ NODE_START = {
         "from bresa_control.runtime.policy_loop import PolicyLoop\n"
         "config = load_config()\n"
         "PolicyLoop(config, ResidualController(load_task_policy(models_folder()), config), np.zeros(3))\n"),
+    "bresa_control.ros.franka_arm_node": (
+        "from bresa_control.control.robot import RobotModel\n"
+        "from bresa_control.runtime.franka_loop import FrankaArmLoop\n"
+        "import bresa_control.runtime.franka_robot\n"
+        "config = load_config()\n"
+        "FrankaArmLoop(config, RobotModel.from_config(config))\n"),
 }
 
 

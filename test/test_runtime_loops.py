@@ -179,7 +179,7 @@ def test_arm_holds_by_itself_when_commands_stop(config: BresaConfig) -> None:
     assert arm.on_command(_action(tip, [0.0, 0.0, -0.005]), 0.0)
     assert not arm.tick(0.001)  # fresh: follows the command
     held = arm.tick(config.runtime.command_timeout_s + 0.0011)
-    assert held and arm.hold_ticks == 1
+    assert held and arm.follower.hold_ticks == 1
     # Holding for a second keeps the tip where it was (compliant, gravity compensated).
     for k in range(1000):
         arm.tick(1.0 + k * 0.001)
@@ -195,7 +195,7 @@ def test_arm_drops_bad_commands_and_keeps_the_last_good_one(config: BresaConfig)
     bad[7] = np.nan
     assert not arm.on_command(bad, 0.0005)
     assert not arm.on_command(np.zeros(3), 0.0006)
-    assert arm.dropped == {"malformed": 2}
+    assert arm.follower.dropped == {"malformed": 2}
     assert not arm.tick(0.001)  # still following the good command, not holding
 
 

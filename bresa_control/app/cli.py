@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--json", help="write the result here")
     de.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
     de.add_argument("--no-bag", action="store_true", help="do not record the MCAP bag (nor plot it)")
+    de.add_argument("--arm", choices=("mujoco", "franky-sim"), default="mujoco",
+                    help="mujoco: the simulated Panda (mujoco_sim); franky-sim: franka_arm driving a simulated "
+                         "FR3 over libfranka's network protocol on 127.0.0.1")
     de.set_defaults(func=_demo)
 
     pl = commands.add_parser("plot", help="plot force, risk, stiffness and reflex of a recorded bag")
@@ -271,7 +274,7 @@ def _demo(args: argparse.Namespace) -> int:
     load_config(args.config)  # a bad file fails here, before any node starts
     try:
         result = run_demo(args.config, args.seed, args.duration, args.run_dir, args.policy, args.models_dir,
-                          args.log_level, record=not args.no_bag)
+                          args.log_level, record=not args.no_bag, arm=args.arm)
     except RuntimeError as exc:
         print(f"bresa demo: {exc}", file=sys.stderr)
         return 1
@@ -294,10 +297,25 @@ def _demo(args: argparse.Namespace) -> int:
         f"{result['max_force_n']:g} N), reflexes: {result['reflex_count']}, {timing}; "
         f"logs in {result['run_dir']}"
     )
+    if result["arm"] == "franky-sim":
+        print(_arm_line(result))
     if args.json:
         write_json_atomic(args.json, result)
         print(f"wrote {args.json}")
     return 0 if result["inserted"] else 1
+
+
+def _arm_line(result: dict[str, Any]) -> str:
+    """The franka_arm loop over the protocol, in one line."""
+    if result["arm_rate_hz"] is None:
+        return "franka_arm: the motion never started"
+    line = (f"franka_arm: {result['arm_rate_hz']:.0f} Hz, period p50 {result['arm_period_p50_ms']:.2f} / p99 "
+            f"{result['arm_period_p99_ms']:.2f} ms, control_command_success_rate min "
+            f"{result['arm_control_command_success_rate_min']:.3f}; torques over Franka's rate / torque limits: "
+            f"{result['torque_rate_violations']} / {result['torque_limit_violations']}")
+    if result["arm_error"]:
+        line += f"; stopped: {result['arm_error']}"
+    return line
 
 
 def _render(args: argparse.Namespace) -> int:

@@ -239,10 +239,19 @@ class RuntimeConfig:
 
     state_timeout_s: float = _key(0.001, 1.0, "s", "safety_critic: older state -> hold, ERROR")
     task_action_timeout_s: float = _key(0.01, 10.0, "s", "safety_critic: older task action -> hold")
-    command_timeout_s: float = _key(0.002, 1.0, "s", "mujoco_sim: no command this long -> hold")
+    command_timeout_s: float = _key(0.002, 1.0, "s", "the arm (mujoco_sim, franka_arm): no command this long -> hold")
     hold_stiffness_n_per_m: float = _key(10.0, 3000.0, "N/m", "translational stiffness of a hold")
     hold_damping_ratio: float = _key(0.1, 3.0, "", "damping ratio of a hold")
     demo_timeout_s: float = _key(1.0, 600.0, "s", "bresa demo gives up on an insertion after this much simulated time")
+
+
+@dataclass(frozen=True)
+class RobotConfig:
+    """The arm's kinematic and dynamic model, as every node that computes kinematics loads it."""
+
+    urdf_path: str = _key(doc="URDF of the arm (a real arm's: bresa robot-urdf fetches it); "
+                              "empty: the simulated Panda that mujoco_sim runs")
+    flange_link: str = _key(doc="the URDF link the tool (scene.peg) is fixed to")
 
 
 @dataclass(frozen=True)
@@ -257,6 +266,7 @@ class BresaConfig:
     reflex: ReflexConfig = _key()
     scenarios: ScenarioConfig = _key()
     runtime: RuntimeConfig = _key()
+    robot: RobotConfig = _key()
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,14 +11,15 @@ A task action (``bresa/task_action``) reaching the safety critic is
   ``env.action_stiffness_range_n_per_m``. The critic can vouch only for actions like those it
   learned from; this keeps it inside them, and the critic still scores every tick of the result.
 
-The ``mujoco_sim`` node (the arm) applies the same malformed/out-of-range checks to
-``bresa/impedance_command`` through :func:`parse_command`. When either has nothing valid and
-fresh to act on, it runs a :class:`Hold`.
+An arm (the ``mujoco_sim`` node, the ``franka_arm`` node) applies the same malformed/out-of-range
+checks to ``bresa/impedance_command`` through one :class:`CommandFollower`. When the critic or the
+arm has nothing valid and fresh to act on, it runs a :class:`Hold`.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 
 import numpy as np
 
@@ -112,3 +113,51 @@ class Hold:
     def active(self) -> bool:
         """Whether a hold target is latched."""
         return self._command is not None
+
+
+class CommandFollower:
+    """The arm's side of the contract, shared by the simulated and the real arm: it keeps the
+    newest valid ``bresa/impedance_command`` and, at each control tick, says what to track: that
+    command while it is fresh (at most ``runtime.command_timeout_s`` old), else a :class:`Hold`
+    where the tip is. A malformed or out-of-range command is dropped and counted; the last good
+    one stays in force until it goes stale."""
+
+    def __init__(self, config: BresaConfig, robot: RobotModel, trace: bool = False) -> None:
+        self._limits = GainLimits(config.controller)
+        self._timeout_s = config.runtime.command_timeout_s
+        self.hold = Hold(config, robot)
+        self._command: ImpedanceCommand | None = None
+        self._command_time_s = -np.inf
+        self.dropped: Counter[str] = Counter()  # by kind: malformed, out-of-range
+        self.last_drop_reason = ""
+        self.hold_ticks = 0
+        self._trace = trace
+        self._command_crc = 0
+        self._traced_crc: int | None = None
+        self.applied_trace: list[tuple[int, float]] = []  # (crc32 of a command, first applied s)
+
+    def on_command(self, values: object, now_s: float) -> bool:
+        """An impedance command arrived at ``now_s`` (s); returns whether it was accepted."""
+        try:
+            command = parse_command(values, self._limits)
+        except CommandRejected as exc:
+            self.dropped[exc.kind] += 1
+            self.last_drop_reason = str(exc)
+            return False
+        self._command, self._command_time_s = command, now_s
+        if self._trace:
+            self._command_crc = values_crc(values)
+        return True
+
+    def command(self, q: np.ndarray, now_s: float) -> tuple[ImpedanceCommand, bool]:
+        """What to track at this tick (joints ``q`` in rad, time ``now_s`` in s) and whether it is a
+        hold."""
+        command = self._command
+        if command is not None and now_s - self._command_time_s <= self._timeout_s:
+            self.hold.release()
+            if self._trace and self._command_crc != self._traced_crc:
+                self.applied_trace.append((self._command_crc, now_s))
+                self._traced_crc = self._command_crc
+            return command, False
+        self.hold_ticks += 1
+        return self.hold.command(q), True

@@ -1,8 +1,10 @@
-"""The one robot model: example-robot-data's Panda URDF with a peg instead of the hand.
+"""The robot model: an arm's URDF with the peg (the tool) fixed to its flange.
 
-:func:`panda_urdf` builds the URDF text that both pinocchio (control) and MuJoCo (physics) load, so
-kinematics and inertias cannot drift apart. :class:`RobotModel` wraps pinocchio for the controller:
-frame poses, Jacobians, dynamics and a small inverse-kinematics solver for episode starts.
+In simulation the arm is example-robot-data's Panda with the hand removed: :func:`panda_urdf`
+builds the URDF text that both pinocchio (control) and MuJoCo (physics) load, so kinematics and
+inertias cannot drift apart. A real arm's URDF (``robot.urdf_path``) gets the same peg by
+:func:`attach_peg`. :class:`RobotModel` wraps pinocchio for the controller: frame poses,
+Jacobians, dynamics and a small inverse-kinematics solver for episode starts.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pinocchio as pin
 
-from bresa_control.common.config import PegConfig
+from bresa_control.common.config import BresaConfig, ConfigError, PegConfig
 
 FLANGE_FRAME = "panda_link8"
 PEG_LINK = "panda_peg"
@@ -57,25 +59,59 @@ def panda_urdf(peg: PegConfig) -> str:
     package_root = str(source.parents[3])  # .../share/example-robot-data
     for mesh in root.iter("mesh"):
         mesh.set("filename", mesh.get("filename", "").replace("package://example-robot-data", package_root))
+    return attach_peg(ET.tostring(root, encoding="unicode"), FLANGE_FRAME, peg)
 
+
+def attach_peg(urdf: str, flange_link: str, peg: PegConfig) -> str:
+    """The URDF text with the peg fixed to ``flange_link`` (along its z axis) and the tip frame
+    :data:`TCP_FRAME` at the peg's end; ValueError if the URDF has no such link."""
+    try:
+        root = ET.fromstring(urdf)
+    except ET.ParseError as exc:
+        raise ValueError(f"the robot's URDF is not valid XML: {exc}") from None
+    links = [link.get("name") for link in root.iter("link")]
+    if flange_link not in links:
+        raise ValueError(f"the robot's URDF has no link '{flange_link}' to fix the tool to "
+                         f"(robot.flange_link); its links: {', '.join(str(n) for n in links)}")
     half = peg.length_m / 2.0
-    inertia_side = peg.mass_kg * (peg.side_m**2 + peg.length_m**2) / 12.0
-    inertia_axis = peg.mass_kg * peg.side_m**2 / 6.0
+    inertia = peg_inertia(peg)
     root.append(
         ET.fromstring(
             f"""<link name="{PEG_LINK}">
               <inertial><origin xyz="0 0 {half}"/><mass value="{peg.mass_kg}"/>
-                <inertia ixx="{inertia_side}" ixy="0" ixz="0" iyy="{inertia_side}" iyz="0"
-                         izz="{inertia_axis}"/></inertial>
+                <inertia ixx="{inertia[0, 0]}" ixy="0" ixz="0" iyy="{inertia[1, 1]}" iyz="0"
+                         izz="{inertia[2, 2]}"/></inertial>
               <collision><origin xyz="0 0 {half}"/>
                 <geometry><box size="{peg.side_m} {peg.side_m} {peg.length_m}"/></geometry>
               </collision></link>"""
         )
     )
-    root.append(_fixed_joint("panda_peg_joint", FLANGE_FRAME, PEG_LINK, 0.0))
+    root.append(_fixed_joint("panda_peg_joint", flange_link, PEG_LINK, 0.0))
     root.append(ET.fromstring(f'<link name="{TCP_FRAME}"/>'))
     root.append(_fixed_joint("panda_peg_tip_joint", PEG_LINK, TCP_FRAME, peg.length_m))
     return ET.tostring(root, encoding="unicode")
+
+
+def peg_inertia(peg: PegConfig) -> np.ndarray:
+    """Inertia (kg m^2) of the square peg about its centre of mass, its axis along z."""
+    side = peg.mass_kg * (peg.side_m**2 + peg.length_m**2) / 12.0
+    return np.diag([side, side, peg.mass_kg * peg.side_m**2 / 6.0])
+
+
+def robot_urdf(config: BresaConfig) -> str:
+    """The URDF every node of a run computes kinematics from: ``robot.urdf_path`` with the peg at
+    ``robot.flange_link``, or the simulated Panda when the path is empty."""
+    path = config.robot.urdf_path
+    if not path:
+        return panda_urdf(config.scene.peg)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"robot.urdf_path: cannot read {path}: {exc.strerror}") from None
+    try:
+        return attach_peg(text, config.robot.flange_link, config.scene.peg)
+    except ValueError as exc:
+        raise ConfigError(f"robot.urdf_path {path}: {exc}") from None
 
 
 def _child_link(joint: ET.Element) -> str | None:
@@ -102,14 +138,23 @@ class Pose:
 class RobotModel:
     """Pinocchio model of the arm + peg: kinematics and dynamics at the tip and the flange."""
 
-    def __init__(self, peg: PegConfig, joint_armature_kg_m2: float = 0.0) -> None:
-        self.model = pin.buildModelFromXML(panda_urdf(peg))
+    def __init__(self, urdf: str, joint_armature_kg_m2: float = 0.0) -> None:
+        """``urdf``: an arm with the peg attached (:func:`panda_urdf`, :func:`attach_peg`)."""
+        self.model = pin.buildModelFromXML(urdf)
+        if self.model.nq != 7:
+            raise ValueError(f"the robot model has {self.model.nq} joints; a Franka arm has 7 "
+                             "(a URDF with gripper fingers? give the arm without them)")
         self.model.armature[:] = joint_armature_kg_m2
         self.data = self.model.createData()
         self.tcp_id = self.model.getFrameId(TCP_FRAME)
         self.flange_id = self.model.getFrameId(FLANGE_FRAME)
         self.q_lower = self.model.lowerPositionLimit.copy()
         self.q_upper = self.model.upperPositionLimit.copy()
+
+    @classmethod
+    def from_config(cls, config: BresaConfig) -> RobotModel:
+        """The run's arm (:func:`robot_urdf`) with the configured joint armature."""
+        return cls(robot_urdf(config), config.scene.joint_armature_kg_m2)
 
     @property
     def nq(self) -> int:

@@ -49,30 +49,39 @@ def node_set(
     use_sim: bool = True,
     seed: int = DEMO_SEED,
     hole_estimate_m: tuple[float, float, float] | None = None,
+    robot_ip: str = "",
+    protocol_sim: bool = False,
+    robot_urdf: str = "",
+    flange_link: str = "",
     policy: str = "sac",
     models_dir: str = "",
     reflex_mode: str = "control-rate",
     run_dir: str = "",
     trace: bool = False,
     recorder: bool = False,
-    nodes: tuple[str, ...] = ("mujoco_sim", "safety_critic", "task_policy"),
+    nodes: tuple[str, ...] | None = None,
 ) -> list[NodeSpec]:
     """The nodes of the peg-insertion stack.
 
-    In simulation the episode (hole position, perception error, start pose) is drawn from
-    ``seed`` and the critic and policy are told where the robot believes the hole is. On the real
-    arm (``use_sim=False``) ``mujoco_sim`` is left out and ``hole_estimate_m`` (x y z of the hole's
-    top centre, m, base frame) must be given. ``run_dir``, when set, is where each node writes its
-    summary JSON at shutdown; ``trace`` adds what the reflex-latency benchmark needs to it.
-    ``nodes`` picks a subset (tests leave out the policy and play it themselves). The simulated arm
-    starts ticking once every node that reads its state (and the bag recorder, with
-    ``recorder``) has subscribed, the critic once the arm (and the recorder) listen to its
-    commands, and the policy decides only once the critic (and the recorder) listen to
-    ``bresa/task_action``: no message is lost to start-up, and the episode's simulated
+    In simulation (``use_sim``) the arm is ``mujoco_sim``, the episode (hole position, perception
+    error, start pose) is drawn from ``seed`` and the critic and policy are told where the robot
+    believes the hole is. On a Franka (``use_sim=False``) the arm is ``franka_arm`` at ``robot_ip``,
+    and ``hole_estimate_m`` (x y z of the hole's top centre, m, base frame) must be given;
+    ``robot_urdf`` and ``flange_link``, when set, override ``robot.urdf_path`` and
+    ``robot.flange_link`` for every node. ``protocol_sim`` puts ``franky_sim`` (the Franka protocol
+    simulator holding episode ``seed``) in front of ``franka_arm`` on 127.0.0.1; the hole estimate
+    then comes from the seed. ``run_dir``, when set, is where each node writes its summary JSON at
+    shutdown; ``trace`` adds what the reflex-latency benchmark needs to it. ``nodes`` picks a subset
+    (tests leave out the policy and play it themselves). The arm starts once every node that reads
+    its state (and the bag recorder, with ``recorder``) has subscribed, the critic once the arm
+    (and the recorder) listen to its commands, and the policy decides only once the critic (and the
+    recorder) listen to ``bresa/task_action``: no message is lost to start-up, and the episode's
     time does not run while the policy is still loading.
     """
     config = load_config(config_path)
-    if use_sim:
+    if protocol_sim:
+        use_sim, robot_ip = False, robot_ip or "127.0.0.1"
+    if use_sim or protocol_sim:
         estimate = draw_episode(config, np.random.default_rng(seed)).hole_estimate_m
     elif hole_estimate_m is None:
         raise ValueError("on the real arm (use_sim false) the hole estimate must be given: hole_estimate_m x y z")
@@ -80,30 +89,44 @@ def node_set(
         estimate = np.asarray(hole_estimate_m, dtype=float)
     if estimate.shape != (3,) or not np.all(np.isfinite(estimate)):
         raise ValueError(f"hole_estimate_m must be 3 finite numbers (m), got {hole_estimate_m}")
+    if not use_sim and not robot_ip:
+        raise ValueError("on the real arm (use_sim false) the robot's address must be given: robot_ip")
     hole = [float(v) for v in estimate]
+    arm = "mujoco_sim" if use_sim else "franka_arm"
+    wanted = set(nodes) if nodes is not None else {arm, "safety_critic", "task_policy", "franky_sim"}
+    model = {**({"robot.urdf_path": robot_urdf} if robot_urdf else {}),
+             **({"robot.flange_link": flange_link} if flange_link else {})}
 
     def outputs(name: str) -> dict[str, str]:
         if not run_dir:
             return {}
         return {"summary_path": str(Path(run_dir) / f"{name}.json")}
 
-    readers = sum(name in nodes for name in ("safety_critic", "task_policy")) + int(recorder)
+    readers = sum(name in wanted for name in ("safety_critic", "task_policy")) + int(recorder)
     specs = []
+    if protocol_sim:
+        specs.append(NodeSpec("franky_sim", "franky_sim", f"{PACKAGE}.ros.franky_sim_node",
+                              {"seed": seed, "niceness": FAST_NICENESS, **outputs("franky_sim")}))
     if use_sim:
         specs.append(NodeSpec("mujoco_sim", "mujoco_sim", f"{PACKAGE}.ros.sim_node",
                               {"seed": seed, "niceness": FAST_NICENESS, "trace": trace,
                                "wait_for_subscribers": readers, **outputs("mujoco_sim")}))
+    else:
+        specs.append(NodeSpec("franka_arm", "franka_arm", f"{PACKAGE}.ros.franka_arm_node",
+                              {"robot_ip": robot_ip, "realtime": not protocol_sim, "niceness": FAST_NICENESS,
+                               "connect_wait_s": 60.0 if protocol_sim else 0.0,
+                               "trace": trace, "wait_for_subscribers": readers, **model, **outputs("franka_arm")}))
     specs.append(NodeSpec("safety_critic", "safety_critic", f"{PACKAGE}.ros.critic_node",
                           {"hole_estimate_m": hole, "models_dir": models_dir, "reflex.mode": reflex_mode,
-                           "niceness": FAST_NICENESS, "trace": trace,
-                           "wait_for_subscribers": int("mujoco_sim" in nodes and use_sim) + int(recorder),
+                           "niceness": FAST_NICENESS, "trace": trace, **model,
+                           "wait_for_subscribers": int(arm in wanted) + int(recorder),
                            "wait_for_reflex_subscribers": int(recorder), **outputs("safety_critic")}))
-    action_readers = int("safety_critic" in nodes) + int(recorder)
+    action_readers = int("safety_critic" in wanted) + int(recorder)
     specs.append(NodeSpec("task_policy", "task_policy", f"{PACKAGE}.ros.policy_node",
                           {"hole_estimate_m": hole, "models_dir": models_dir, "policy": policy,
-                           "niceness": POLICY_NICENESS, "wait_for_subscribers": action_readers,
+                           "niceness": POLICY_NICENESS, "wait_for_subscribers": action_readers, **model,
                            **outputs("task_policy")}))
-    return [spec for spec in specs if spec.name in nodes]
+    return [spec for spec in specs if spec.name in wanted]
 
 
 def config_files(config_path: str | Path | None) -> list[str]:

@@ -84,6 +84,18 @@ def values(msg: Float64MultiArray) -> np.ndarray:
         msg.data, dtype=np.float64)
 
 
+def take(subscription: Any) -> Any:
+    """The oldest message waiting in a subscription's queue, or None; without an executor.
+
+    For the ``franka_arm`` loop, which cannot hand the GIL to an executor thread between ticks
+    (pylibfranka keeps it while waiting). rclpy has no public call for this; it is what rclpy's own
+    executors do to take a message (``Executor._take_subscription``).
+    """
+    with subscription.handle:
+        taken = subscription.handle.take_message(subscription.msg_type, subscription.raw)
+    return None if taken is None else taken[0]
+
+
 class JointReader:
     """Pull the seven arm joints out of a JointState, in the model's order, whatever the message's
     order; a message missing a joint or with mismatched lengths raises ``ValueError``."""

@@ -113,6 +113,13 @@ class BresaNode(Node):
             self.get_logger().warn(f"not every reader acknowledged the last messages on {', '.join(unflushed)} "
                                    f"within {timeout_s} s; a recording may miss them")
 
+    def spin(self, executor: Any, stop: threading.Event) -> None:
+        """Serve callbacks until ``stop`` is set or rclpy shuts down (the ``franka_arm`` node runs
+        its 1 kHz loop here first)."""
+        executor.add_node(self)
+        while rclpy.ok() and not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+
     def param(self, name: str) -> Any:
         """A node-specific parameter's value."""
         return self.get_parameter(name).value
@@ -199,10 +206,8 @@ def run(factory: Callable[[], BresaNode], name: str, args: list[str] | None = No
     gc.collect()
     gc.freeze()
     executor = make_executor()
-    executor.add_node(node)
     try:
-        while rclpy.ok() and not stop.is_set():
-            executor.spin_once(timeout_sec=0.1)
+        node.spin(executor, stop)
     except ExternalShutdownException:
         pass
     finally:

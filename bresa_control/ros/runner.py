@@ -31,7 +31,9 @@ from bresa_control.ros.bringup import DEMO_SEED, FAST_NICENESS, NodeSpec, config
 from bresa_control.ros.node_base import make_executor
 from bresa_control.ros.recorder import BagRecorder
 
+ARMS = ("mujoco", "franky-sim")  # what bresa demo --arm takes
 STOP_TIMEOUT_S = 15.0
+STOPPED_LAST = ("franky_sim",)
 DRAIN_S = 0.5
 # The wall-clock guard of a run of S simulated seconds: start-up plus this many wall seconds per
 # simulated second (a machine three times slower than needed still finishes).
@@ -88,8 +90,15 @@ class Stack:
         """SIGINT the named nodes (default all) still running, so each writes its summary;
         SIGKILL any that has not exited after a timeout. ``while_waiting`` is called over and
         over until they have exited (the demo spins its bag recorder there, so that it keeps
-        taking the messages the nodes hand over at shutdown)."""
-        chosen = [self.processes[n] for n in (names or list(self.processes))]
+        taking the messages the nodes hand over at shutdown). The protocol simulator stops last:
+        the robot outlives the node that drives it, which would otherwise see it vanish mid-motion."""
+        chosen = names or list(self.processes)
+        first = [n for n in chosen if n not in STOPPED_LAST]
+        for group in (first, [n for n in chosen if n in STOPPED_LAST]):
+            self._stop_group([self.processes[n] for n in group], while_waiting)
+
+    @staticmethod
+    def _stop_group(chosen: list[subprocess.Popen[bytes]], while_waiting: Callable[[], None] | None) -> None:
         for process in chosen:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
@@ -108,10 +117,12 @@ class Stack:
 
 
 class Monitor(Node):
-    """Listens to ``diagnostics``: the latest fields of every node."""
+    """Listens to ``diagnostics``: the latest fields of every node. ``world`` is the node that
+    knows the truth about the episode: ``mujoco_sim``, or ``franky_sim`` behind ``franka_arm``."""
 
-    def __init__(self) -> None:
+    def __init__(self, world: str = "mujoco_sim") -> None:
         super().__init__("bresa_demo_monitor")
+        self.world = world
         self.latest: dict[str, dict[str, str]] = {}
         self.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, 10)
 
@@ -119,16 +130,21 @@ class Monitor(Node):
         self.latest.update(messages.diagnostic_fields(msg))
 
     def inserted(self) -> bool:
-        """Whether mujoco_sim reports the peg in."""
-        return self.latest.get("mujoco_sim", {}).get("inserted") == "True"
+        """Whether the simulator reports the peg in."""
+        return self.latest.get(self.world, {}).get("inserted") == "True"
 
     def sim_time_s(self) -> float:
-        """The arm's simulated clock (s) as mujoco_sim last reported it (1 Hz); 0 before."""
-        return float(self.latest.get("mujoco_sim", {}).get("sim_time_s", 0.0))
+        """The arm's simulated clock (s) as the simulator last reported it (1 Hz); 0 before."""
+        return float(self.latest.get(self.world, {}).get("sim_time_s", 0.0))
 
     def holding(self) -> bool:
         """Whether task_policy reports the task done: it has seen the peg in and holds."""
         return self.latest.get("task_policy", {}).get("done") == "True"
+
+    def arm_error(self) -> str | None:
+        """franka_arm's message once it reports ERROR (its motion stopped for good), else None."""
+        arm = self.latest.get("franka_arm", {})
+        return arm.get("message") if arm.get("level") == "ERROR" else None
 
 
 def run_demo(
@@ -141,6 +157,7 @@ def run_demo(
     log_level: str = "info",
     trace: bool = False,
     record: bool = True,
+    arm: str = "mujoco",
 ) -> dict[str, Any]:
     """Start the stack, run one insertion (and keep holding until the arm's simulated clock reaches
     ``duration_s``, if given), stop it. Without ``duration_s`` it gives up on the insertion at
@@ -149,11 +166,23 @@ def run_demo(
     With ``record`` every contract topic goes into an MCAP bag in the run folder. Returns
     ``inserted``, ``peak_force_n``, ``critic_rate_hz``, ``critic_period_p99_ms``, ``reflex_count``,
     ``bag`` and more; raises ``RuntimeError`` if a node fails to start.
+
+    ``arm``: ``mujoco`` (the ``mujoco_sim`` node) or ``franky-sim``: ``franka_arm`` driving the Franka
+    protocol simulator (``franky_sim``, an FR3 with the same fixture) over libfranka on 127.0.0.1;
+    the result then also holds the arm loop's figures (``arm_*``).
     """
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm '{arm}'; choose from {', '.join(ARMS)}")
     config = load_config(config_path)
     run_dir = Path(run_dir) if run_dir else Path("results") / time.strftime("demo-%Y%m%d-%H%M%S")
+    world = "mujoco_sim" if arm == "mujoco" else "franky_sim"
+    fr3: dict[str, Any] = {}
+    if arm == "franky-sim":
+        from bresa_control.simulation.franka_fixture import FLANGE_LINK, fr3_urdf_path
+
+        fr3 = {"protocol_sim": True, "robot_urdf": str(fr3_urdf_path()), "flange_link": FLANGE_LINK}
     specs = node_set(config_path, seed=seed, policy=policy, models_dir=models_dir, run_dir=str(run_dir),
-                     trace=trace, recorder=record)
+                     trace=trace, recorder=record, **fr3)
     stack = Stack(specs, config_files(config_path), run_dir, log_level)
     # Limits in simulated time (the arm's clock), so that a slow or busy machine gets as much of
     # the episode as a fast one; the wall-clock guard only stops a stack whose arm is stuck.
@@ -164,7 +193,7 @@ def run_demo(
     run_dir.mkdir(parents=True, exist_ok=True)
     rclpy.init(args=[])
     executor = make_executor()
-    monitor = Monitor()
+    monitor = Monitor(world)
     recorder = BagRecorder(run_dir / "bag") if record else None
     for node in (monitor, recorder):
         if node is not None:
@@ -186,6 +215,10 @@ def run_demo(
             failure = stack.failed()
             if failure:
                 break
+            if monitor.arm_error():
+                failure = f"franka_arm stopped: {monitor.arm_error()}"
+                print(f"[bresa demo] {failure}", file=sys.stderr, flush=True)
+                break
             if inserted_at is None and monitor.inserted():
                 inserted_at = time.monotonic() - start
                 print(f"[bresa demo] peg inserted after {inserted_at:.1f} s (wall clock, node start included)",
@@ -204,13 +237,14 @@ def run_demo(
             recorder.destroy_node()
         monitor.destroy_node()
         rclpy.try_shutdown()
-    if failure:
+    summaries = {name: stack.summary(name) for name in stack.specs}
+    if failure and not summaries.get("franka_arm", {}).get("error"):
         raise RuntimeError(f"the stack did not run: {failure} (logs in {run_dir})")
-    sim, critic, task = (stack.summary(name) for name in ("mujoco_sim", "safety_critic", "task_policy"))
+    sim, critic = summaries[world], summaries["safety_critic"]
     if not sim or not critic:
         raise RuntimeError(f"a node wrote no summary at shutdown (logs in {run_dir})")
     published: dict[str, int] = {}
-    for summary in (sim, critic, task):
+    for summary in summaries.values():
         for topic, count in summary.get("published", {}).items():
             published[topic] = published.get(topic, 0) + count
     return {
@@ -231,7 +265,22 @@ def run_demo(
         "bag_counts": dict(recorder.counts) if recorder is not None else None,
         "bag_missing": recorder.missing(published) if recorder is not None else None,
         "published": published,
-        "nodes": {"mujoco_sim": sim, "safety_critic": critic, "task_policy": task},
+        "arm": arm,
+        **(_arm_figures(summaries["franka_arm"], sim) if arm == "franky-sim" else {}),
+        "nodes": summaries,
+    }
+
+
+def _arm_figures(arm: dict[str, Any], world: dict[str, Any]) -> dict[str, Any]:
+    """What the demo reports of the arm loop over the protocol: its period, libfranka's command
+    success rate, a fault if the motion stopped, and the robot side's audit of Franka's limits."""
+    return {
+        "arm_rate_hz": arm.get("rate_hz"), "arm_period_p50_ms": arm.get("period_p50_ms"),
+        "arm_period_p99_ms": arm.get("period_p99_ms"),
+        "arm_control_command_success_rate_min": arm.get("control_command_success_rate_min"),
+        "arm_error": arm.get("error", ""), "arm_faults": world.get("faults", []),
+        "torque_rate_violations": world.get("torque_rate_violations"),
+        "torque_limit_violations": world.get("torque_limit_violations"),
     }
 
 

@@ -52,7 +52,7 @@ class MujocoSimNode(BresaNode):
 
     def _on_command(self, msg: Float64MultiArray) -> None:
         if not self.loop.on_command(messages.values(msg), time.time()):
-            self.get_logger().warn(f"dropped impedance command: {self.loop.last_drop_reason}",
+            self.get_logger().warn(f"dropped impedance command: {self.loop.follower.last_drop_reason}",
                                    throttle_duration_sec=1.0)
 
     def _on_timer(self) -> None:
@@ -85,7 +85,7 @@ class MujocoSimNode(BresaNode):
         if self._start_s is None:
             return "WARN", f"waiting for {self.param('wait_for_subscribers')} subscribers to start", {}
         loop = self.loop
-        holding = loop.hold.active
+        holding = loop.follower.hold.active
         message = "holding: no fresh impedance command" if holding else "following impedance commands"
         return ("WARN" if holding else "OK"), message, self.summary_fields()
 
@@ -98,10 +98,10 @@ class MujocoSimNode(BresaNode):
             "insertion_time_s": loop.insertion_time_s if loop.insertion_time_s is not None else -1.0,
             "insertion_depth_m": loop.sim.insertion_depth_m(),
             "peak_force_n": loop.peak_force_n,
-            "hold_ticks": loop.hold_ticks,
+            "hold_ticks": loop.follower.hold_ticks,
             "skipped_ticks": self._late_ticks,
-            "dropped_malformed": loop.dropped["malformed"],
-            "dropped_out_of_range": loop.dropped["out-of-range"],
+            "dropped_malformed": loop.follower.dropped["malformed"],
+            "dropped_out_of_range": loop.follower.dropped["out-of-range"],
         }
 
     def summary(self) -> dict[str, Any]:
@@ -109,8 +109,8 @@ class MujocoSimNode(BresaNode):
         out = {**self.summary_fields(), "hole_top_m": layout.hole_top_m.tolist(),
                "hole_estimate_m": layout.hole_estimate_m.tolist(),
                "tip_position_m": self.loop.sim.tip_position().tolist()}
-        if self.loop.applied_trace:
-            out["applied_trace"] = self.loop.applied_trace
+        if self.loop.follower.applied_trace:
+            out["applied_trace"] = self.loop.follower.applied_trace
         return out
 
 

@@ -27,7 +27,7 @@ class PolicyLoop:
         self.controller = controller
         self.controller.reset()
         self.hole_estimate_m = np.asarray(hole_estimate_m, dtype=float)
-        self.robot = RobotModel(config.scene.peg, config.scene.joint_armature_kg_m2)
+        self.robot = RobotModel.from_config(config)
         self.actions = ActionMap(config)
         self.hold = Hold(config, self.robot)
         self._rotation = target_rotation(config.env.target_orientation_xyzw)

@@ -90,7 +90,7 @@ class SafetyLoop:
             )
         self.config = config
         self.reflex = Reflex(config, critic, recovery)
-        self.robot = RobotModel(config.scene.peg, config.scene.joint_armature_kg_m2)
+        self.robot = RobotModel.from_config(config)
         self.hold = Hold(config, self.robot)
         self.check = TaskActionCheck(config)
         self.face_z_m = float(hole_estimate_m[2])

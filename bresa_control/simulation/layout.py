@@ -31,6 +31,32 @@ def hole_geometry(peg_side_m: float, hole: HoleConfig) -> HoleGeometry:
     )
 
 
+def hole_pieces(peg_side_m: float, hole: HoleConfig) -> dict[str, tuple[list[float], list[float]]]:
+    """The hole block as five convex boxes, name -> (centre, half sizes) in m in the block frame:
+    a floor plate and four walls around a square hole. Both MuJoCo scenes (the simulated Panda's and
+    the Franka protocol simulator's) build the block from these."""
+    geo = hole_geometry(peg_side_m, hole)
+    half_w = hole.block_width_m / 2.0
+    a = geo.half_side_m
+    wall_z = hole.floor_thickness_m + hole.depth_m / 2.0
+    half_depth = hole.depth_m / 2.0
+    side_wall = (half_w - a) / 2.0  # half-thickness of each wall
+    return {
+        "hole_floor": ([0, 0, hole.floor_thickness_m / 2.0], [half_w, half_w, hole.floor_thickness_m / 2.0]),
+        "hole_wall_px": ([a + side_wall, 0, wall_z], [side_wall, half_w, half_depth]),
+        "hole_wall_nx": ([-a - side_wall, 0, wall_z], [side_wall, half_w, half_depth]),
+        "hole_wall_py": ([0, a + side_wall, wall_z], [a, side_wall, half_depth]),
+        "hole_wall_ny": ([0, -a - side_wall, wall_z], [a, side_wall, half_depth]),
+    }
+
+
+def inserted(tip_m: np.ndarray, hole_top_m: np.ndarray, half_side_m: float, success_depth_m: float) -> bool:
+    """Whether a peg tip at ``tip_m`` is at least ``success_depth_m`` below the hole's top face
+    and laterally inside its walls (m, base frame)."""
+    lateral = np.abs(np.asarray(tip_m[:2]) - hole_top_m[:2])
+    return bool(hole_top_m[2] - tip_m[2] >= success_depth_m and np.all(lateral < half_side_m))
+
+
 # A comfortable elbow-up posture with the peg pointing down; IK starts every episode from it.
 HOME_Q = np.array([0.0, 0.1, 0.0, -2.2, 0.0, 2.3, 0.0])
 

@@ -8,12 +8,13 @@ force/torque sensor from the config.
 from __future__ import annotations
 
 import mujoco
+import numpy as np
 
 from bresa_control.common.config import BresaConfig, SceneConfig
 from bresa_control.common.paths import find_data
 from bresa_control.contract import ARM_JOINTS
 from bresa_control.control.robot import PEG_LINK, panda_urdf
-from bresa_control.simulation.layout import hole_geometry
+from bresa_control.simulation.layout import hole_pieces
 
 FT_SITE = "ft_sensor"
 FORCE_SENSOR = "ft_force"
@@ -88,25 +89,36 @@ def _make_contact(geom: mujoco.MjsGeom, scene: SceneConfig) -> None:
     geom.condim = 3
 
 
-def _add_hole_pieces(
-    block: mujoco.MjsBody, config: BresaConfig
-) -> None:
+def _add_hole_pieces(block: mujoco.MjsBody, config: BresaConfig) -> None:
     """Floor plate and four walls around a square hole: five convex boxes."""
-    hole = config.scene.hole
-    geo = hole_geometry(config.scene.peg.side_m, hole)
-    half_w = hole.block_width_m / 2.0
-    a = geo.half_side_m
-    wall_z = hole.floor_thickness_m + hole.depth_m / 2.0
-    half_depth = hole.depth_m / 2.0
-    side_wall = (half_w - a) / 2.0  # half-thickness of each wall
-    pieces = {
-        "hole_floor": ([0, 0, hole.floor_thickness_m / 2.0], [half_w, half_w, hole.floor_thickness_m / 2.0]),
-        "hole_wall_px": ([a + side_wall, 0, wall_z], [side_wall, half_w, half_depth]),
-        "hole_wall_nx": ([-a - side_wall, 0, wall_z], [side_wall, half_w, half_depth]),
-        "hole_wall_py": ([0, a + side_wall, wall_z], [a, side_wall, half_depth]),
-        "hole_wall_ny": ([0, -a - side_wall, wall_z], [a, side_wall, half_depth]),
-    }
-    for name, (pos, size) in pieces.items():
+    for name, (pos, size) in hole_pieces(config.scene.peg.side_m, config.scene.hole).items():
         geom = block.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, pos=pos, size=size,
                               material="block")
         _make_contact(geom, config.scene)
+
+
+class PegWrenchSensor:
+    """The wrist force/torque sensor of a MuJoCo scene: the wrench the environment applies to the
+    peg, at the flange, base frame (N, Nm), tared like a real F/T sensor (the peg's own weight is
+    removed). Both scenes (the simulated Panda's, the Franka protocol simulator's) read it so."""
+
+    def __init__(self, model: mujoco.MjModel, site: str, force_sensor: str, torque_sensor: str, peg_body: str) -> None:
+        self._site = model.site(site).id
+        force_adr, torque_adr = model.sensor(force_sensor).adr[0], model.sensor(torque_sensor).adr[0]
+        self._force = slice(force_adr, force_adr + 3)
+        self._torque = slice(torque_adr, torque_adr + 3)
+        self._peg_body = model.body(peg_body).id
+        self._weight_n = model.body_mass[self._peg_body] * model.opt.gravity
+
+    def read(self, data: mujoco.MjData) -> tuple[np.ndarray, np.ndarray]:
+        """(force N, torque Nm) of the environment on the peg, at the flange, base frame."""
+        rotation = data.site_xmat[self._site].reshape(3, 3)
+        force_sensor = rotation @ data.sensordata[self._force]
+        torque_sensor = rotation @ data.sensordata[self._torque]
+        # MuJoCo's sensor reads the force the flange applies to the peg. At rest the peg is in
+        # balance: flange + environment + weight = 0, so environment = -(flange + weight).
+        weight = self._weight_n
+        lx, ly, lz = data.xipos[self._peg_body] - data.site_xpos[self._site]
+        weight_torque = np.array([ly * weight[2] - lz * weight[1], lz * weight[0] - lx * weight[2],
+                                  lx * weight[1] - ly * weight[0]])
+        return -force_sensor - weight, -torque_sensor - weight_torque

@@ -13,10 +13,17 @@ import numpy as np
 from bresa_control.common.config import BresaConfig
 from bresa_control.contract import ARM_JOINTS, target_rotation
 from bresa_control.control.impedance import CartesianImpedanceController, ImpedanceCommand
-from bresa_control.control.robot import PEG_LINK, TCP_FRAME, Pose, RobotModel
+from bresa_control.control.robot import PEG_LINK, TCP_FRAME, Pose, RobotModel, panda_urdf
 from bresa_control.safety.risk_features import TickState
-from bresa_control.simulation.layout import HOME_Q, Layout, draw_episode, hole_geometry
-from bresa_control.simulation.scene import FORCE_SENSOR, FT_SITE, HOLE_BODY, TORQUE_SENSOR, build_model
+from bresa_control.simulation.layout import HOME_Q, Layout, draw_episode, hole_geometry, inserted
+from bresa_control.simulation.scene import (
+    FORCE_SENSOR,
+    FT_SITE,
+    HOLE_BODY,
+    TORQUE_SENSOR,
+    PegWrenchSensor,
+    build_model,
+)
 
 
 class PegInsertionSim:
@@ -26,7 +33,7 @@ class PegInsertionSim:
         self.config = config
         self.model = build_model(config)
         self.data = mujoco.MjData(self.model)
-        self.robot = RobotModel(config.scene.peg, config.scene.joint_armature_kg_m2)
+        self.robot = RobotModel(panda_urdf(config.scene.peg), config.scene.joint_armature_kg_m2)
         self.controller = CartesianImpedanceController(self.robot, config.controller)
         self.hole = hole_geometry(config.scene.peg.side_m, config.scene.hole)
         self._qpos = _contiguous([self.model.joint(j).qposadr[0] for j in ARM_JOINTS])
@@ -34,12 +41,7 @@ class PegInsertionSim:
         self._hole_body = self.model.body(HOLE_BODY).id
         self._tip_body = self.model.body(TCP_FRAME).id
         self._peg_body = self.model.body(PEG_LINK).id
-        self._site = self.model.site(FT_SITE).id
-        force_adr = self.model.sensor(FORCE_SENSOR).adr[0]
-        torque_adr = self.model.sensor(TORQUE_SENSOR).adr[0]
-        self._force = slice(force_adr, force_adr + 3)
-        self._torque = slice(torque_adr, torque_adr + 3)
-        self._peg_weight_n = self.model.body_mass[self._peg_body] * self.model.opt.gravity
+        self._sensor = PegWrenchSensor(self.model, FT_SITE, FORCE_SENSOR, TORQUE_SENSOR, PEG_LINK)
         self._ticked = False  # whether a tick ran since the arm was placed
         self.layout = self._layout_at(np.array(config.scene.hole.nominal_position_m), np.zeros(2))
 
@@ -126,20 +128,9 @@ class PegInsertionSim:
         return self.robot.frame_jacobian(self.q) @ self.dq
 
     def wrench(self) -> tuple[np.ndarray, np.ndarray]:
-        """Wrench the environment applies to the peg, at the flange, base frame: (force N, torque Nm).
-
-        The sensor reading is tared: the peg's own weight is removed, as on a real F/T sensor.
-        """
-        rotation = self.data.site_xmat[self._site].reshape(3, 3)
-        force_sensor = rotation @ self.data.sensordata[self._force]
-        torque_sensor = rotation @ self.data.sensordata[self._torque]
-        # MuJoCo's sensor reads the force the flange applies to the peg. At rest the peg is in
-        # balance: flange + environment + weight = 0, so environment = -(flange + weight).
-        weight = self._peg_weight_n
-        lx, ly, lz = self.data.xipos[self._peg_body] - self.data.site_xpos[self._site]
-        weight_torque = np.array([ly * weight[2] - lz * weight[1], lz * weight[0] - lx * weight[2],
-                                  lx * weight[1] - ly * weight[0]])
-        return -force_sensor - weight, -torque_sensor - weight_torque
+        """Wrench the environment applies to the peg, at the flange, base frame: (force N, torque Nm),
+        tared (:class:`~bresa_control.simulation.scene.PegWrenchSensor`)."""
+        return self._sensor.read(self.data)
 
     def tick_state(self) -> TickState:
         """What the arm reports: wrist wrench, tip position and linear velocity.
@@ -167,12 +158,7 @@ class PegInsertionSim:
 
     def inserted(self, success_depth_m: float) -> bool:
         """Whether the tip is at least ``success_depth_m`` deep and laterally inside the hole."""
-        return self.insertion_depth_m() >= success_depth_m and self.tip_in_hole()
-
-    def tip_in_hole(self) -> bool:
-        """Whether the tip is laterally inside the hole's walls."""
-        lateral = np.abs(self.tip_position()[:2] - self.layout.hole_top_m[:2])
-        return bool(np.all(lateral < self.hole.half_side_m))
+        return inserted(self.tip_position(), self.layout.hole_top_m, self.hole.half_side_m, success_depth_m)
 
 
 def _contiguous(indices: list[int]) -> slice:
