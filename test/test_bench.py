@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bresa_control.app.evaluate import make_controller
@@ -64,3 +65,40 @@ def test_peak_trace_holds_the_tick_that_ended_an_episode_in_a_fault(config: Bres
     assert info["fault"] and info["peak_force_n"] >= config.safety.arm_fault_force_n
     assert table[:, 1].max() == pytest.approx(info["peak_force_n"])
     assert table[-1, 0] == pytest.approx(info["time_s"])
+
+
+def _bench_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_franka_counts_missed_robot_ticks_and_reflex_latency_in_ticks() -> None:
+    bench = _bench_module("bench_franka")
+    robot_ms = np.arange(1000.0, 1300.0)
+    assert bench.success_rate_min(robot_ms) == 1.0
+    gappy = np.delete(robot_ms, [150, 151, 152, 200])  # 3 missed in one 100-tick window, 4 in all
+    assert bench.success_rate_min(gappy) == pytest.approx(0.96)
+    stamps = 5000.0 + (robot_ms - 1000.0) * 1e-3
+    result = {"nodes": {
+        "franka_arm": {"tick_trace": [[s, ms] for s, ms in zip(stamps, robot_ms)],
+                       "applied_trace": [[11, stamps[12]], [22, stamps[50]], [33, stamps[51]]]},
+        # fired on the sample of tick 10 (answered at 12), on 48 (its second command answered at 50,
+        # the first never applied), and on a sample the arm never published (unmatched)
+        "safety_critic": {"fired_trace": [[stamps[10], [11]], [stamps[48], [99, 22]], [1.0, [33]]]},
+    }}
+    latencies, unmatched = bench.reflex_latencies_ticks(result)
+    assert latencies == [2, 2] and unmatched == 1
+
+
+def test_transfer_summarises_success_violations_and_faults_per_arm() -> None:
+    transfer = _bench_module("transfer")
+    rows = [{"inserted": True, "insertion_time_s": 6.0, "peak_force_n": 10.0},
+            {"inserted": True, "insertion_time_s": 8.0, "peak_force_n": 31.0},
+            {"inserted": False, "insertion_time_s": None, "peak_force_n": 45.0},
+            {"inserted": False, "insertion_time_s": None, "peak_force_n": 5.0}]
+    summary = transfer.summarise(rows, max_force_n=30.0, fault_force_n=40.0)
+    assert summary == {"episodes": 4, "success_rate": 0.5, "violation_rate": 0.5, "fault_force_episodes": 1,
+                       "peak_force_n_mean": pytest.approx(22.75), "peak_force_n_max": 45.0,
+                       "insertion_time_s_mean": 7.0}

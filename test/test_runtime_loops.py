@@ -249,3 +249,19 @@ def test_safety_loop_decides_as_recorded_on_a_recorded_insertion(config: BresaCo
     np.testing.assert_array_equal(fired, trace["fired"])
     np.testing.assert_allclose(risk, trace["risk"], atol=1e-6)
     np.testing.assert_allclose(np.array(command), trace["command"], atol=1e-6)
+
+
+def test_loop_stats_report_the_last_ticks_across_the_ring_wrap_and_the_whole_window() -> None:
+    from bresa_control.runtime.timing import LoopStats
+
+    stats = LoopStats(window=1000)
+    start_s = 0.0
+    for i in range(2500):  # the ring wraps twice; tick 2400 comes 5 ms after the one before
+        start_s += 0.005 if i == 2400 else 0.001
+        stats.record(start_s, i * 1e-6)
+    recent = stats.summary(last=100)  # ticks 2400..2499
+    assert recent["compute_p50_ms"] == pytest.approx(2.4495) and recent["period_max_ms"] == pytest.approx(5.0)
+    assert stats.summary(last=50)["period_max_ms"] == pytest.approx(1.0)  # the long period is older
+    whole = stats.summary()
+    assert whole["period_max_ms"] == pytest.approx(5.0) and whole["compute_p50_ms"] == pytest.approx(1.9995)
+    assert whole["ticks"] == 2500 and whole["rate_hz"] == pytest.approx(2499 / (start_s - 0.001))

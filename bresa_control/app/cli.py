@@ -311,8 +311,9 @@ def _arm_line(result: dict[str, Any]) -> str:
         return "franka_arm: the motion never started"
     line = (f"franka_arm: {result['arm_rate_hz']:.0f} Hz, period p50 {result['arm_period_p50_ms']:.2f} / p99 "
             f"{result['arm_period_p99_ms']:.2f} ms, control_command_success_rate min "
-            f"{result['arm_control_command_success_rate_min']:.3f}; torques over Franka's rate / torque limits: "
-            f"{result['torque_rate_violations']} / {result['torque_limit_violations']}")
+            f"{result['arm_control_command_success_rate_min']:.3f}, robot ticks missed "
+            f"{result['arm_missed_robot_ticks']} of {result['arm_robot_ticks']}; torques over Franka's rate / torque "
+            f"limits: {result['torque_rate_violations']} / {result['torque_limit_violations']}")
     if result["arm_error"]:
         line += f"; stopped: {result['arm_error']}"
     return line

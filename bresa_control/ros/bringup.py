@@ -20,6 +20,9 @@ PACKAGE = "bresa_control"
 # The 1 kHz nodes ask to run before the 10 Hz policy when cores are short (on a robot PC, give
 # them a real-time kernel and priority instead; see README).
 FAST_NICENESS = -10
+# franka_arm answers the robot every 1 ms or the robot repeats its last command (and a real one
+# stops on too many misses): it goes before everything else of the stack.
+ARM_NICENESS = -15
 # The 10 Hz policy runs after them but before ordinary processes: with another process keeping a
 # core busy at niceness 0, its decisions came over 200 ms late (runtime.task_action_timeout_s)
 # often enough for the critic to hold 1.5 s in 30 s, and the spiral search then missed the hole.
@@ -113,7 +116,7 @@ def node_set(
                                "wait_for_subscribers": readers, **outputs("mujoco_sim")}))
     else:
         specs.append(NodeSpec("franka_arm", "franka_arm", f"{PACKAGE}.ros.franka_arm_node",
-                              {"robot_ip": robot_ip, "realtime": not protocol_sim, "niceness": FAST_NICENESS,
+                              {"robot_ip": robot_ip, "realtime": not protocol_sim, "niceness": ARM_NICENESS,
                                "connect_wait_s": 60.0 if protocol_sim else 0.0,
                                "trace": trace, "wait_for_subscribers": readers, **model, **outputs("franka_arm")}))
     specs.append(NodeSpec("safety_critic", "safety_critic", f"{PACKAGE}.ros.critic_node",

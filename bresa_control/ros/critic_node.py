@@ -149,12 +149,13 @@ class SafetyCriticNode(BresaNode):
             level, message = "WARN", "no fresh task action: holding"
         else:
             level, message = "OK", "checking task actions"
-        return level, message, self.summary_fields()
+        return level, message, self.summary_fields(last=1000)
 
-    def summary_fields(self) -> dict[str, Any]:
+    def summary_fields(self, last: int | None = None) -> dict[str, Any]:
+        """Counters, and the tick timing over the last ``last`` ticks (None: the whole window)."""
         loop = self.loop
         return {
-            **self.stats.summary(),
+            **self.stats.summary(last),
             "reflex_count": loop.reflex_count,
             "dropped_malformed": loop.dropped["malformed"],
             "dropped_out_of_range": loop.dropped["out-of-range"],

@@ -100,7 +100,9 @@ class FrankaArmNode(BresaNode):
         self.stopped = False
         self.stats = LoopStats()
         self._trace = bool(self.param("trace"))
-        self.worst_success_rate = 1.0
+        self.worst_success_rate = 1.0  # libfranka's control_command_success_rate, lowest seen
+        self.robot_ticks = 0  # the robot's 1 ms ticks since the motion started (from its clock)
+        self._robot_ms: int | None = None
         self.tick_trace: list[tuple[float, int]] = []  # (stamp s, robot time ms) of every tick, with trace
         self.get_logger().info(f"connected to the robot at {robot_ip}; its kinematics match robot.urdf_path")
 
@@ -133,7 +135,7 @@ class FrankaArmNode(BresaNode):
                 motion.write(self.loop.tick(q, dq, now))
                 self.stats.record(start, time.perf_counter() - start)
                 self._publish(state, q, dq, now)
-                self.worst_success_rate = min(self.worst_success_rate, state.control_command_success_rate)
+                self._count_robot_ticks(state)
                 if self.loop.ticks % 1000 == 0:
                     self._publish_diagnostics()
                 state, _ = motion.read()
@@ -144,6 +146,14 @@ class FrankaArmNode(BresaNode):
             if motion is not None:
                 motion.finish()
             self._publish_diagnostics()
+
+    def _count_robot_ticks(self, state: Any) -> None:
+        """Track the robot's clock: ticks it ran and libfranka's worst command success rate."""
+        robot_ms = round(state.time.to_sec() * 1e3)
+        if self._robot_ms is not None:
+            self.robot_ticks += robot_ms - self._robot_ms
+        self._robot_ms = robot_ms
+        self.worst_success_rate = min(self.worst_success_rate, state.control_command_success_rate)
 
     def _take_commands(self, now: float) -> None:
         """Every command that arrived since the last tick, in order (the newest valid one wins)."""
@@ -168,26 +178,30 @@ class FrankaArmNode(BresaNode):
                 msg.header.stamp = latest.header.stamp
                 self.send(self._wrench_pub, msg)
         if self._trace:
-            self.tick_trace.append((now, int(state.time.to_msec())))
+            self.tick_trace.append((now, round(state.time.to_sec() * 1e3)))
 
     # ---- diagnostics and summary ---------------------------------------------------------
 
     def status(self) -> tuple[str, str, dict[str, Any]]:
         if self.error:
-            return "ERROR", f"stopped: {self.error}", self.summary_fields()
+            return "ERROR", f"stopped: {self.error}", self.summary_fields(last=1000)
         if self.stopped:
-            return "WARN", "stopped", self.summary_fields()
+            return "WARN", "stopped", self.summary_fields(last=1000)
         if self.loop.ticks == 0:
             return "WARN", f"waiting for {self.param('wait_for_subscribers')} subscribers to start", {}
         holding = self.loop.held
         message = "holding: no fresh impedance command" if holding else "following impedance commands"
-        return ("WARN" if holding else "OK"), message, self.summary_fields()
+        return ("WARN" if holding else "OK"), message, self.summary_fields(last=1000)
 
-    def summary_fields(self) -> dict[str, Any]:
+    def summary_fields(self, last: int | None = None) -> dict[str, Any]:
+        """Counters, and the loop timing over the last ``last`` ticks (None: the whole window)."""
         follower = self.loop.follower
         return {
-            **self.stats.summary(),
+            **self.stats.summary(last),
             "control_command_success_rate_min": self.worst_success_rate,
+            # Robot ticks the loop did not answer (the robot then repeats the last command).
+            "missed_robot_ticks": max(self.robot_ticks - (self.loop.ticks - 1), 0),
+            "robot_ticks": self.robot_ticks,
             "hold_ticks": follower.hold_ticks,
             "dropped_malformed": follower.dropped["malformed"],
             "dropped_out_of_range": follower.dropped["out-of-range"],

@@ -278,6 +278,7 @@ def _arm_figures(arm: dict[str, Any], world: dict[str, Any]) -> dict[str, Any]:
         "arm_rate_hz": arm.get("rate_hz"), "arm_period_p50_ms": arm.get("period_p50_ms"),
         "arm_period_p99_ms": arm.get("period_p99_ms"),
         "arm_control_command_success_rate_min": arm.get("control_command_success_rate_min"),
+        "arm_missed_robot_ticks": arm.get("missed_robot_ticks"), "arm_robot_ticks": arm.get("robot_ticks"),
         "arm_error": arm.get("error", ""), "arm_faults": world.get("faults", []),
         "torque_rate_violations": world.get("torque_rate_violations"),
         "torque_limit_violations": world.get("torque_limit_violations"),

@@ -1,0 +1,178 @@
+"""Benchmark of the franka_arm loop over libfranka's protocol, on this machine.
+
+    python bench/bench_franka.py --runs 3 --duration 20 --json results/bench_franka.json
+
+Each run is ``bresa demo --arm franky-sim --duration S --no-bag`` with tracing on (seeds 63, 64, ...):
+``franky_sim`` (an FR3 in MuJoCo serving libfranka's protocol on 127.0.0.1, paced to the wall
+clock), ``franka_arm`` (pylibfranka torque control), ``safety_critic`` and ``task_policy``, each its
+own process. Prints and writes:
+  * the arm loop's period p50 / p99 / max (ms), between the states it acted on;
+  * the command success rate: the share of the robot's 1 ms ticks the loop answered, worst
+    100-tick window (what libfranka's ``control_command_success_rate`` measures on a real arm; the
+    protocol simulator always reports 1.0 there, so it is measured here from the robot's clock), and
+    the robot ticks missed in all;
+  * reflex latency in robot ticks: from the tick whose state sample made the risk cross
+    ``eps_safe`` to the first tick whose torque answers it (the arm applied one of the recovery
+    commands, matched by a CRC of the 19 values), over every firing of every run;
+  * the targets of the real-arm issue (success rate >= 0.99, latency p99 <= 3 ticks) and whether
+    each was met; whether every run inserted, stayed under F_max and within Franka's torque limits.
+
+``--busy`` keeps one core busy with another process (``yes > /dev/null``). Timing only: nothing
+here is a test. The CPU it ran on is in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bresa_control.common.files import write_json_atomic
+from bresa_control.ros.bringup import DEMO_SEED
+from bresa_control.ros.runner import run_demo
+from bresa_control.runtime.timing import machine_info
+
+TARGETS = {"command_success_rate_min": (">=", 0.99), "latency_p99_ticks": ("<=", 3.0)}
+WINDOW_TICKS = 100  # libfranka's control_command_success_rate is over the last 100 ms
+
+
+def success_rate_min(robot_ms: np.ndarray) -> float:
+    """The lowest share of robot ticks answered in any window of 100 robot ticks."""
+    if len(robot_ms) < 2:
+        return float("nan")
+    answered = np.zeros(int(robot_ms[-1] - robot_ms[0]) + 1)
+    answered[(robot_ms - robot_ms[0]).astype(int)] = 1.0
+    if len(answered) <= WINDOW_TICKS:
+        return float(answered.mean())
+    windows = np.convolve(answered, np.ones(WINDOW_TICKS), mode="valid") / WINDOW_TICKS
+    return float(windows.min())
+
+
+def reflex_latencies_ticks(result: dict[str, Any]) -> tuple[list[int], int]:
+    """Latency (robot ticks) of every reflex firing of one run, and how many could not be matched."""
+    arm = result["nodes"]["franka_arm"]
+    ticks = np.array(arm.get("tick_trace", []), dtype=float).reshape(-1, 2)
+    stamps, robot_ms = ticks[:, 0], ticks[:, 1]
+
+    def robot_tick(stamp_s: float) -> float | None:
+        i = int(np.searchsorted(stamps, stamp_s - 1e-6))
+        return robot_ms[i] if i < len(stamps) and abs(stamps[i] - stamp_s) < 1e-6 else None
+
+    applied = {crc: robot_tick(t) for crc, t in arm.get("applied_trace", [])}
+    out, unmatched = [], 0
+    for stamp_s, crcs in result["nodes"]["safety_critic"].get("fired_trace", []):
+        sample = robot_tick(stamp_s)
+        answers = [applied[c] for c in crcs if applied.get(c) is not None]
+        if sample is None or not answers:
+            unmatched += 1
+            continue
+        out.append(int(min(answers) - sample))
+    return out, unmatched
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=20.0, help="simulated seconds per run (the robot's clock)")
+    parser.add_argument("--seed", type=int, default=DEMO_SEED, help="run i is episode seed + i (default: the demo's)")
+    parser.add_argument("--json", default="results/bench_franka.json")
+    parser.add_argument("--busy", action="store_true", help="keep one core busy with `yes > /dev/null`")
+    args = parser.parse_args()
+    busy = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) if args.busy else None
+    try:
+        return _bench(args)
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
+
+
+def _bench(args: argparse.Namespace) -> int:
+    runs, latencies, unmatched = [], [], 0
+    for seed in range(args.seed, args.seed + args.runs):
+        started = time.monotonic()
+        run_dir = Path("results") / f"bench_franka-{seed}"
+        shutil.rmtree(run_dir, ignore_errors=True)  # this benchmark's own scratch folder
+        result = run_demo(seed=seed, duration_s=args.duration, run_dir=run_dir, trace=True, log_level="warn",
+                          record=False, arm="franky-sim")
+        arm, world = result["nodes"]["franka_arm"], result["nodes"]["franky_sim"]
+        if arm.get("rate_hz") is None:
+            print(f"run {seed}: the arm's motion never started (see {run_dir})", flush=True)
+            continue
+        run_latencies, run_unmatched = reflex_latencies_ticks(result)
+        latencies += run_latencies
+        unmatched += run_unmatched
+        robot_ms = np.array(arm.get("tick_trace", []), dtype=float).reshape(-1, 2)[:, 1]
+        row = {
+            "seed": seed, "inserted": result["inserted"], "peak_force_n": world["peak_force_n"],
+            "faults": world["faults"], "arm_error": arm["error"],
+            "torque_rate_violations": world["torque_rate_violations"],
+            "torque_limit_violations": world["torque_limit_violations"],
+            **{k: arm.get(k) for k in ("rate_hz", "period_p50_ms", "period_p99_ms", "period_max_ms", "compute_p50_ms",
+                                       "compute_p99_ms", "missed_robot_ticks", "robot_ticks",
+                                       "control_command_success_rate_min")},
+            "command_success_rate_min": success_rate_min(robot_ms),
+            "critic_rate_hz": result["critic_rate_hz"], "reflexes": result["reflex_count"],
+            "latencies_ticks": run_latencies, "wall_s": time.monotonic() - started,
+        }
+        runs.append(row)
+        print(f"run {seed}: arm {row['rate_hz']:.1f} Hz, period p50 {row['period_p50_ms']:.3f} / p99 "
+              f"{row['period_p99_ms']:.3f} / max {row['period_max_ms']:.2f} ms, compute p99 "
+              f"{row['compute_p99_ms']:.3f} ms, success rate min {row['command_success_rate_min']:.3f} "
+              f"({row['missed_robot_ticks']} of "
+              f"{row['robot_ticks']} robot ticks missed), {len(run_latencies)} reflexes timed, inserted "
+              f"{row['inserted']}", flush=True)
+    if not runs:
+        print("no run got going: nothing to report", file=sys.stderr)
+        return 1
+    figures = {
+        "arm_rate_hz": min(r["rate_hz"] for r in runs),
+        "period_p50_ms": max(r["period_p50_ms"] for r in runs),
+        "period_p99_ms": max(r["period_p99_ms"] for r in runs),
+        "period_max_ms": max(r["period_max_ms"] for r in runs),
+        "command_success_rate_min": min(r["command_success_rate_min"] for r in runs),
+        "missed_robot_ticks": sum(r["missed_robot_ticks"] for r in runs),
+        "robot_ticks": sum(r["robot_ticks"] for r in runs),
+        "libfranka_success_rate_min": min(r["control_command_success_rate_min"] for r in runs),
+        "latency_p50_ticks": float(np.percentile(latencies, 50)) if latencies else None,
+        "latency_p99_ticks": float(np.percentile(latencies, 99)) if latencies else None,
+        "latency_max_ticks": max(latencies) if latencies else None,
+        "reflexes_timed": len(latencies), "reflexes_unmatched": unmatched,
+    }
+    met = {name: _meets(figures[name], op, bound) for name, (op, bound) in TARGETS.items()}
+    safe = all(r["peak_force_n"] < 30.0 and not r["faults"] and not r["arm_error"]
+               and r["torque_rate_violations"] == 0 and r["torque_limit_violations"] == 0 for r in runs)
+    print(f"worst run: arm {figures['arm_rate_hz']:.1f} Hz, period p50 {figures['period_p50_ms']:.3f} / p99 "
+          f"{figures['period_p99_ms']:.3f} ms; command success rate (worst 100-tick window) "
+          f"{figures['command_success_rate_min']:.3f}, {figures['missed_robot_ticks']} of {figures['robot_ticks']} "
+          f"robot ticks missed; reflex latency p50 / p99 / max "
+          f"{_ticks(figures['latency_p50_ticks'])} / {_ticks(figures['latency_p99_ticks'])} / "
+          f"{_ticks(figures['latency_max_ticks'])} ticks over {len(latencies)} firings ({unmatched} unmatched)")
+    for name, ok in met.items():
+        op, bound = TARGETS[name]
+        print(f"target {name} {op} {bound:g}: {'met' if ok else 'NOT met'}")
+    print(f"all runs inserted: {all(r['inserted'] for r in runs)}; under F_max, no fault, within Franka's torque "
+          f"limits: {safe}")
+    out = {"machine": machine_info(), "command": sys.argv, "runs": runs, "figures": figures,
+           "targets": {k: {"bound": list(v), "met": met[k]} for k, v in TARGETS.items()}}
+    write_json_atomic(args.json, out)
+    print(f"wrote {args.json}")
+    return 0
+
+
+def _meets(value: float | None, op: str, bound: float) -> bool:
+    return value is not None and (value >= bound if op == ">=" else value <= bound)
+
+
+def _ticks(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
