@@ -29,51 +29,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from bresa_control.common.files import write_json_atomic
 from bresa_control.ros.bringup import DEMO_SEED
-from bresa_control.ros.runner import run_demo
+from bresa_control.ros.runner import command_success_rate_min, reflex_latencies_ticks, run_demo
 from bresa_control.runtime.timing import machine_info
 
 TARGETS = {"command_success_rate_min": (">=", 0.99), "latency_p99_ticks": ("<=", 3.0)}
-WINDOW_TICKS = 100  # libfranka's control_command_success_rate is over the last 100 ms
-
-
-def success_rate_min(robot_ms: np.ndarray) -> float:
-    """The lowest share of robot ticks answered in any window of 100 robot ticks."""
-    if len(robot_ms) < 2:
-        return float("nan")
-    answered = np.zeros(int(robot_ms[-1] - robot_ms[0]) + 1)
-    answered[(robot_ms - robot_ms[0]).astype(int)] = 1.0
-    if len(answered) <= WINDOW_TICKS:
-        return float(answered.mean())
-    windows = np.convolve(answered, np.ones(WINDOW_TICKS), mode="valid") / WINDOW_TICKS
-    return float(windows.min())
-
-
-def reflex_latencies_ticks(result: dict[str, Any]) -> tuple[list[int], int]:
-    """Latency (robot ticks) of every reflex firing of one run, and how many could not be matched."""
-    arm = result["nodes"]["franka_arm"]
-    ticks = np.array(arm.get("tick_trace", []), dtype=float).reshape(-1, 2)
-    stamps, robot_ms = ticks[:, 0], ticks[:, 1]
-
-    def robot_tick(stamp_s: float) -> float | None:
-        i = int(np.searchsorted(stamps, stamp_s - 1e-6))
-        return robot_ms[i] if i < len(stamps) and abs(stamps[i] - stamp_s) < 1e-6 else None
-
-    applied = {crc: robot_tick(t) for crc, t in arm.get("applied_trace", [])}
-    out, unmatched = [], 0
-    for stamp_s, crcs in result["nodes"]["safety_critic"].get("fired_trace", []):
-        sample = robot_tick(stamp_s)
-        answers = [applied[c] for c in crcs if applied.get(c) is not None]
-        if sample is None or not answers:
-            unmatched += 1
-            continue
-        out.append(int(min(answers) - sample))
-    return out, unmatched
 
 
 def main() -> int:
@@ -105,7 +69,7 @@ def _bench(args: argparse.Namespace) -> int:
         if arm.get("rate_hz") is None:
             print(f"run {seed}: the arm's motion never started (see {run_dir})", flush=True)
             continue
-        run_latencies, run_unmatched = reflex_latencies_ticks(result)
+        run_latencies, run_unmatched = reflex_latencies_ticks(arm, result["nodes"]["safety_critic"])
         latencies += run_latencies
         unmatched += run_unmatched
         robot_ms = np.array(arm.get("tick_trace", []), dtype=float).reshape(-1, 2)[:, 1]
@@ -117,7 +81,7 @@ def _bench(args: argparse.Namespace) -> int:
             **{k: arm.get(k) for k in ("rate_hz", "period_p50_ms", "period_p99_ms", "period_max_ms", "compute_p50_ms",
                                        "compute_p99_ms", "missed_robot_ticks", "robot_ticks",
                                        "control_command_success_rate_min")},
-            "command_success_rate_min": success_rate_min(robot_ms),
+            "command_success_rate_min": command_success_rate_min(robot_ms),
             "critic_rate_hz": result["critic_rate_hz"], "reflexes": result["reflex_count"],
             "latencies_ticks": run_latencies, "wall_s": time.monotonic() - started,
         }

@@ -74,21 +74,20 @@ def _bench_module(name: str):
     return module
 
 
-def test_bench_franka_counts_missed_robot_ticks_and_reflex_latency_in_ticks() -> None:
-    bench = _bench_module("bench_franka")
+def test_the_arm_figures_count_missed_robot_ticks_and_reflex_latency_in_ticks() -> None:
+    from bresa_control.ros.runner import command_success_rate_min, reflex_latencies_ticks
+
     robot_ms = np.arange(1000.0, 1300.0)
-    assert bench.success_rate_min(robot_ms) == 1.0
-    gappy = np.delete(robot_ms, [150, 151, 152, 200])  # 3 missed in one 100-tick window, 4 in all
-    assert bench.success_rate_min(gappy) == pytest.approx(0.96)
+    assert command_success_rate_min(robot_ms) == 1.0
+    gappy = np.delete(robot_ms, [150, 151, 152, 200])  # all 4 missed within one 100-tick window
+    assert command_success_rate_min(gappy) == pytest.approx(0.96)
     stamps = 5000.0 + (robot_ms - 1000.0) * 1e-3
-    result = {"nodes": {
-        "franka_arm": {"tick_trace": [[s, ms] for s, ms in zip(stamps, robot_ms)],
-                       "applied_trace": [[11, stamps[12]], [22, stamps[50]], [33, stamps[51]]]},
-        # fired on the sample of tick 10 (answered at 12), on 48 (its second command answered at 50,
-        # the first never applied), and on a sample the arm never published (unmatched)
-        "safety_critic": {"fired_trace": [[stamps[10], [11]], [stamps[48], [99, 22]], [1.0, [33]]]},
-    }}
-    latencies, unmatched = bench.reflex_latencies_ticks(result)
+    arm = {"tick_trace": [[s, ms] for s, ms in zip(stamps, robot_ms)],
+           "applied_trace": [[11, stamps[12]], [22, stamps[50]], [33, stamps[51]]]}
+    # fired on the sample of tick 10 (answered at 12), on 48 (its second command answered at 50,
+    # the first never applied), and on a sample the arm never published (unmatched)
+    critic = {"fired_trace": [[stamps[10], [11]], [stamps[48], [99, 22]], [1.0, [33]]]}
+    latencies, unmatched = reflex_latencies_ticks(arm, critic)
     assert latencies == [2, 2] and unmatched == 1
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from geometry_msgs.msg import WrenchStamped
 from ros_helpers import Probe, adversarial_action, private_ros_domain  # noqa: F401 (a fixture)
 
 from bresa_control import contract
@@ -188,7 +189,9 @@ def test_bresa_demo_on_the_protocol_simulator_inserts_within_franka_limits(tmp_p
     assert world["torque_commands"] > 1000
     assert world["torque_rate_violations"] == 0 and world["torque_limit_violations"] == 0
     assert world["max_torque_rate_nm_per_tick"] <= config.controller.torque_rate_limit_nm_per_tick + 1e-4
-    assert "franka_arm:" in result.stdout and "control_command_success_rate" in result.stdout
+    assert "franka_arm:" in result.stdout and "robot ticks answered" in result.stdout
+    assert 0.0 < demo["arm_command_success_rate_min"] <= 1.0 and demo["arm_robot_ticks"] > 1000
+    assert all(ticks >= 1 for ticks in demo["reflex_latency_ticks"])  # a torque answers a later state
 
 
 @pytest.mark.usefixtures("private_ros_domain")
@@ -330,3 +333,28 @@ def test_franka_arm_refuses_a_robot_of_another_protocol_version_or_another_model
             stack.stop()
         assert result.returncode == 2, result.stderr
         assert "[franka_arm] refusing to start:" in result.stderr and message in result.stderr, result.stderr
+
+
+@pytest.mark.usefixtures("private_ros_domain")
+def test_franka_arm_relays_a_wrist_sensor_in_base_axes_with_the_sensors_own_stamp(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, seed=0, nodes=("franky_sim", "franka_arm"), franka_arm={"wrench_topic": "wrist_ft"})
+    probe = Probe()
+    sensor = probe.create_publisher(WrenchStamped, "wrist_ft", messages.FAST_QOS)
+    relayed: list[WrenchStamped] = []
+    probe.create_subscription(WrenchStamped, contract.WRENCH, relayed.append, messages.FAST_QOS)
+    reading = messages.wrench(np.array([0.0, 0.0, 5.0]), np.array([0.1, 0.0, 0.0]), 1234.5, WrenchStamped())
+    stack.start()
+    try:
+        probe.spin_until(lambda: probe.joint_speed < np.inf, timeout_s=120, stack=stack)  # the arm publishes
+        deadline = time.monotonic() + 30
+        while not relayed:
+            assert time.monotonic() < deadline and stack.failed() is None, stack.log_tail("franka_arm")
+            probe.spin_for(0.1, every=lambda: sensor.publish(reading), period_s=0.01)
+    finally:
+        stack.stop()
+        probe.destroy_node()
+    force, torque = messages.wrench_arrays(relayed[-1])
+    # The peg points down: the flange's z axis is the base's -z, so a 5 N push along the sensor's z
+    # is -5 N in the base frame.
+    assert force == pytest.approx([0.0, 0.0, -5.0], abs=0.05) and np.linalg.norm(torque) == pytest.approx(0.1)
+    assert messages.seconds(relayed[-1].header.stamp) == pytest.approx(1234.5)

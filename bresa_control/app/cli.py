@@ -25,6 +25,8 @@ if sys.argv[1:2] == ["render"]:  # MuJoCo picks its OpenGL backend when first im
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from bresa_control.app.evaluate import CONTROLLERS, evaluate, format_table, plot_episode, report
 from bresa_control.common.cards import ModelError, models_folder, record_evaluation
 from bresa_control.common.config import ConfigError, load_config
@@ -309,11 +311,14 @@ def _arm_line(result: dict[str, Any]) -> str:
     """The franka_arm loop over the protocol, in one line."""
     if result["arm_rate_hz"] is None:
         return "franka_arm: the motion never started"
+    latency = result["reflex_latency_ticks"]
+    reflexes = (f"reflex latency median {np.median(latency):g} / max {max(latency)} robot ticks" if latency
+                else "no reflex to time")
     line = (f"franka_arm: {result['arm_rate_hz']:.0f} Hz, period p50 {result['arm_period_p50_ms']:.2f} / p99 "
-            f"{result['arm_period_p99_ms']:.2f} ms, control_command_success_rate min "
-            f"{result['arm_control_command_success_rate_min']:.3f}, robot ticks missed "
-            f"{result['arm_missed_robot_ticks']} of {result['arm_robot_ticks']}; torques over Franka's rate / torque "
-            f"limits: {result['torque_rate_violations']} / {result['torque_limit_violations']}")
+            f"{result['arm_period_p99_ms']:.2f} ms, robot ticks answered: worst 100-tick window "
+            f"{result['arm_command_success_rate_min']:.2f}, {result['arm_missed_robot_ticks']} of "
+            f"{result['arm_robot_ticks']} missed; {reflexes}; torques over Franka's rate / torque limits: "
+            f"{result['torque_rate_violations']} / {result['torque_limit_violations']}")
     if result["arm_error"]:
         line += f"; stopped: {result['arm_error']}"
     return line

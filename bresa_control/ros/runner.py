@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
@@ -181,8 +182,9 @@ def run_demo(
         from bresa_control.simulation.franka_fixture import FLANGE_LINK, fr3_urdf_path
 
         fr3 = {"protocol_sim": True, "robot_urdf": str(fr3_urdf_path()), "flange_link": FLANGE_LINK}
+    # Over the protocol the demo reports the reflex latency in robot ticks: that needs the traces.
     specs = node_set(config_path, seed=seed, policy=policy, models_dir=models_dir, run_dir=str(run_dir),
-                     trace=trace, recorder=record, **fr3)
+                     trace=trace or arm == "franky-sim", recorder=record, **fr3)
     stack = Stack(specs, config_files(config_path), run_dir, log_level)
     # Limits in simulated time (the arm's clock), so that a slow or busy machine gets as much of
     # the episode as a fast one; the wall-clock guard only stops a stack whose arm is stuck.
@@ -266,23 +268,65 @@ def run_demo(
         "bag_missing": recorder.missing(published) if recorder is not None else None,
         "published": published,
         "arm": arm,
-        **(_arm_figures(summaries["franka_arm"], sim) if arm == "franky-sim" else {}),
+        **(_arm_figures(summaries["franka_arm"], sim, critic) if arm == "franky-sim" else {}),
         "nodes": summaries,
     }
 
 
-def _arm_figures(arm: dict[str, Any], world: dict[str, Any]) -> dict[str, Any]:
-    """What the demo reports of the arm loop over the protocol: its period, libfranka's command
-    success rate, a fault if the motion stopped, and the robot side's audit of Franka's limits."""
+def _arm_figures(arm: dict[str, Any], world: dict[str, Any], critic: dict[str, Any]) -> dict[str, Any]:
+    """What the demo reports of the arm loop over the protocol: its period, the share of the
+    robot's ticks it answered (worst 100-tick window), the reflex latency in robot ticks, a fault
+    if the motion stopped, and the robot side's audit of Franka's limits."""
+    robot_ms = np.array(arm.get("tick_trace", []), dtype=float).reshape(-1, 2)[:, 1]
+    latencies, _ = reflex_latencies_ticks(arm, critic)
     return {
         "arm_rate_hz": arm.get("rate_hz"), "arm_period_p50_ms": arm.get("period_p50_ms"),
         "arm_period_p99_ms": arm.get("period_p99_ms"),
         "arm_control_command_success_rate_min": arm.get("control_command_success_rate_min"),
+        "arm_command_success_rate_min": command_success_rate_min(robot_ms),
         "arm_missed_robot_ticks": arm.get("missed_robot_ticks"), "arm_robot_ticks": arm.get("robot_ticks"),
+        "reflex_latency_ticks": latencies,
         "arm_error": arm.get("error", ""), "arm_faults": world.get("faults", []),
         "torque_rate_violations": world.get("torque_rate_violations"),
         "torque_limit_violations": world.get("torque_limit_violations"),
     }
+
+
+def command_success_rate_min(robot_ms: np.ndarray, window_ticks: int = 100) -> float:
+    """The lowest share of the robot's ticks the arm loop answered in any ``window_ticks`` of them
+    (libfranka's ``control_command_success_rate`` is over the last 100 ms), from the robot clock
+    (ms) of every tick it answered."""
+    if len(robot_ms) < 2:
+        return float("nan")
+    answered = np.zeros(int(robot_ms[-1] - robot_ms[0]) + 1)
+    answered[(robot_ms - robot_ms[0]).astype(int)] = 1.0
+    if len(answered) <= window_ticks:
+        return float(answered.mean())
+    return float((np.convolve(answered, np.ones(window_ticks), mode="valid") / window_ticks).min())
+
+
+def reflex_latencies_ticks(arm: dict[str, Any], critic: dict[str, Any]) -> tuple[list[int], int]:
+    """Latency in robot ticks of every reflex firing, from the tick whose state sample made the
+    risk cross ``eps_safe`` to the first tick whose torque answers it (the arm applied one of the
+    recovery commands, matched by CRC); and how many firings could not be matched. Needs the
+    nodes' traces (``trace``)."""
+    ticks = np.array(arm.get("tick_trace", []), dtype=float).reshape(-1, 2)
+    stamps, robot_ms = ticks[:, 0], ticks[:, 1]
+
+    def robot_tick(stamp_s: float) -> float | None:
+        i = int(np.searchsorted(stamps, stamp_s - 1e-6))
+        return robot_ms[i] if i < len(stamps) and abs(stamps[i] - stamp_s) < 1e-6 else None
+
+    applied = {crc: robot_tick(t) for crc, t in arm.get("applied_trace", [])}
+    out, unmatched = [], 0
+    for stamp_s, crcs in critic.get("fired_trace", []):
+        sample = robot_tick(stamp_s)
+        answers = [applied[c] for c in crcs if applied.get(c) is not None]
+        if sample is None or not answers:
+            unmatched += 1
+            continue
+        out.append(int(min(answers) - sample))
+    return out, unmatched
 
 
 def _keep_up_with_the_nodes() -> None:
