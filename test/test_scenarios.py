@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bresa_control.common.config import BresaConfig
+from bresa_control.common.config import BresaConfig, load_config
 from bresa_control.simulation.env import PegInsertion
 from bresa_control.simulation.scenarios import Scenario
 
@@ -67,3 +67,49 @@ def test_events_are_seeded(config: BresaConfig) -> None:
 def test_unknown_scenario_is_named(config: BresaConfig) -> None:
     with pytest.raises(ValueError, match="unknown scenario 'storm'; choose from nominal, hole-moves"):
         Scenario("storm", config.scenarios)
+
+
+def test_ft_drift_biases_what_the_controllers_see_never_the_scored_force(config: BresaConfig) -> None:
+    drifting = load_config(overrides={"scenarios": {"ft_drift_n": 40.0, "ft_noise_n": 0.3}})  # past F_max
+    env = PegInsertion(drifting, scenario="ft-drift")
+    env.reset(seed=4)
+    infos = [env.step(_hold(env))[4] for _ in range(50)]  # 5 s of 20: a quarter of the bias
+    seen, truth = env._seen.force_n, env.sim.wrench()[0]
+    bias = seen - truth
+    assert np.linalg.norm(bias) == pytest.approx(40.0 * env.sim.time_s / 20.0, abs=1.5)  # + 0.3 N noise
+    assert max(i["peak_force_n"] for i in infos) < 5.0 and not any(i["cost"] for i in infos)  # the truth
+    observed_force = env._observation()[9:12]
+    np.testing.assert_allclose(observed_force, seen, atol=1e-4)  # the policy sees the drift too
+    again = PegInsertion(drifting, scenario="ft-drift")
+    again.reset(seed=4)
+    for _ in range(50):
+        again.step(_hold(again))
+    np.testing.assert_array_equal(again._seen.force_n, seen)  # drift and noise come from the seed
+
+
+def test_state_latency_shows_the_controllers_the_state_of_5_ms_ago(config: BresaConfig) -> None:
+    env = PegInsertion(config, scenario="state-latency")
+    env.reset(seed=2)
+    truths = []
+    env.tick_observer = lambda *_: truths.append(env.sim.tick_state())
+    move = env.actions.to_action(np.array([0.0, 0.0, -0.01]), np.array([1000.0] * 3), 1.0)
+    env.step(move)
+    latency = round(config.scenarios.state_latency_s / config.env.control_period_s)
+    assert latency == 5
+    np.testing.assert_array_equal(env._seen.tip_position_m, truths[-1 - latency].tip_position_m)
+    assert np.linalg.norm(truths[-1].tip_position_m - env._seen.tip_position_m) > 1e-5  # it moved meanwhile
+
+
+def test_payload_is_in_the_physics_but_not_in_the_model_or_the_tare(config: BresaConfig) -> None:
+    env = PegInsertion(config, scenario="payload")
+    env.reset(seed=1)
+    peg = env.sim.model.body("panda_peg").id
+    nominal = PegInsertion(config).sim.model.body_mass[peg]
+    assert env.sim.model.body_mass[peg] == pytest.approx(nominal + config.scenarios.payload_kg)
+    for _ in range(10):
+        info = env.step(_hold(env))[4]
+    # At rest in free space the tared sensor reads the untared 0.3 kg: ~2.9 N down.
+    assert env._seen.force_n[2] == pytest.approx(-config.scenarios.payload_kg * 9.81, rel=0.1)
+    assert info["peak_force_n"] == pytest.approx(config.scenarios.payload_kg * 9.81, rel=0.15)
+    env.reset(seed=2)  # a second reset does not compound the payload
+    assert env.sim.model.body_mass[peg] == pytest.approx(nominal + config.scenarios.payload_kg)

@@ -10,7 +10,8 @@ from sim_helpers import place_tip
 from bresa_control.common.config import BresaConfig, load_config
 from bresa_control.control.impedance import ImpedanceCommand, damping_from_ratio
 from bresa_control.control.robot import FLANGE_FRAME, PEG_LINK
-from bresa_control.simulation.scene import FT_SITE, HOLE_BODY, build_model, hole_geometry
+from bresa_control.simulation.layout import hole_geometry
+from bresa_control.simulation.scene import FT_SITE, HOLE_BODY, build_model
 from bresa_control.simulation.simulator import PegInsertionSim
 
 WALLS = ("hole_wall_px", "hole_wall_nx", "hole_wall_py", "hole_wall_ny")

@@ -210,6 +210,10 @@ class ScenarioConfig:
     hole_shift_m: float = _key(0.0, 0.05, "m", "hole-moves: distance the hole slides")
     push_force_n: float = _key(0.0, 100.0, "N", "push: horizontal force on the peg")
     friction_scale: float = _key(0.1, 10.0, "", "friction: multiplier of sliding friction")
+    ft_drift_n: float = _key(0.0, 50.0, "N", "ft-drift: bias of the wrist force reading at the episode's end")
+    ft_noise_n: float = _key(0.0, 10.0, "N", "ft-drift: standard deviation of the reading's noise per tick")
+    state_latency_s: float = _key(0.0, 0.1, "s", "state-latency: how late the controllers see the arm's state")
+    payload_kg: float = _key(0.0, 5.0, "kg", "payload: tool mass the model and the sensor's tare leave out")
 
     def __post_init__(self) -> None:
         _check_interval("scenarios.event_window_s", self.event_window_s)

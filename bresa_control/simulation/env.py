@@ -18,6 +18,7 @@ from bresa_control.contract import OBSERVATION_LABELS, observation
 from bresa_control.control.actions import ACTION_SIZE, ActionMap
 from bresa_control.control.impedance import ImpedanceCommand
 from bresa_control.safety.reflex import RecoveryModel, Reflex, RiskModel
+from bresa_control.safety.risk_features import TickState
 from bresa_control.simulation.scenarios import Scenario
 from bresa_control.simulation.simulator import PegInsertionSim
 
@@ -67,7 +68,9 @@ class PegInsertion(gym.Env):
     on the insertion step.
 
     **Scenario**: ``nominal`` or a perturbation never seen in training (hole moves, push,
-    doubled friction): :mod:`bresa_control.simulation.scenarios`.
+    doubled friction, and the sensing faults: a drifting F/T reading, state seen 5 ms late, a
+    heavier tool): :mod:`bresa_control.simulation.scenarios`. The critic and the policy see the
+    state through the scenario; the constraints are always scored on the truth.
 
     **Termination**: the peg is inserted (tip at least ``success_depth_m`` deep inside the hole),
     or the wrist force reached ``arm_fault_force_n`` (the real arm would stop with an error).
@@ -93,7 +96,9 @@ class PegInsertion(gym.Env):
         super().__init__()
         self.config = config if config is not None else load_config()
         self.sim = PegInsertionSim(self.config)
-        self.scenario = Scenario(scenario, self.config.scenarios)
+        timing = self.config.env
+        self.scenario = Scenario(scenario, self.config.scenarios, timing.max_episode_steps * timing.decision_period_s,
+                                 timing.control_period_s)
         self.reflex = Reflex(self.config, critic, recovery)
         self.actions = ActionMap(self.config)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(ACTION_SIZE,), dtype=np.float32)
@@ -112,6 +117,7 @@ class PegInsertion(gym.Env):
         self.tick_observer: Callable[[float, float, float, np.ndarray, bool, bool], None] | None = None
         self.command: ImpedanceCommand | None = None  # the task policy's proposed command
         self.applied: ImpedanceCommand | None = None  # what the controller ran at the last tick
+        self._seen: TickState | None = None  # the arm's state as the critic and the policy see it
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -124,8 +130,8 @@ class PegInsertion(gym.Env):
         self.applied = None
         self._steps = 0
         self._prev_action = np.zeros(ACTION_SIZE, dtype=np.float32)
-        force, torque = self.sim.wrench()
-        return self._observation(force, torque), {"layout": self.sim.layout}
+        self._seen = self.scenario.sense(self.sim, self.sim.tick_state())
+        return self._observation(), {"layout": self.sim.layout}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """One decision: build the impedance command, run the control ticks, score the result."""
@@ -148,7 +154,6 @@ class PegInsertion(gym.Env):
         reward += self.config.env.success_reward if inserted else 0.0
         terminated = inserted or stats.fault
         truncated = not terminated and self._steps >= self.config.env.max_episode_steps
-        force, torque = self.sim.wrench()
         info = {
             "cost": stats.cost,
             "force_violation": stats.force_violation,
@@ -164,7 +169,7 @@ class PegInsertion(gym.Env):
             "insertion_depth_m": depth,
             "time_s": self.sim.time_s,
         }
-        return self._observation(force, torque), float(reward), terminated, truncated, info
+        return self._observation(), float(reward), terminated, truncated, info
 
     def run_ticks(self, command: ImpedanceCommand) -> StepStats:
         """Run one decision period of 1 ms ticks toward ``command``, through the reflex, watching
@@ -172,21 +177,22 @@ class PegInsertion(gym.Env):
         safety = self.config.safety
         face_z = float(self.sim.layout.hole_estimate_m[2])
         stats = StepStats()
-        tick = self.sim.tick_state()
-        self.reflex.begin_decision(command, tick, face_z, self.applied)
+        seen = self._seen if self._seen is not None else self.sim.tick_state()
+        self.reflex.begin_decision(command, seen, face_z, self.applied)
         for _ in range(self.config.env.ticks_per_decision):
-            decision = self.reflex.step(tick, face_z)
+            decision = self.reflex.step(seen, face_z)
             self.scenario.tick(self.sim)
             if self.tick_recorder is not None:
-                features = np.concatenate([self.reflex.features.state(tick, face_z),
-                                           self.reflex.features.action(decision.command, tick.tip_position_m)])
+                features = np.concatenate([self.reflex.features.state(seen, face_z),
+                                           self.reflex.features.action(decision.command, seen.tip_position_m)])
             self.sim.tick(decision.command)
             self.applied = decision.command
             stats.ticks += 1
             stats.reflex_ticks += int(decision.active)
             stats.reflex_fired += int(decision.fired)
             stats.max_risk = max(stats.max_risk, decision.risk)
-            tick = self.sim.tick_state()
+            tick = self.sim.tick_state()  # the truth: constraints are scored on it
+            seen = self._seen = self.scenario.sense(self.sim, tick)
             force, torque = tick.force_n, tick.torque_nm
             force_n = float(np.sqrt(force @ force))
             torque_nm = float(np.sqrt(torque @ torque))
@@ -208,10 +214,15 @@ class PegInsertion(gym.Env):
                 break
         return stats
 
-    def _observation(self, force: np.ndarray, torque: np.ndarray) -> np.ndarray:
-        pose = self.sim.tcp_pose()
-        return observation(pose.position_m, pose.rotation, self.sim.tcp_velocity(), self.sim.target_rotation,
-                           self.sim.layout.hole_estimate_m, force, torque, self._prev_action)
+    def _observation(self) -> np.ndarray:
+        """The policy's observation of the state the controllers last saw (the truth, unless a
+        sensing-fault scenario runs)."""
+        seen = self._seen if self._seen is not None else self.sim.tick_state()
+        q, dq = self.scenario.seen_joints(self.sim)
+        pose = self.sim.robot.frame_pose(q)
+        velocity = self.sim.robot.frame_jacobian(q) @ dq
+        return observation(pose.position_m, pose.rotation, velocity, self.sim.target_rotation,
+                           self.sim.layout.hole_estimate_m, seen.force_n, seen.torque_nm, self._prev_action)
 
     def _distance_to_goal_m(self) -> float:
         goal = self.sim.layout.hole_top_m - np.array([0.0, 0.0, self.config.env.success_depth_m])

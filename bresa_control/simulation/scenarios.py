@@ -7,29 +7,49 @@ hole-moves     the hole block slides ``hole_shift_m`` (3 mm) in a random horizon
 push           an external horizontal force of ``push_force_n`` on the peg for
                ``event_duration_s``, at a random time in ``event_window_s``
 friction       sliding friction of peg, block and table multiplied by ``friction_scale`` (2x)
+ft-drift       the wrist force the controllers see gains a bias growing linearly to ``ft_drift_n``
+               (4 N) by the episode's end, in a direction drawn per episode, plus Gaussian noise
+               of ``ft_noise_n`` (0.3 N) per axis and tick
+state-latency  the controllers (critic, policy) see the arm's state ``state_latency_s`` (5 ms) late
+payload        the tool is ``payload_kg`` (0.3 kg) heavier than the controller's model and the
+               sensor's tare assume
 =============  ================================================================================
 
-Each draws its randomness from the episode's seed, so every controller meets the same events.
+The sensing faults change what the controllers see (:meth:`Scenario.sense`), never the truth:
+violations are scored on the true contact force. Each scenario draws its randomness from the
+episode's seed, so every controller meets the same events.
 """
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from bresa_control.common.config import ScenarioConfig
+from bresa_control.control.robot import PEG_LINK
+from bresa_control.safety.risk_features import TickState
 from bresa_control.simulation.simulator import PegInsertionSim
 
-SCENARIOS = ("nominal", "hole-moves", "push", "friction")
+SCENARIOS = ("nominal", "hole-moves", "push", "friction", "ft-drift", "state-latency", "payload")
 
 
 class Scenario:
     """Applies one named perturbation to a :class:`PegInsertionSim`, tick by tick."""
 
-    def __init__(self, name: str, config: ScenarioConfig) -> None:
+    def __init__(self, name: str, config: ScenarioConfig, episode_s: float = 20.0, tick_s: float = 0.001) -> None:
+        """``episode_s``: the episode's length (ft-drift reaches its full bias there); ``tick_s``:
+        the control period (state-latency delays by whole ticks)."""
         if name not in SCENARIOS:
             raise ValueError(f"unknown scenario '{name}'; choose from {', '.join(SCENARIOS)}")
         self.name = name
         self.config = config
+        self._episode_s = episode_s
+        self._latency_ticks = int(round(config.state_latency_s / tick_s))
+        self._seen: deque[tuple[TickState, np.ndarray, np.ndarray]] = deque(maxlen=self._latency_ticks + 1)
+        self._bias_direction = np.zeros(3)
+        self._noise = np.random.default_rng(0)
+        self._nominal_peg: tuple[float, np.ndarray] | None = None
         self._start_s = np.inf
         self._direction = np.zeros(2)
         self._hole_xy = np.zeros(2)
@@ -49,6 +69,39 @@ class Scenario:
         self._hole_xy = sim.layout.hole_top_m[:2].copy()
         self._done = False
         sim.data.xfrc_applied[:] = 0.0
+        self._set_payload(sim, self.config.payload_kg if self.name == "payload" else 0.0)
+        if self.name == "ft-drift":
+            direction = rng.normal(size=3)
+            self._bias_direction = direction / np.linalg.norm(direction)
+            self._noise = np.random.default_rng(rng.integers(2**63))
+        self._seen.clear()
+
+    def _set_payload(self, sim: PegInsertionSim, extra_kg: float) -> None:
+        """The peg's mass in the physics (not in the controller's model nor the sensor's tare)."""
+        peg = sim.model.body(PEG_LINK).id
+        if self._nominal_peg is None:
+            self._nominal_peg = (float(sim.model.body_mass[peg]), sim.model.body_inertia[peg].copy())
+        mass, inertia = self._nominal_peg
+        sim.model.body_mass[peg] = mass + extra_kg
+        sim.model.body_inertia[peg] = inertia * (mass + extra_kg) / mass
+
+    def sense(self, sim: PegInsertionSim, tick: TickState) -> TickState:
+        """What the controllers see of the arm's state ``tick`` (the truth, after this tick)."""
+        if self.name == "ft-drift":
+            growth = min(sim.time_s / self._episode_s, 1.0)
+            noise = self._noise.normal(0.0, self.config.ft_noise_n, size=3)
+            return TickState(tick.force_n + self.config.ft_drift_n * growth * self._bias_direction + noise,
+                             tick.torque_nm, tick.tip_position_m, tick.tip_velocity_m_per_s)
+        if self.name == "state-latency":
+            self._seen.append((tick, sim.q, sim.dq))
+            return self._seen[0][0]
+        return tick
+
+    def seen_joints(self, sim: PegInsertionSim) -> tuple[np.ndarray, np.ndarray]:
+        """The joint angles (rad) and velocities (rad/s) as the controllers last saw them."""
+        if self.name == "state-latency" and self._seen:
+            return self._seen[0][1], self._seen[0][2]
+        return sim.q, sim.dq
 
     def tick(self, sim: PegInsertionSim) -> None:
         """Apply the perturbation for the current simulated time (call before each physics tick)."""
