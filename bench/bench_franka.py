@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import busy_core, meets
 
 from bresa_control.common.files import write_json_atomic
 from bresa_control.ros.bringup import DEMO_SEED
@@ -48,13 +48,8 @@ def main() -> int:
     parser.add_argument("--json", default="results/bench_franka.json")
     parser.add_argument("--busy", action="store_true", help="keep one core busy with `yes > /dev/null`")
     args = parser.parse_args()
-    busy = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) if args.busy else None
-    try:
+    with busy_core(args.busy):
         return _bench(args)
-    finally:
-        if busy is not None:
-            busy.kill()
-            busy.wait()
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -109,7 +104,7 @@ def _bench(args: argparse.Namespace) -> int:
         "latency_max_ticks": max(latencies) if latencies else None,
         "reflexes_timed": len(latencies), "reflexes_unmatched": unmatched,
     }
-    met = {name: _meets(figures[name], op, bound) for name, (op, bound) in TARGETS.items()}
+    met = {name: meets(figures[name], op, bound) for name, (op, bound) in TARGETS.items()}
     safe = all(r["peak_force_n"] < 30.0 and not r["faults"] and not r["arm_error"]
                and r["torque_rate_violations"] == 0 and r["torque_limit_violations"] == 0 for r in runs)
     print(f"worst run: arm {figures['arm_rate_hz']:.1f} Hz, period p50 {figures['period_p50_ms']:.3f} / p99 "
@@ -128,10 +123,6 @@ def _bench(args: argparse.Namespace) -> int:
     write_json_atomic(args.json, out)
     print(f"wrote {args.json}")
     return 0
-
-
-def _meets(value: float | None, op: str, bound: float) -> bool:
-    return value is not None and (value >= bound if op == ">=" else value <= bound)
 
 
 def _ticks(value: float | None) -> str:

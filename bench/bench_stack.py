@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_common import busy_core, meets
 
 from bresa_control.common.files import write_json_atomic
 from bresa_control.ros.bringup import DEMO_SEED
@@ -63,13 +63,8 @@ def main() -> int:
     parser.add_argument("--busy", action="store_true", help="keep one core busy with `yes > /dev/null`")
     args = parser.parse_args()
     targets = TARGETS_WITH_BAG if args.bag else TARGETS
-    busy = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) if args.busy else None
-    try:
+    with busy_core(args.busy):
         return _bench(args, targets)
-    finally:
-        if busy is not None:
-            busy.kill()
-            busy.wait()
 
 
 def _bench(args: argparse.Namespace, targets: dict[str, tuple[str, float]]) -> int:
@@ -119,10 +114,7 @@ def _bench(args: argparse.Namespace, targets: dict[str, tuple[str, float]]) -> i
         "reflexes_timed": len(latencies),
         "reflexes_unmatched": unmatched,
     }
-    met = {}
-    for key, (op, bound) in targets.items():
-        value = figures[key]
-        met[key] = value is not None and (value >= bound if op == ">=" else value <= bound)
+    met = {key: meets(figures[key], op, bound) for key, (op, bound) in targets.items()}
     print("worst run: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()))
     print("targets: " + ", ".join(f"{k} {targets[k][0]} {targets[k][1]}: {'met' if ok else 'NOT met'}"
                                   for k, ok in met.items()))
