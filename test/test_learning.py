@@ -363,3 +363,59 @@ def test_train_policy_refuses_an_invalid_setting_before_training(capsys: pytest.
         main(["train-policy", "--timesteps", "0", "--no-progress"])
     assert exit_info.value.code == 2
     assert "train-policy setting timesteps = 0 must be at least 1" in capsys.readouterr().err
+
+
+def test_the_cost_replay_buffer_hands_out_the_lagrangian_reward_with_the_current_multiplier() -> None:
+    import gymnasium
+
+    from bresa_control.learning.sac_lagrangian import CostReplayBuffer
+
+    box = gymnasium.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+    buffer = CostReplayBuffer(10, box, box, device="cpu")
+    for i in range(4):
+        buffer.add(np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2)), np.array([1.0]), np.array([False]),
+                   [{"cost": float(i % 2)}])
+    indices = np.arange(4)
+    assert buffer._get_samples(indices).rewards.flatten().tolist() == [1.0, 1.0, 1.0, 1.0]
+    buffer.lagrange = 2.5  # the multiplier moved after these were stored: samples use the new one
+    assert buffer._get_samples(indices).rewards.flatten().tolist() == [1.0, -1.5, 1.0, -1.5]
+
+
+def test_the_lagrange_multiplier_rises_above_the_cost_limit_and_never_goes_below_zero() -> None:
+    from types import SimpleNamespace
+
+    from bresa_control.learning.sac_lagrangian import LagrangeMultiplier
+
+    dual = LagrangeMultiplier(cost_limit=0.5, lr=0.1, initial=1.0, window=2)
+    buffer = SimpleNamespace(lagrange=None)
+    # What SB3 hands the callback when training starts: the model, its buffer and its logger.
+    dual.model = SimpleNamespace(replay_buffer=buffer, logger=SimpleNamespace(record=lambda *_: None))
+    dual.end_episode(3.0)  # mean 3.0 > 0.5: lambda += 0.1 * 2.5
+    assert dual.value == pytest.approx(1.25) and buffer.lagrange == pytest.approx(1.25)
+    for _ in range(30):  # safe episodes: lambda falls, and stops at zero
+        dual.end_episode(0.0)
+    assert dual.value == 0.0 and buffer.lagrange == 0.0
+
+
+def test_sac_lagrangian_training_writes_a_policy_the_evaluation_runs(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    code = main(["train-sac-lagrangian", "--timesteps", "40", "--learning-starts", "10", "--select-every", "20",
+                 "--select-episodes", "1", "--models-dir", str(models), "--tensorboard", str(tmp_path / "tb"),
+                 "--no-progress"])
+    assert code == 0
+    card = read_card(models / "sac_lagrangian" / "task_policy.zip")
+    assert card["settings"]["cost_limit"] == 0.1 and card["reflex_during_training"] == "off"
+    assert card["lagrange"]["final"] >= 0.0 and card["checkpoint_selection"]["selected"] is not None
+    short = tmp_path / "short.yaml"
+    short.write_text("env:\n  max_episode_steps: 5\n")
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--controller", "sac-lagrangian", "--episodes", "1", "--config", str(short),
+                 "--models-dir", str(models), "--json", str(out), "--no-progress"]) == 0
+    assert json.loads(out.read_text())["controller"] == "sac-lagrangian"
+
+
+def test_sac_lagrangian_without_its_policy_is_a_clear_model_error(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    code = main(["evaluate", "--controller", "sac-lagrangian", "--episodes", "1", "--models-dir", str(tmp_path)])
+    assert code == 2
+    assert "sac_lagrangian/task_policy.zip does not exist" in capsys.readouterr().err

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from bresa_control.app.evaluate import CONTROLLERS, evaluate, format_table, plot_episode, report
-from bresa_control.common.cards import ModelError, models_folder, record_evaluation
+from bresa_control.app.evaluate import CONTROLLERS, evaluate, format_table, plot_episode, policy_folder, report
+from bresa_control.common.cards import SAC_LAGRANGIAN_DIR, ModelError, record_evaluation
 from bresa_control.common.config import ConfigError, load_config
 from bresa_control.common.files import write_json_atomic
-from bresa_control.learning.settings import CriticTraining, PolicyTraining
+from bresa_control.learning.settings import CriticTraining, PolicyTraining, SacLagrangianTraining
 from bresa_control.ros.bringup import DEMO_SEED
 from bresa_control.simulation.rollout import EpisodeResult, summarise
 from bresa_control.simulation.scenarios import SCENARIOS
@@ -91,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--no-progress", action="store_true")
     tp.set_defaults(func=_train_policy)
 
+    tl = commands.add_parser("train-sac-lagrangian",
+                             help="train the SAC-Lagrangian baseline (no reflex; a learned multiplier on the cost)")
+    add_settings(tl, SacLagrangianTraining)
+    tl.add_argument("--models-dir", default="models", help="writes sac_lagrangian/task_policy.zip and its card here")
+    tl.add_argument("--tensorboard", default="runs", help="TensorBoard log folder")
+    tl.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    tl.add_argument("--no-progress", action="store_true")
+    tl.set_defaults(func=_train_sac_lagrangian)
+
     de = commands.add_parser("demo", help="run the ROS 2 stack (three nodes) for one insertion")
     de.add_argument("--seed", type=int, default=DEMO_SEED,
                     help=f"episode seed (hole, perception error, start); default {DEMO_SEED}, a typical episode")
@@ -144,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if args.record_in_card and CONTROLLERS[args.controller][0] != "sac":
+    if args.record_in_card and policy_folder(args.controller) is None:
         print(f"bresa: --record-in-card: the {args.controller} controller runs no trained task policy, "
               "so there is no model card to record in", file=sys.stderr)
         return 2
@@ -174,7 +183,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         write_json_atomic(args.json, report(summary, results, args.seed, complete=True, command=args.command_line))
         print(f"wrote {args.json}")
     if args.record_in_card:
-        print(f"recorded in {record_evaluation(models_folder(args.models_dir), summary, args.command_line)}")
+        folder = policy_folder(args.controller, args.models_dir)
+        print(f"recorded in {record_evaluation(folder, summary, args.command_line)}")
     plot = args.plot or (str(Path(args.json).with_suffix(".png")) if args.json else None)
     if plot:
         print(f"wrote {plot_episode(args.controller, config, args.scenario, args.seed, plot, args.models_dir)}")
@@ -241,6 +251,26 @@ def _train_policy(args: argparse.Namespace) -> int:
     print(f"wrote {args.models_dir}/task_policy.zip ({card['timesteps']} steps, seed {card['seed']}): the "
           f"checkpoint of step {best['timestep']}, {best['success_rate']:.0%} inserted in "
           f"{card['checkpoint_selection']['episodes']} held-out episodes with the reflex")
+    return 0
+
+
+def _train_sac_lagrangian(args: argparse.Namespace) -> int:
+    from bresa_control.learning.sac_lagrangian import train_sac_lagrangian
+
+    config = load_config(args.config)
+    try:
+        card = train_sac_lagrangian(config, args.models_dir, settings_from(args, SacLagrangianTraining),
+                                    args.tensorboard, progress=not args.no_progress, command=args.command_line)
+    except KeyboardInterrupt:
+        print("\ninterrupted: no policy written", file=sys.stderr)
+        return 130
+    except ValueError as exc:
+        print(f"bresa: {exc}", file=sys.stderr)
+        return 2
+    best = card["checkpoint_selection"]["selected"]
+    print(f"wrote {args.models_dir}/{SAC_LAGRANGIAN_DIR}/task_policy.zip ({card['timesteps']} steps, seed "
+          f"{card['seed']}): the checkpoint of step {best['timestep']}, {best['success_rate']:.0%} inserted in "
+          f"{card['checkpoint_selection']['episodes']} held-out episodes; final lambda {card['lagrange']['final']:.3g}")
     return 0
 
 

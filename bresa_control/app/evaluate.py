@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from bresa_control.common.cards import models_folder
+from bresa_control.common.cards import SAC_LAGRANGIAN_DIR, models_folder
 from bresa_control.common.config import BresaConfig
 from bresa_control.contract import Controller
 from bresa_control.policies.residual import ResidualController, load_task_policy
@@ -35,6 +35,7 @@ CONTROLLERS = {
     "force-guard": ("sac", "control-rate", "rule"),  # + soften gains past 80 % of F_max
     "recovery-rl": ("sac", "decision-rate", "learned"),  # + critic once per decision
     "bresa": ("sac", "control-rate", "learned"),  # + critic at every control tick
+    "sac-lagrangian": ("sac-lagrangian", "off", None),  # SAC trained with a learned cost multiplier
 }
 
 
@@ -55,10 +56,9 @@ def make_controller(name: str, config: BresaConfig, models_dir: str | Path | Non
     policy_kind, mode, reflex = CONTROLLERS[name]
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode=mode))
     folder = models_folder(models_dir)
-    if policy_kind == "scripted":
-        policy: Controller = SpiralSearch(config)
-    else:
-        policy = ResidualController(load_task_policy(folder), config)
+    policy_dir = policy_folder(name, models_dir)
+    policy: Controller = (SpiralSearch(config) if policy_dir is None
+                          else ResidualController(load_task_policy(policy_dir), config))
     critic: RiskModel | None = None
     recovery: RecoveryModel | None = None
     if reflex == "rule":
@@ -66,6 +66,16 @@ def make_controller(name: str, config: BresaConfig, models_dir: str | Path | Non
     elif reflex == "learned":
         critic, recovery, _ = load_reflex_models(config, folder)
     return ControllerSetup(policy, config, critic, recovery)
+
+
+def policy_folder(name: str, models_dir: str | Path | None = None) -> Path | None:
+    """Where a controller's trained task policy and its card are (None: it runs the spiral search).
+    ``sac-lagrangian`` has its own (``bresa train-sac-lagrangian``); the others share Bresa's."""
+    policy_kind = CONTROLLERS[name][0]
+    if policy_kind == "scripted":
+        return None
+    folder = models_folder(models_dir)
+    return folder / SAC_LAGRANGIAN_DIR if policy_kind == "sac-lagrangian" else folder
 
 
 def evaluate(

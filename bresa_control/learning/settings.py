@@ -8,7 +8,7 @@ exactly how to make its model again. Imports no stable-baselines3 and no simulat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from bresa_control.policies.residual import RESIDUAL_SCALE
 
@@ -19,17 +19,12 @@ def _setting(default: Any, help: str) -> Any:
 
 
 @dataclass(frozen=True)
-class PolicyTraining:
-    """Every setting of ``bresa train-policy``, SAC's included, in one place (CleanRL's ``Args``).
-
-    The command line's flags and defaults are made from these fields, and the policy's card
-    records all of them, so a card says exactly how to make its policy again.
-    """
+class SacTraining:
+    """The settings every SAC task policy shares (``bresa train-policy``, ``bresa
+    train-sac-lagrangian``): the run, the checkpoint selection, the residual and SAC's own."""
 
     timesteps: int = _setting(50_000, "decision steps of SAC training")
     seed: int = _setting(0, "seed of SAC, torch and the episodes")
-    refine_every: int = _setting(2000, "decisions between rounds of online critic refinement")
-    refine_steps: int = _setting(100, "TD updates of the critic per refinement round")
     select_every: int = _setting(2500, "decisions between checkpoint evaluations (the best is written)")
     select_episodes: int = _setting(20, "held-out episodes per checkpoint evaluation")
     residual_scale: float = _setting(RESIDUAL_SCALE, "environment action = scripted + scale * residual")
@@ -41,20 +36,61 @@ class PolicyTraining:
     gradient_steps: int = _setting(1, "SAC: gradient steps per update")
     net_arch: tuple[int, ...] = _setting((256, 256), "SAC: hidden units of actor and critic")
     threads: int = _setting(1, "torch threads (1 is fastest for per-tick critic calls on 2 cores)")
+    COMMAND: ClassVar[str] = "training"  # the command these settings are for, in error messages
 
     def __post_init__(self) -> None:
-        for name in ("timesteps", "refine_every", "refine_steps", "select_every", "select_episodes", "batch_size",
-                     "train_freq", "gradient_steps", "threads"):
+        for name in ("timesteps", "select_every", "select_episodes", "batch_size", "train_freq", "gradient_steps",
+                     "threads"):
             if getattr(self, name) < 1:
-                raise ValueError(f"train-policy setting {name} = {getattr(self, name)} must be at least 1")
+                raise ValueError(f"{self.COMMAND} setting {name} = {getattr(self, name)} must be at least 1")
         if not 0.0 < self.gamma < 1.0 or self.residual_scale <= 0.0:
-            raise ValueError(f"train-policy settings need 0 < gamma < 1 and residual_scale > 0, got gamma "
+            raise ValueError(f"{self.COMMAND} settings need 0 < gamma < 1 and residual_scale > 0, got gamma "
                              f"{self.gamma}, residual_scale {self.residual_scale}")
 
     @property
     def replay_size(self) -> int:
         """The replay buffer's size in decisions."""
         return self.buffer_size or max(self.timesteps, 1000)
+
+
+@dataclass(frozen=True)
+class PolicyTraining(SacTraining):
+    """Every setting of ``bresa train-policy`` (Bresa's task policy: SAC with the reflex in the loop
+    and the risk critic refined online), SAC's included, in one place (CleanRL's ``Args``).
+
+    The command line's flags and defaults are made from these fields, and the policy's card
+    records all of them, so a card says exactly how to make its policy again.
+    """
+
+    refine_every: int = _setting(2000, "decisions between rounds of online critic refinement")
+    refine_steps: int = _setting(100, "TD updates of the critic per refinement round")
+    COMMAND: ClassVar[str] = "train-policy"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("refine_every", "refine_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train-policy setting {name} = {getattr(self, name)} must be at least 1")
+
+
+@dataclass(frozen=True)
+class SacLagrangianTraining(SacTraining):
+    """Every setting of ``bresa train-sac-lagrangian``: SAC on ``r - lambda c`` with lambda learned by
+    dual ascent against a limit on the expected episode cost (:mod:`bresa_control.learning.sac_lagrangian`)."""
+
+    cost_limit: float = _setting(0.1, "allowed expected cost per episode: decisions with a violation (0.1: about "
+                                      "one episode in ten with one violating decision)")
+    lagrange_lr: float = _setting(0.05, "dual step size: lambda += lr * (mean episode cost - cost_limit)")
+    lagrange_initial: float = _setting(1.0, "lambda at the start (the cost's weight in the reward)")
+    cost_window: int = _setting(20, "episodes in the mean episode cost of the dual step")
+    COMMAND: ClassVar[str] = "train-sac-lagrangian"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.cost_limit < 0.0 or self.lagrange_lr <= 0.0 or self.lagrange_initial < 0.0 or self.cost_window < 1:
+            raise ValueError("train-sac-lagrangian settings need cost_limit >= 0, lagrange_lr > 0, "
+                             f"lagrange_initial >= 0 and cost_window >= 1, got {self.cost_limit}, {self.lagrange_lr}, "
+                             f"{self.lagrange_initial}, {self.cost_window}")
 
 
 @dataclass(frozen=True)

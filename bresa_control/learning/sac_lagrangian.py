@@ -1,0 +1,152 @@
+"""``bresa train-sac-lagrangian``: the constrained-RL baseline, SAC with a learned Lagrange multiplier.
+
+The task is the one ``bresa`` learns (the residual on the spiral search, :class:`ResidualTask`),
+with no reflex and no critic: safety comes only from the training objective, the Lagrangian
+relaxation of "maximise return subject to expected episode cost <= ``cost_limit``":
+
+    max_pi min_{lambda >= 0}  E[sum r] - lambda (E[sum c] - cost_limit)
+
+with the environment's per-decision cost ``c`` (``info["cost"]``: 1 if the wrist force, wrist
+torque or workspace constraint was violated during the decision, else 0).
+
+* **Policy step**: SAC on the Lagrangian reward ``r - lambda c``. The replay buffer keeps reward and
+  cost apart (:class:`CostReplayBuffer`) and hands SAC ``r - lambda c`` with the *current* lambda at
+  every sample, so old transitions never carry a stale multiplier. (OmniSafe's SAC-Lag learns a
+  separate cost critic instead; with a slow dual step the two agree, and this keeps SB3's SAC
+  unchanged.)
+* **Dual step** (:class:`LagrangeMultiplier`, an SB3 callback): after every episode,
+  ``lambda <- max(0, lambda + lagrange_lr (mean cost of the last cost_window episodes - cost_limit))``.
+* Checkpoint selection, progress and the card as ``bresa train-policy`` (:mod:`policy_training`):
+  selection runs the policy alone (no reflex), as it is deployed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+from bresa_control.common.cards import POLICY_FILE, SAC_LAGRANGIAN_DIR, write_card
+from bresa_control.common.config import BresaConfig, config_to_dict
+from bresa_control.common.files import atomic_output
+from bresa_control.learning.policy_training import BestCheckpoint, ProgressBar
+from bresa_control.learning.residual_task import ResidualTask
+from bresa_control.learning.settings import SacLagrangianTraining
+from bresa_control.simulation.env import PegInsertion
+
+
+class CostReplayBuffer(ReplayBuffer):
+    """SB3's replay buffer, also keeping each transition's cost; samples carry ``r - lagrange * c``
+    with the multiplier as it is when they are drawn. One environment only."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.n_envs != 1:
+            raise ValueError(f"CostReplayBuffer takes one environment, got {self.n_envs}")
+        self.costs = np.zeros((self.buffer_size, 1), dtype=np.float32)
+        self.lagrange = 0.0
+
+    def add(self, obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
+            done: np.ndarray, infos: list[dict[str, Any]]) -> None:
+        """Store a transition and its cost (``info["cost"]``, 0 if absent)."""
+        self.costs[self.pos, 0] = float(infos[0].get("cost", 0.0))
+        super().add(obs, next_obs, action, reward, done, infos)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> ReplayBufferSamples:
+        samples = super()._get_samples(batch_inds, env)
+        cost = self.to_torch(self.costs[batch_inds, 0].reshape(-1, 1))
+        return samples._replace(rewards=samples.rewards - self.lagrange * cost)
+
+
+class LagrangeMultiplier(BaseCallback):
+    """The dual step: after each episode, move lambda by ``lr * (recent mean episode cost - limit)``,
+    never below zero; the replay buffer uses the new value from its next sample on."""
+
+    def __init__(self, cost_limit: float, lr: float, initial: float, window: int) -> None:
+        super().__init__()
+        self.cost_limit, self.lr = cost_limit, lr
+        self.value = initial
+        self.episode_costs: deque[float] = deque(maxlen=window)
+        self._episode_cost = 0.0
+        self.history: list[tuple[int, float, float]] = []  # (timestep, mean episode cost, lambda)
+
+    def _on_training_start(self) -> None:
+        self.model.replay_buffer.lagrange = self.value  # type: ignore[union-attr]
+
+    def _on_step(self) -> bool:
+        self._episode_cost += float(self.locals["infos"][0].get("cost", 0.0))
+        if self.locals["dones"][0]:
+            self.end_episode(self._episode_cost)
+            self._episode_cost = 0.0
+        return True
+
+    def end_episode(self, cost: float) -> None:
+        """One episode ended with total ``cost``: take the dual step."""
+        self.episode_costs.append(cost)
+        mean_cost = float(np.mean(self.episode_costs))
+        self.value = max(0.0, self.value + self.lr * (mean_cost - self.cost_limit))
+        self.model.replay_buffer.lagrange = self.value  # type: ignore[union-attr]
+        self.history.append((self.num_timesteps, mean_cost, self.value))
+        self.logger.record("lagrange/lambda", self.value)
+        self.logger.record("lagrange/episode_cost_mean", mean_cost)
+
+
+def train_sac_lagrangian(
+    config: BresaConfig,
+    models_dir: str | Path,
+    settings: SacLagrangianTraining,
+    tensorboard_dir: str | None = "runs",
+    progress: bool = True,
+    command: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Train SAC-Lagrangian and write its best checkpoint (held-out selection, no reflex) and card
+    to ``models_dir/sac_lagrangian/``; returns the card."""
+    folder = Path(models_dir) / SAC_LAGRANGIAN_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="off"))
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(settings.threads)
+    started = time.monotonic()
+    env = Monitor(ResidualTask(PegInsertion(config), settings.residual_scale))
+    model = SAC(
+        "MlpPolicy", env, seed=settings.seed, device="cpu", learning_starts=settings.learning_starts,
+        buffer_size=settings.replay_size, batch_size=settings.batch_size, gamma=settings.gamma,
+        train_freq=settings.train_freq, gradient_steps=settings.gradient_steps, tensorboard_log=tensorboard_dir,
+        policy_kwargs={"net_arch": list(settings.net_arch)}, replay_buffer_class=CostReplayBuffer, verbose=0,
+    )
+    dual = LagrangeMultiplier(settings.cost_limit, settings.lagrange_lr, settings.lagrange_initial,
+                              settings.cost_window)
+    selection = BestCheckpoint(PegInsertion(config), settings.select_every, settings.select_episodes,
+                               settings.residual_scale)
+    callbacks: list[BaseCallback] = [dual, selection] + ([ProgressBar()] if progress else [])
+    model.learn(total_timesteps=settings.timesteps, callback=callbacks, tb_log_name="sac_lagrangian")
+    with atomic_output(folder / POLICY_FILE, suffix=".zip") as tmp:
+        model.save(tmp)
+    card = {
+        "kind": "task_policy", "algorithm": "SAC-Lagrangian (stable-baselines3 SAC on r - lambda c, dual ascent "
+                                            "on lambda), residual on the spiral search, no reflex",
+        "residual_scale": settings.residual_scale, "observation": "env observation (22) + scripted action (7)",
+        "seed": settings.seed, "timesteps": settings.timesteps, "command": list(command),
+        "settings": {**dataclasses.asdict(settings), "net_arch": list(settings.net_arch)},
+        "reflex_during_training": "off", "config": config_to_dict(config),
+        "training_wall_time_s": round(time.monotonic() - started, 1), "threads": settings.threads,
+        "lagrange": {"final": dual.value, "history_every_episode": dual.history},
+        "checkpoint_selection": {
+            "every_timesteps": settings.select_every, "episodes": settings.select_episodes,
+            "seeds": [selection.seeds[0], selection.seeds[-1]], "controller": "the policy alone (no reflex)",
+            "selected": selection.best, "history": selection.history,
+        },
+    }
+    write_card(folder / POLICY_FILE, card)
+    return card
