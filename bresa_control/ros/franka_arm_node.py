@@ -82,12 +82,12 @@ class FrankaArmNode(BresaNode):
             self.robot = connect(robot_ip, bool(self.param("realtime")), float(self.param("connect_wait_s")))
             state = self.robot.read_once()
             check_kinematics(model, self._flange, np.array(state.q), state.O_T_EE, state.F_T_EE)
+            peg = self.config.scene.peg
+            set_tool_load(self.robot, peg.mass_kg, (0.0, 0.0, peg.length_m / 2.0), peg_inertia(peg))
         except (RobotUnavailable, ModelMismatch) as exc:
             raise StartupError(str(exc)) from None
         except FRANKA_ERRORS as exc:
-            raise StartupError(f"the robot at {robot_ip} did not report its state: {exc}") from None
-        peg = self.config.scene.peg
-        set_tool_load(self.robot, peg.mass_kg, (0.0, 0.0, peg.length_m / 2.0), peg_inertia(peg))
+            raise StartupError(f"the robot at {robot_ip} refused its state or the tool's load: {exc}") from None
         self._joints_pub = self.create_publisher(JointState, contract.JOINT_STATES, messages.FAST_PUB_QOS)
         self._wrench_pub = self.create_publisher(WrenchStamped, contract.WRENCH, messages.FAST_PUB_QOS)
         self._joints, self._wrench = JointState(), WrenchStamped()

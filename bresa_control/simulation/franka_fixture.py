@@ -65,6 +65,7 @@ FLANGE_LINK = "link8"  # the flange in the URDF franky-sim serves (franky_sim/as
 FIXTURE_BIT = 2  # contype/conaffinity of the peg, table and block: the arm's own geoms never touch them
 CARTESIAN_REFLEX = 7  # index of cartesian_reflex in libfranka's Errors (franka/errors.h)
 _PREFIX = "robot0_"  # franky-sim's names for its first robot
+_EE_BEYOND_FLANGE_M = 0.1034  # franky-sim's default end effector (K = EE): the Franka Hand's TCP
 _FT_SITE, _FORCE, _TORQUE, _TIP_SITE = "peg_ft_site", "peg_ft_force", "peg_ft_torque", "peg_tip_site"
 
 
@@ -236,10 +237,10 @@ class FrankaFixture:
         data = sim.data
         force, torque = self._sensor.read(data)
         self._force_n = force
-        # O_F_ext_hat_K: the wrench on the stiffness frame K (franky-sim: K = EE, the hand's TCP,
-        # 0.1034 m beyond the flange), base-frame axes.
+        # O_F_ext_hat_K: the wrench on the stiffness frame K (franky-sim: K = EE, the hand's TCP
+        # beyond the flange), base-frame axes.
         hand_rotation = data.xmat[self._hand_body].reshape(3, 3)
-        tcp_m = data.xpos[self._hand_body] + hand_rotation[:, 2] * 0.1034
+        tcp_m = data.xpos[self._hand_body] + hand_rotation[:, 2] * _EE_BEYOND_FLANGE_M
         lever = data.xpos[self._hand_body] - tcp_m
         self._wrench_k = np.concatenate([force, torque + cross(lever, force)])
         self.ticks += 1
