@@ -160,12 +160,16 @@ class ProgressBar(ProgressBarCallback):
     """SB3's progress bar, drawn with plain tqdm when stderr is not a terminal (a log file, CI):
     there rich's live bar would show nothing until training ends."""
 
+    def __init__(self, desc: str = "train-policy") -> None:
+        super().__init__()
+        self.desc = desc
+
     def _on_training_start(self) -> None:
         if sys.stderr.isatty():
             super()._on_training_start()
         else:
             total = self.locals["total_timesteps"] - self.model.num_timesteps
-            self.pbar = tqdm(total=total, desc="train-policy", unit="step", mininterval=10.0)
+            self.pbar = tqdm(total=total, desc=self.desc, unit="step", mininterval=10.0)
 
 
 def train_task_policy(

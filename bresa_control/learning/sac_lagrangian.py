@@ -129,7 +129,7 @@ def train_sac_lagrangian(
                               settings.cost_window)
     selection = BestCheckpoint(PegInsertion(config), settings.select_every, settings.select_episodes,
                                settings.residual_scale)
-    callbacks: list[BaseCallback] = [dual, selection] + ([ProgressBar()] if progress else [])
+    callbacks: list[BaseCallback] = [dual, selection] + ([ProgressBar("train-sac-lagrangian")] if progress else [])
     model.learn(total_timesteps=settings.timesteps, callback=callbacks, tb_log_name="sac_lagrangian")
     with atomic_output(folder / POLICY_FILE, suffix=".zip") as tmp:
         model.save(tmp)
