@@ -40,7 +40,7 @@ from bresa_control.common.files import atomic_output
 from bresa_control.learning import collect
 from bresa_control.learning.critic import RiskTD, Transitions, TwinRiskCritic, export
 from bresa_control.learning.residual_task import ResidualTask
-from bresa_control.learning.settings import CriticTraining, PolicyTraining
+from bresa_control.learning.settings import CriticTraining, PolicyTraining, SacTraining
 from bresa_control.policies.residual import RESIDUAL_SCALE, ResidualController
 from bresa_control.safety.models import TorchRisk, load_reflex_models
 from bresa_control.safety.risk_features import FEATURE_SIZE
@@ -198,12 +198,7 @@ def train_task_policy(
     critic_settings = CriticTraining(**{**critic_card["training"], "gamma_risk": config.reflex.gamma_risk})
     refinement = CriticRefinement(base_env, RiskTD(critic, critic_settings), offline, settings.refine_every,
                                   settings.refine_steps, settings.seed)
-    model = SAC(
-        "MlpPolicy", env, seed=settings.seed, device="cpu", learning_starts=settings.learning_starts,
-        buffer_size=settings.replay_size, batch_size=settings.batch_size, gamma=settings.gamma,
-        train_freq=settings.train_freq, gradient_steps=settings.gradient_steps, tensorboard_log=tensorboard_dir,
-        policy_kwargs={"net_arch": list(settings.net_arch)}, verbose=0,
-    )
+    model = make_sac(env, settings, tensorboard_dir)
     # Selection runs what is deployed: the shipped (offline) critic, not the one refined here.
     selection = BestCheckpoint(PegInsertion(config, shipped_critic, recovery), settings.select_every,
                                settings.select_episodes, settings.residual_scale)
@@ -225,21 +220,40 @@ def train_task_policy(
                               "online_ticks": len(refinement.cost),
                               "online_violating_ticks": refinement.online_violations},
     })
-    card = {
-        "kind": "task_policy", "algorithm": "SAC (stable-baselines3), residual on the spiral search",
+    card = policy_card(settings, config, command, started, selection, "SAC (stable-baselines3), residual on the spiral "
+                       "search", reflex="control-rate", selected_with="bresa (shipped critic, control-rate)")
+    write_card(folder / POLICY_FILE, card)
+    return card
+
+
+def make_sac(env: Any, settings: SacTraining, tensorboard_dir: str | None, **extra: Any) -> SAC:
+    """stable-baselines3's SAC on the residual task with the settings' hyperparameters (``extra``:
+    more of SAC's arguments, such as a replay buffer class)."""
+    return SAC(
+        "MlpPolicy", env, seed=settings.seed, device="cpu", learning_starts=settings.learning_starts,
+        buffer_size=settings.replay_size, batch_size=settings.batch_size, gamma=settings.gamma,
+        train_freq=settings.train_freq, gradient_steps=settings.gradient_steps, tensorboard_log=tensorboard_dir,
+        policy_kwargs={"net_arch": list(settings.net_arch)}, verbose=0, **extra,
+    )
+
+
+def policy_card(settings: SacTraining, config: BresaConfig, command: Sequence[str], started_s: float,
+                selection: BestCheckpoint, algorithm: str, reflex: str, selected_with: str) -> dict[str, Any]:
+    """A task policy's card: how it was made (command, every setting, config, wall time, the reflex
+    during training) and which checkpoint the held-out selection kept."""
+    return {
+        "kind": "task_policy", "algorithm": algorithm,
         "residual_scale": settings.residual_scale, "observation": "env observation (22) + scripted action (7)",
         "seed": settings.seed, "timesteps": settings.timesteps, "command": list(command),
         "settings": {**dataclasses.asdict(settings), "net_arch": list(settings.net_arch)},
-        "reflex_during_training": "control-rate", "config": config_to_dict(config),
-        "training_wall_time_s": round(time.monotonic() - started, 1), "threads": settings.threads,
+        "reflex_during_training": reflex, "config": config_to_dict(config),
+        "training_wall_time_s": round(time.monotonic() - started_s, 1), "threads": settings.threads,
         "checkpoint_selection": {
             "every_timesteps": settings.select_every, "episodes": settings.select_episodes,
-            "seeds": [selection.seeds[0], selection.seeds[-1]], "controller": "bresa (shipped critic, control-rate)",
+            "seeds": [selection.seeds[0], selection.seeds[-1]], "controller": selected_with,
             "selected": selection.best, "history": selection.history,
         },
     }
-    write_card(folder / POLICY_FILE, card)
-    return card
 
 
 def _eager_critic(scripted: torch.jit.ScriptModule, card: dict[str, Any]) -> TwinRiskCritic:

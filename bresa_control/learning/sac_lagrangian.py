@@ -31,16 +31,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from bresa_control.common.cards import POLICY_FILE, SAC_LAGRANGIAN_DIR, write_card
-from bresa_control.common.config import BresaConfig, config_to_dict
+from bresa_control.common.config import BresaConfig
 from bresa_control.common.files import atomic_output
-from bresa_control.learning.policy_training import BestCheckpoint, ProgressBar
+from bresa_control.learning.policy_training import BestCheckpoint, ProgressBar, make_sac, policy_card
 from bresa_control.learning.residual_task import ResidualTask
 from bresa_control.learning.settings import SacLagrangianTraining
 from bresa_control.simulation.env import PegInsertion
@@ -119,12 +118,7 @@ def train_sac_lagrangian(
     torch.set_num_threads(settings.threads)
     started = time.monotonic()
     env = Monitor(ResidualTask(PegInsertion(config), settings.residual_scale))
-    model = SAC(
-        "MlpPolicy", env, seed=settings.seed, device="cpu", learning_starts=settings.learning_starts,
-        buffer_size=settings.replay_size, batch_size=settings.batch_size, gamma=settings.gamma,
-        train_freq=settings.train_freq, gradient_steps=settings.gradient_steps, tensorboard_log=tensorboard_dir,
-        policy_kwargs={"net_arch": list(settings.net_arch)}, replay_buffer_class=CostReplayBuffer, verbose=0,
-    )
+    model = make_sac(env, settings, tensorboard_dir, replay_buffer_class=CostReplayBuffer)
     dual = LagrangeMultiplier(settings.cost_limit, settings.lagrange_lr, settings.lagrange_initial,
                               settings.cost_window)
     selection = BestCheckpoint(PegInsertion(config), settings.select_every, settings.select_episodes,
@@ -133,20 +127,9 @@ def train_sac_lagrangian(
     model.learn(total_timesteps=settings.timesteps, callback=callbacks, tb_log_name="sac_lagrangian")
     with atomic_output(folder / POLICY_FILE, suffix=".zip") as tmp:
         model.save(tmp)
-    card = {
-        "kind": "task_policy", "algorithm": "SAC-Lagrangian (stable-baselines3 SAC on r - lambda c, dual ascent "
-                                            "on lambda), residual on the spiral search, no reflex",
-        "residual_scale": settings.residual_scale, "observation": "env observation (22) + scripted action (7)",
-        "seed": settings.seed, "timesteps": settings.timesteps, "command": list(command),
-        "settings": {**dataclasses.asdict(settings), "net_arch": list(settings.net_arch)},
-        "reflex_during_training": "off", "config": config_to_dict(config),
-        "training_wall_time_s": round(time.monotonic() - started, 1), "threads": settings.threads,
-        "lagrange": {"final": dual.value, "history_every_episode": dual.history},
-        "checkpoint_selection": {
-            "every_timesteps": settings.select_every, "episodes": settings.select_episodes,
-            "seeds": [selection.seeds[0], selection.seeds[-1]], "controller": "the policy alone (no reflex)",
-            "selected": selection.best, "history": selection.history,
-        },
-    }
+    card = policy_card(settings, config, command, started, selection, "SAC-Lagrangian (stable-baselines3 SAC on "
+                       "r - lambda c, dual ascent on lambda), residual on the spiral search, no reflex",
+                       reflex="off", selected_with="the policy alone (no reflex)")
+    card["lagrange"] = {"final": dual.value, "history_every_episode": dual.history}
     write_card(folder / POLICY_FILE, card)
     return card
