@@ -135,7 +135,7 @@ class FrankaArmNode(BresaNode):
                 motion.write(self.loop.tick(q, dq, now))
                 self.stats.record(start, time.perf_counter() - start)
                 self._publish(state, q, dq, now)
-                self._count_robot_ticks(state)
+                self._count_robot_ticks(state, now)
                 if self.loop.ticks % 1000 == 0:
                     self._publish_diagnostics()
                 state, _ = motion.read()
@@ -147,9 +147,12 @@ class FrankaArmNode(BresaNode):
                 motion.finish()
             self._publish_diagnostics()
 
-    def _count_robot_ticks(self, state: Any) -> None:
-        """Track the robot's clock: ticks it ran and libfranka's worst command success rate."""
+    def _count_robot_ticks(self, state: Any, now: float) -> None:
+        """Track the robot's clock: ticks it ran, libfranka's worst command success rate and, with
+        ``trace``, which robot tick the state stamped ``now`` was."""
         robot_ms = round(state.time.to_sec() * 1e3)
+        if self._trace:
+            self.tick_trace.append((now, robot_ms))
         if self._robot_ms is not None:
             self.robot_ticks += robot_ms - self._robot_ms
         self._robot_ms = robot_ms
@@ -177,8 +180,6 @@ class FrankaArmNode(BresaNode):
                 msg = messages.wrench(force, torque, 0.0, self._wrench)
                 msg.header.stamp = latest.header.stamp
                 self.send(self._wrench_pub, msg)
-        if self._trace:
-            self.tick_trace.append((now, round(state.time.to_sec() * 1e3)))
 
     # ---- diagnostics and summary ---------------------------------------------------------
 

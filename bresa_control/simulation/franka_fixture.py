@@ -56,7 +56,7 @@ from franky_sim.urdf import URDF_PATH
 from bresa_control.common.config import BresaConfig
 from bresa_control.contract import target_rotation
 from bresa_control.control.robot import PEG_LINK, RobotModel, attach_peg
-from bresa_control.runtime.franka_loop import cross
+from bresa_control.runtime.franka_loop import cross, pose_matrix
 from bresa_control.simulation.layout import HOME_Q, draw_episode, hole_geometry, hole_pieces, inserted
 from bresa_control.simulation.scene import PegWrenchSensor
 
@@ -253,7 +253,7 @@ class FrankaFixture:
             self._reflex(magnitude)
 
     def _wrench_in_k(self, state: Any) -> tuple[float, ...]:
-        rotation = np.array(state.O_T_EE, dtype=float).reshape(4, 4, order="F")[:3, :3]
+        rotation = pose_matrix(state.O_T_EE)[:3, :3]
         return tuple(float(v) for v in (rotation.T @ self._wrench_k.reshape(2, 3).T).T.ravel())
 
     def _reflex(self, force_n: float) -> None:
