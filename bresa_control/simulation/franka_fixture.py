@@ -91,6 +91,7 @@ class TorqueAudit:
         self._tolerance = tolerance_nm  # the protocol carries float64; this is for rounding only
         self._previous = np.zeros(7)  # a torque motion starts from zero commanded torque
         self.commands = 0
+        self.late_commands = 0  # arrived after the robot had ended the motion (in flight at a fault)
         self.max_abs_nm = np.zeros(7)
         self.max_rate_nm_per_tick = 0.0
         self.torque_violations = 0
@@ -110,9 +111,14 @@ class TorqueAudit:
         self.rate_violations += int(rate > self._rate + self._tolerance)
         self._previous = np.array(tau_nm, dtype=float)
 
+    def record_late(self) -> None:
+        """A command that reached the robot after it had ended the motion (not executed)."""
+        self.late_commands += 1
+
     def summary(self) -> dict[str, Any]:
         """The figures the tests and the demo check."""
-        return {"torque_commands": self.commands, "max_abs_torque_nm": self.max_abs_nm.round(4).tolist(),
+        return {"torque_commands": self.commands, "late_torque_commands": self.late_commands,
+                "max_abs_torque_nm": self.max_abs_nm.round(4).tolist(),
                 "max_torque_rate_nm_per_tick": round(self.max_rate_nm_per_tick, 6),
                 "torque_limit_violations": self.torque_violations,
                 "torque_rate_violations": self.rate_violations}
@@ -198,8 +204,11 @@ class FrankaFixture:
 
         def audited_receive(data: bytes) -> None:
             command = UDPCommand.from_bytes(data)
-            if command.message_id > 0 and not command.torque_command_finished and self._torque_mode():
-                audit.record(np.asarray(command.tau_J_d, dtype=float))
+            if command.message_id > 0 and not command.torque_command_finished:
+                if self._torque_mode():
+                    audit.record(np.asarray(command.tau_J_d, dtype=float))
+                elif self.faults:
+                    audit.record_late()
             receive(data)
 
         robot_server._handle_udp_command = audited_receive
