@@ -44,7 +44,8 @@ class FrankySimNode(BresaNode):
     def status(self) -> tuple[str, str, dict[str, Any]]:
         summary = self.fixture.summary()
         fields = {k: summary[k] for k in ("sim_time_s", "inserted", "insertion_time_s", "peak_force_n",
-                                          "torque_commands", "late_torque_commands", "torque_rate_violations", "torque_limit_violations")}
+                                          "torque_commands", "late_torque_commands", "torque_rate_violations",
+                                          "torque_limit_violations")}
         if self.fixture.faults:
             return "ERROR", f"the arm stopped: {self.fixture.faults[-1]}", fields
         return "OK", "serving the FR3", fields
