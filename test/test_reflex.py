@@ -74,29 +74,23 @@ def test_gate_lets_go_in_the_hysteresis_band_after_its_timeout() -> None:
     assert gate.update(0.51) and gate.update(0.45)  # fired afresh: the band holds again
 
 
-def test_modes_check_at_their_rate(config: BresaConfig) -> None:
-    for mode, expected_calls in [("control-rate", 100), ("decision-rate", 1)]:
-        cfg = load_config(overrides={"reflex": {"mode": mode}})
-        critic = CountingRisk()
-        reflex = Reflex(cfg, critic, SoftenGains())
-        reflex.begin_decision(_command([0.55, 0.0, 0.0], 2000.0, 150.0), _tick(), 0.035, None)
-        decisions = [reflex.step(_tick(), 0.035) for _ in range(100)]
-        assert critic.calls == expected_calls, mode
-        if mode == "control-rate":
-            # Early intermediate setpoints are close to the tip (low risk); the reflex fires on the
-            # first tick whose setpoint is more than 5 mm below the tip, not at the next decision.
-            fired = [i for i, d in enumerate(decisions) if d.fired]
-            assert fired[0] == 8  # tick 9: 60 mm * 9/100 > 5 mm
-            assert decisions[8].command.stiffness[0] == pytest.approx(10.0)
-            # While it holds, the critic scores resuming from here (a fresh, gentle approach):
-            # safe, so after the 50 ms dwell it lets go; the approach turns risky again 9 ticks
-            # later and the reflex fires again.
-            assert fired == [8, 8 + 50 + 8]
-            assert reflex.reflex_count == 2
-        else:
-            assert reflex.reflex_count == 1
-            assert all(d.active for d in decisions)  # whole decision replaced
-            assert [d.fired for d in decisions].count(True) == 1 and decisions[0].fired
+def test_the_reflex_checks_every_tick_and_fires_within_the_decision(config: BresaConfig) -> None:
+    cfg = load_config(overrides={"reflex": {"mode": "control-rate"}})
+    critic = CountingRisk()
+    reflex = Reflex(cfg, critic, SoftenGains())
+    reflex.begin_decision(_command([0.55, 0.0, 0.0], 2000.0, 150.0), _tick(), 0.035, None)
+    decisions = [reflex.step(_tick(), 0.035) for _ in range(100)]
+    assert critic.calls == 100
+    # Early intermediate setpoints are close to the tip (low risk); the reflex fires on the
+    # first tick whose setpoint is more than 5 mm below the tip, not at the next decision.
+    fired = [i for i, d in enumerate(decisions) if d.fired]
+    assert fired[0] == 8  # tick 9: 60 mm * 9/100 > 5 mm
+    assert decisions[8].command.stiffness[0] == pytest.approx(10.0)
+    # While it holds, the critic scores resuming from here (a fresh, gentle approach):
+    # safe, so after the 50 ms dwell it lets go; the approach turns risky again 9 ticks
+    # later and the reflex fires again.
+    assert fired == [8, 8 + 50 + 8]
+    assert reflex.reflex_count == 2
 
 
 def test_off_mode_passes_intermediate_actions_through(config: BresaConfig) -> None:

@@ -4,6 +4,7 @@
     bresa collect --episodes 200 --max-steps 120 --seed 0 --out data/risk_data.npz
     bresa train-critic --data data/risk_data.npz --seed 0 --out-dir models
     bresa train-policy --timesteps 50000 --seed 0 --models-dir models
+    bresa train-recovery-rl --timesteps 25000 --seed 0 --models-dir models
     bresa demo --json results/demo.json
     bresa plot results/demo-<time>/bag
     bresa render --controller bresa --seed 0 --out results/insertion.gif
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -28,10 +30,15 @@ from typing import Any
 import numpy as np
 
 from bresa_control.app.evaluate import CONTROLLERS, evaluate, format_table, plot_episode, policy_folder, report
-from bresa_control.common.cards import SAC_LAGRANGIAN_DIR, ModelError, record_evaluation
+from bresa_control.common.cards import RECOVERY_RL_DIR, SAC_LAGRANGIAN_DIR, ModelError, record_evaluation
 from bresa_control.common.config import ConfigError, load_config
 from bresa_control.common.files import write_json_atomic
-from bresa_control.learning.settings import CriticTraining, PolicyTraining, SacLagrangianTraining
+from bresa_control.learning.settings import (
+    CriticTraining,
+    PolicyTraining,
+    RecoveryRLTraining,
+    SacLagrangianTraining,
+)
 from bresa_control.ros.bringup import DEMO_SEED
 from bresa_control.simulation.rollout import EpisodeResult, summarise
 from bresa_control.simulation.scenarios import SCENARIOS
@@ -99,6 +106,42 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     tl.add_argument("--no-progress", action="store_true")
     tl.set_defaults(func=_train_sac_lagrangian)
+
+    tr = commands.add_parser("train-recovery-rl",
+                             help="train the Recovery RL baseline: its own critic and recovery, then its task policy")
+    add_settings(tr, RecoveryRLTraining)
+    tr.add_argument("--data", default="data/risk_data.npz", help="file written by 'bresa collect' (decision rows)")
+    tr.add_argument("--models-dir", default="models", help="writes recovery_rl/ (three models, their cards) here")
+    tr.add_argument("--tensorboard", default="runs", help="TensorBoard log folder")
+    tr.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    tr.add_argument("--no-progress", action="store_true")
+    tr.set_defaults(func=_train_recovery_rl)
+
+    ts = commands.add_parser("train-seeds", help="train one learned method's task policy once per seed")
+    ts.add_argument("--method", choices=("bresa", "recovery-rl", "sac-lagrangian"), required=True)
+    ts.add_argument("--seeds", type=int, nargs="+", required=True, help="training seeds (0: the shipped models)")
+    ts.add_argument("--timesteps", type=_positive_int, default=25_000, help="decision steps per seed (default 25000)")
+    ts.add_argument("--out", default="models/seeds", help="seed N of method M goes to OUT/M/seedN/")
+    ts.add_argument("--data", default="data/risk_data.npz", help="offline risk data (bresa, recovery-rl)")
+    ts.add_argument("--models-dir", help="bresa: the critic and recovery to train with (default: the shipped)")
+    ts.add_argument("--tensorboard", default="runs", help="TensorBoard log folder")
+    ts.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    ts.add_argument("--no-progress", action="store_true")
+    ts.set_defaults(func=_train_seeds)
+
+    cp = commands.add_parser("compare", help="every controller x training seed x scenario: table, plot, JSON")
+    cp.add_argument("--controllers", nargs="+", choices=list(CONTROLLERS), default=list(CONTROLLERS))
+    cp.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    cp.add_argument("--training-seeds", type=int, nargs="+", default=[0, 1, 2],
+                    help="seeds of the learned methods (0: the shipped models; N: SEEDS_DIR/<method>/seedN)")
+    cp.add_argument("--episodes", type=_positive_int, default=100, help="episodes per controller, seed and scenario")
+    cp.add_argument("--seed", type=int, default=0, help="episode i uses seed + i, for every cell (default 0)")
+    cp.add_argument("--models-dir", help="the shipped models (training seed 0)")
+    cp.add_argument("--seeds-dir", default="models/seeds", help="the other training seeds (bresa train-seeds)")
+    cp.add_argument("--out", default="results/compare", help="cells/, summary.json, table.md, comparison.png")
+    cp.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    cp.add_argument("--no-progress", action="store_true")
+    cp.set_defaults(func=_compare)
 
     de = commands.add_parser("demo", help="run the ROS 2 stack (three nodes) for one insertion")
     de.add_argument("--seed", type=int, default=DEMO_SEED,
@@ -272,6 +315,90 @@ def _train_sac_lagrangian(args: argparse.Namespace) -> int:
           f"{card['seed']}): the checkpoint of step {best['timestep']}, {best['success_rate']:.0%} inserted in "
           f"{card['checkpoint_selection']['episodes']} held-out episodes; final lambda {card['lagrange']['final']:.3g}")
     return 0
+
+
+def _train_recovery_rl(args: argparse.Namespace) -> int:
+    from bresa_control.learning.recovery_rl import train_recovery_rl
+
+    config = load_config(args.config)
+    try:
+        card = train_recovery_rl(config, args.models_dir, args.data, settings_from(args, RecoveryRLTraining),
+                                 args.tensorboard, progress=not args.no_progress, command=args.command_line)
+    except KeyboardInterrupt:
+        print("\ninterrupted: no model written", file=sys.stderr)
+        return 130
+    except ValueError as exc:
+        print(f"bresa: {exc}", file=sys.stderr)
+        return 2
+    best = card["checkpoint_selection"]["selected"]
+    print(f"wrote {args.models_dir}/{RECOVERY_RL_DIR}/ (critic, recovery, task policy; seed {card['seed']}): critic "
+          f"held-out AUROC {card['recovery_rl']['critic_auroc_holdout']:.3f}; the policy checkpoint of step "
+          f"{best['timestep']}, {best['success_rate']:.0%} inserted in {card['checkpoint_selection']['episodes']} "
+          "held-out episodes behind the layer")
+    return 0
+
+
+def _train_seeds(args: argparse.Namespace) -> int:
+    from bresa_control.learning.seeds import SETTINGS, seed_folder, train_seed
+
+    config = load_config(args.config)
+    done: list[int] = []
+    for seed in args.seeds:
+        settings = SETTINGS[args.method](timesteps=args.timesteps, seed=seed)
+        print(f"train-seeds: {args.method} seed {seed} -> {seed_folder(args.out, args.method, seed)}", flush=True)
+        try:
+            card = train_seed(args.method, seed, config, args.out, settings, args.data, args.models_dir,
+                              args.tensorboard, not args.no_progress, args.command_line)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted during seed {seed}: seeds {done or 'none'} are written, {seed} is not",
+                  file=sys.stderr)
+            return 130
+        except (ModelError, ValueError) as exc:
+            print(f"bresa: {exc}", file=sys.stderr)
+            return 2
+        done.append(seed)
+        best = card["checkpoint_selection"]["selected"]
+        print(f"train-seeds: {args.method} seed {seed} done in {card['training_wall_time_s']:.0f} s: checkpoint of "
+              f"step {best['timestep']}, {best['success_rate']:.0%} held-out insertions", flush=True)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from bresa_control.app import compare
+
+    config = load_config(args.config)
+    out = Path(args.out)
+    try:
+        cells = compare.plan(args.controllers, args.scenarios, args.training_seeds)
+    except ValueError as exc:
+        print(f"bresa: {exc}", file=sys.stderr)
+        return 2
+    documents = []
+    status = 0
+    for i, cell in enumerate(cells, 1):
+        if not args.no_progress:
+            print(f"compare: cell {i}/{len(cells)}: {cell.name[:-5]}", file=sys.stderr, flush=True)
+        try:
+            documents.append(compare.run_cell(cell, config, args.episodes, args.seed, out, args.models_dir,
+                                              args.seeds_dir, not args.no_progress, args.command_line))
+        except KeyboardInterrupt:
+            print(f"\ninterrupted in cell {i} of {len(cells)}: finished cells are in {out / 'cells'}; "
+                  "run the same command again to go on", file=sys.stderr)
+            status = 130
+            break
+    partial = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))
+               if p.name in {c.name for c in cells}] if status else documents
+    if not partial:
+        return status
+    rows = compare.aggregate(partial)
+    table = compare.markdown(rows)
+    write_json_atomic(out / "summary.json", {"complete": status == 0 and all(r["complete"] for r in rows),
+                                             "command": args.command_line, "episodes": args.episodes,
+                                             "seed": args.seed, "interval": compare.INTERVAL, "rows": rows})
+    (out / "table.md").write_text(table + "\n")
+    print(table)
+    print(f"wrote {out / 'summary.json'}, {out / 'table.md'}, {compare.plot(rows, out / 'comparison.png')}")
+    return status
 
 
 def add_settings(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:

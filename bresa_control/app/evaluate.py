@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from bresa_control.common.cards import SAC_LAGRANGIAN_DIR, models_folder
+from bresa_control.common.cards import RECOVERY_RL_DIR, SAC_LAGRANGIAN_DIR, models_folder
 from bresa_control.common.config import BresaConfig
 from bresa_control.contract import Controller
 from bresa_control.policies.residual import ResidualController, load_task_policy
 from bresa_control.policies.scripted import SpiralSearch
 from bresa_control.safety.models import load_reflex_models
+from bresa_control.safety.recovery_rl import RecoveryRLController, load_recovery_rl
 from bresa_control.safety.reflex import ForceGuardRisk, RecoveryModel, RiskModel, SoftenGains
 from bresa_control.simulation.env import PegInsertion
 from bresa_control.simulation.rollout import EpisodeResult, run_episode
@@ -33,7 +34,7 @@ CONTROLLERS = {
     "scripted": ("scripted", "off", None),  # spiral search, the classical baseline
     "sac": ("sac", "off", None),  # the SAC task policy alone
     "force-guard": ("sac", "control-rate", "rule"),  # + soften gains past 80 % of F_max
-    "recovery-rl": ("sac", "decision-rate", "learned"),  # + critic once per decision
+    "recovery-rl": ("recovery-rl", "off", None),  # its own policy, critic and recovery, once per decision
     "bresa": ("sac", "control-rate", "learned"),  # + critic at every control tick
     "sac-lagrangian": ("sac-lagrangian", "off", None),  # SAC trained with a learned cost multiplier
 }
@@ -59,6 +60,8 @@ def make_controller(name: str, config: BresaConfig, models_dir: str | Path | Non
     policy_dir = policy_folder(name, models_dir)
     policy: Controller = (SpiralSearch(config) if policy_dir is None
                           else ResidualController(load_task_policy(policy_dir), config))
+    if policy_kind == "recovery-rl":
+        policy = RecoveryRLController(policy, load_recovery_rl(config, models_dir))
     critic: RiskModel | None = None
     recovery: RecoveryModel | None = None
     if reflex == "rule":
@@ -70,12 +73,13 @@ def make_controller(name: str, config: BresaConfig, models_dir: str | Path | Non
 
 def policy_folder(name: str, models_dir: str | Path | None = None) -> Path | None:
     """Where a controller's trained task policy and its card are (None: it runs the spiral search).
-    ``sac-lagrangian`` has its own (``bresa train-sac-lagrangian``); the others share Bresa's."""
+    ``sac-lagrangian`` and ``recovery-rl`` have their own (``bresa train-sac-lagrangian``, ``bresa
+    train-recovery-rl``); the others share Bresa's."""
     policy_kind = CONTROLLERS[name][0]
     if policy_kind == "scripted":
         return None
     folder = models_folder(models_dir)
-    return folder / SAC_LAGRANGIAN_DIR if policy_kind == "sac-lagrangian" else folder
+    return folder / {"sac-lagrangian": SAC_LAGRANGIAN_DIR, "recovery-rl": RECOVERY_RL_DIR}.get(policy_kind, "")
 
 
 def evaluate(

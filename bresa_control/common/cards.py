@@ -21,6 +21,7 @@ RECOVERY_FILE = "recovery_policy.pt"
 # What train-policy refines online; never shipped, never loaded by the reflex (docs/architecture.md).
 REFINED_CRITIC_FILE = "safety_critic_refined.pt"
 SAC_LAGRANGIAN_DIR = "sac_lagrangian"  # under the models folder: the SAC-Lagrangian baseline's policy and card
+RECOVERY_RL_DIR = "recovery_rl"  # under the models folder: the Recovery RL baseline's critic, recovery and policy
 CARD_FORMAT = "bresa-model-card/1"
 
 

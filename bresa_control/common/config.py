@@ -219,7 +219,7 @@ class ScenarioConfig:
         _check_interval("scenarios.event_window_s", self.event_window_s)
 
 
-REFLEX_MODES = ("control-rate", "decision-rate", "off")
+REFLEX_MODES = ("control-rate", "off")
 
 
 @dataclass(frozen=True)
@@ -235,6 +235,14 @@ class ReflexConfig:
     hysteresis_timeout_s: float = _key(0.0, 10.0, "s", "after this long on, the reflex ends once risk <= eps_safe")
     stiffness_rate_n_per_m_per_tick: float = _key(0.1, 3000.0, "N/m", "gain ramp of a_hat_k")
     damping_rate_ns_per_m_per_tick: float = _key(0.01, 600.0, "Ns/m", "gain ramp of a_hat_k")
+
+
+@dataclass(frozen=True)
+class RecoveryRLConfig:
+    """The Recovery RL baseline's decision-level layer (bresa_control/safety/recovery_rl.py)."""
+
+    gamma_risk: float = _key(0.1, 0.999, "", "its critic's discount per decision")
+    eps_risk: float = _key(0.0, 1.0, "", "a proposed action riskier than this is replaced by the recovery's")
 
 
 @dataclass(frozen=True)
@@ -268,6 +276,7 @@ class BresaConfig:
     env: EnvConfig = _key()
     scripted: ScriptedConfig = _key()
     reflex: ReflexConfig = _key()
+    recovery_rl: RecoveryRLConfig = _key()
     scenarios: ScenarioConfig = _key()
     runtime: RuntimeConfig = _key()
     robot: RobotConfig = _key()

@@ -10,6 +10,12 @@ features      (N, 20) f32     critic input at tick k: state then executed-action
 cost          (N,) u1         1 if the tick after k violated a constraint (force, torque,
                               workspace), else 0
 episode       (N,) i4         episode index; tick k+1 follows k when both share an episode
+decision_*                    the same episodes aggregated to decisions (10 Hz), for the
+                              Recovery RL baseline's critic (safety/recovery_rl.py):
+  _observation (M, 22) f32    the policy's observation before the decision (contract.py)
+  _action     (M, 7) f32      the environment action of the decision
+  _cost       (M,) u1         1 if any tick of the decision violated a constraint
+  _episode    (M,) i4         episode index, as ``episode``
 meta          () str          JSON: format, seed, command, config, behaviour per episode,
                               counts, ``complete`` (false if the run was interrupted)
 ============  ==============  =============================================================
@@ -38,7 +44,8 @@ from bresa_control.policies.scripted import SpiralSearch
 from bresa_control.safety.risk_features import FEATURE_SIZE, FeatureMap
 from bresa_control.simulation.env import PegInsertion
 
-FORMAT = "bresa-risk-data/1"
+FORMAT = "bresa-risk-data/2"  # /2 added the decision_* arrays
+DECISION_ARRAYS = ("decision_observation", "decision_action", "decision_cost", "decision_episode")
 
 
 class RandomImpedance:
@@ -84,6 +91,7 @@ class RiskData:
     episode: list[int] = field(default_factory=list)
     behaviours: list[str] = field(default_factory=list)
     violating_episodes: int = 0
+    decisions: list[tuple[np.ndarray, np.ndarray, float, int]] = field(default_factory=list)  # obs, action, cost, ep.
 
 
 def collect(
@@ -126,7 +134,10 @@ def collect(
             behaviour.reset()
             violated = False
             for _ in range(max_steps):
-                obs, _, terminated, truncated, info = env.step(behaviour.act(obs))
+                action = behaviour.act(obs)
+                before = obs
+                obs, _, terminated, truncated, info = env.step(action)
+                data.decisions.append((before, np.asarray(action, np.float32), info["cost"], i))
                 violated |= info["cost"] > 0
                 if terminated or truncated:
                     break
@@ -139,12 +150,17 @@ def collect(
 def save(path: str | Path, data: RiskData, meta: dict[str, Any]) -> None:
     """Write ``data`` and ``meta`` atomically (an interrupted write leaves no partial file)."""
     features = np.array(data.features, dtype=np.float32).reshape(-1, FEATURE_SIZE)
+    observations, actions, costs, episodes = zip(*data.decisions) if data.decisions else ((), (), (), ())
     with atomic_output(path, suffix=".npz") as tmp:
         np.savez_compressed(
             tmp,
             features=features,
             cost=np.array(data.cost, dtype=np.uint8),
             episode=np.array(data.episode, dtype=np.int32),
+            decision_observation=np.array(observations, dtype=np.float32).reshape(len(costs), -1),
+            decision_action=np.array(actions, dtype=np.float32).reshape(len(costs), -1),
+            decision_cost=np.array(costs, dtype=np.uint8),
+            decision_episode=np.array(episodes, dtype=np.int32),
             meta=np.array(json.dumps(meta)),
         )
 
@@ -163,6 +179,7 @@ def metadata(
         "ticks": len(data.cost),
         "violating_episodes": data.violating_episodes,
         "violating_ticks": int(np.sum(data.cost)) if data.cost else 0,
+        "decisions": len(data.decisions),
         "behaviours": data.behaviours[:episodes],
         "feature_layout": FeatureMap(config).layout(),
         "config": config_to_dict(config),
@@ -175,13 +192,17 @@ def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     if not path.is_file():
         raise ValueError(f"risk data file {path} does not exist; make one with 'bresa collect'")
     with np.load(path) as archive:
-        missing = {"features", "cost", "episode", "meta"} - set(archive.files)
+        if "meta" not in archive.files:
+            raise ValueError(f"{path} is not a bresa risk data file: it has no meta record")
+        meta = json.loads(str(archive["meta"]))
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}; make it again "
+                             "with the command in its meta record ('bresa collect ...')")
+        names = ("features", "cost", "episode", *DECISION_ARRAYS)
+        missing = set(names) - set(archive.files)
         if missing:
             raise ValueError(f"{path} is not a bresa risk data file: missing {sorted(missing)}")
-        arrays = {name: archive[name] for name in ("features", "cost", "episode")}
-        meta = json.loads(str(archive["meta"]))
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
+        arrays = {name: archive[name] for name in names}
     if arrays["features"].shape[1:] != (FEATURE_SIZE,):
         raise ValueError(
             f"{path} has {arrays['features'].shape[1:]} features per tick, expected ({FEATURE_SIZE},)"

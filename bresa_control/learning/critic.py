@@ -59,15 +59,17 @@ class TwinRiskCritic(nn.Module):
 
 
 class RecoveryPolicy(nn.Module):
-    """State features -> recovery action features, inside the recovery box
-    [RECOVERY_LOW, RECOVERY_HIGH] (soft, damped, backed off) whatever the critic would prefer."""
+    """State features -> recovery action features, inside the box [low, high] whatever the critic
+    would prefer (the reflex's: the recovery box RECOVERY_LOW..RECOVERY_HIGH, soft, damped, backed
+    off; Recovery RL's: the whole action space)."""
 
-    def __init__(self, input_size: int = STATE_SIZE, hidden: int = 256, output_size: int = ACTION_SIZE) -> None:
+    def __init__(self, input_size: int = STATE_SIZE, hidden: int = 256, output_size: int = ACTION_SIZE,
+                 low: tuple[float, ...] = RECOVERY_LOW, high: tuple[float, ...] = RECOVERY_HIGH) -> None:
         super().__init__()
         self.input_size = input_size
         self.net = _mlp(input_size, hidden, output_size)
-        self.register_buffer("low", torch.tensor(RECOVERY_LOW, dtype=torch.float32))
-        self.register_buffer("high", torch.tensor(RECOVERY_HIGH, dtype=torch.float32))
+        self.register_buffer("low", torch.tensor(low, dtype=torch.float32))
+        self.register_buffer("high", torch.tensor(high, dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         unit = 0.5 * (torch.tanh(self.net(x)) + 1.0)
@@ -190,7 +192,7 @@ def train_critic(
     data = Transitions.from_arrays(arrays, horizon)
     train, held = split_episodes(data.episode, settings.holdout_fraction, seed)
     train_pos = train[data.label[train] == 1]
-    critic = TwinRiskCritic(FEATURE_SIZE, settings.hidden)
+    critic = TwinRiskCritic(data.features.shape[1], settings.hidden)
     learner = RiskTD(critic, settings)
     with tqdm(total=settings.steps, desc="critic", unit="step", disable=not progress) as bar:
         for step in range(settings.steps):
@@ -227,42 +229,60 @@ def threshold_rates(scores: np.ndarray, labels: np.ndarray, eps_safe: float) -> 
     }
 
 
+class RecoveryFit:
+    """Gradient steps of a recovery policy against a frozen critic: minimise the critic's risk of
+    the recovery's action over recorded states. Features in ``kept_mask`` stay those of the
+    recorded action (the reflex's recovery keeps the lateral gains: RECOVERY_KEEPS)."""
+
+    def __init__(self, policy: RecoveryPolicy, critic: TwinRiskCritic, learning_rate: float,
+                 kept_mask: np.ndarray = RECOVERY_KEPT_MASK) -> None:
+        self.policy = policy
+        self.critic = critic
+        self.kept = torch.as_tensor(kept_mask)
+        self.optimiser = torch.optim.Adam(policy.parameters(), lr=learning_rate)
+
+    def features(self, rows: torch.Tensor) -> torch.Tensor:
+        """Critic input with the recovery's action in place of the recorded one."""
+        s = rows[:, : self.policy.input_size]
+        return torch.cat([s, torch.where(self.kept, rows[:, self.policy.input_size:], self.policy(s))], dim=-1)
+
+    def update(self, rows: torch.Tensor) -> float:
+        """One step on a batch of recorded critic inputs; returns the mean risk."""
+        frozen = [p.requires_grad for p in self.critic.parameters()]
+        for p in self.critic.parameters():
+            p.requires_grad_(False)
+        loss = self.critic(self.features(rows)).mean()
+        self.optimiser.zero_grad()
+        loss.backward()
+        self.optimiser.step()
+        for p, flag in zip(self.critic.parameters(), frozen):
+            p.requires_grad_(flag)
+        return float(loss.item())
+
+
 def train_recovery(
     critic: TwinRiskCritic, arrays: dict[str, np.ndarray], settings: CriticTraining, seed: int,
-    progress: bool = True,
+    progress: bool = True, policy: RecoveryPolicy | None = None, kept_mask: np.ndarray = RECOVERY_KEPT_MASK,
 ) -> tuple[RecoveryPolicy, dict[str, Any]]:
-    """Train pi_recovery to minimise the frozen critic's risk over recorded states."""
+    """Train pi_recovery (default: the reflex's, in the recovery box) to minimise the frozen
+    critic's risk over recorded states."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed + 1)
     horizon = int(round(1.0 / (1.0 - settings.gamma_risk)))
     data = Transitions.from_arrays(arrays, horizon)
     train, held = split_episodes(data.episode, settings.holdout_fraction, seed)
-    states, recorded = data.features[:, :STATE_SIZE], data.features[:, STATE_SIZE:]
-    policy = RecoveryPolicy(STATE_SIZE, settings.hidden)
-    kept = torch.as_tensor(RECOVERY_KEPT_MASK)
-
-    def recovery_features(rows: torch.Tensor) -> torch.Tensor:
-        """Critic input with the recovery's action in place of the recorded one (the features
-        RECOVERY_KEEPS stay the recorded action's, as at run time)."""
-        s = states[rows]
-        return torch.cat([s, torch.where(kept, recorded[rows], policy(s))], dim=-1)
-
-    optimiser = torch.optim.Adam(policy.parameters(), lr=settings.learning_rate)
-    for p in critic.parameters():
-        p.requires_grad_(False)
+    policy = RecoveryPolicy(STATE_SIZE, settings.hidden) if policy is None else policy
+    fit = RecoveryFit(policy, critic, settings.learning_rate, kept_mask)
     with tqdm(total=settings.recovery_steps, desc="recovery", unit="step", disable=not progress) as bar:
         for _ in range(settings.recovery_steps):
-            loss = critic(recovery_features(torch.as_tensor(rng.choice(train, settings.batch_size)))).mean()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
+            fit.update(data.features[torch.as_tensor(rng.choice(train, settings.batch_size))])
             bar.update(1)
     policy.eval()
     risky = held[data.label[held] == 1]
     with torch.no_grad():
-        rows = torch.as_tensor(risky if len(risky) else held)
-        behaviour = critic(data.features[rows]).mean().item()
-        recovered = critic(recovery_features(rows)).mean().item()
+        rows = data.features[torch.as_tensor(risky if len(risky) else held)]
+        behaviour = critic(rows).mean().item()
+        recovered = critic(fit.features(rows)).mean().item()
     metrics = {
         "holdout_risky_ticks": int(len(risky)),
         "mean_risk_of_recorded_action": behaviour,

@@ -69,12 +69,12 @@ def train_and_export(
         "training": settings_dict(settings),
         "torch": torch.__version__,
     }
-    _save(critic, out / CRITIC_FILE, {
+    save_model(critic, out / CRITIC_FILE, {
         "kind": "safety_critic", "input_size": FEATURE_SIZE,
         "output": "pessimistic risk max(Q1, Q2) in [0, 1]: discounted probability of a violation",
         "evaluation": metrics, **common,
     })
-    _save(recovery, out / RECOVERY_FILE, {
+    save_model(recovery, out / RECOVERY_FILE, {
         "kind": "recovery_policy", "input_size": STATE_SIZE, "output_size": ACTION_SIZE,
         "output": "recovery action features (risk_features.ACTION_LABELS) inside the recovery box",
         "recovery_low": list(RECOVERY_LOW), "recovery_high": list(RECOVERY_HIGH),
@@ -91,7 +91,8 @@ def train_and_export(
     )
 
 
-def _save(module: torch.nn.Module, path: Path, card: dict[str, Any]) -> None:
+def save_model(module: torch.nn.Module, path: Path, card: dict[str, Any]) -> None:
+    """Export ``module`` as TorchScript at ``path`` (atomically) and write its card beside it."""
     with atomic_output(path) as tmp:
         export(module, tmp)
     write_card(path, card)

@@ -23,7 +23,7 @@ import copy
 import dataclasses
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from tqdm import tqdm
 from bresa_control.common.cards import POLICY_FILE, REFINED_CRITIC_FILE, models_folder, write_card
 from bresa_control.common.config import BresaConfig, config_to_dict
 from bresa_control.common.files import atomic_output
+from bresa_control.contract import Controller
 from bresa_control.learning import collect
 from bresa_control.learning.critic import RiskTD, Transitions, TwinRiskCritic, export
 from bresa_control.learning.residual_task import ResidualTask
@@ -53,11 +54,13 @@ SELECTION_SEED_BASE = 1_000_000
 
 
 class CriticRefinement(BaseCallback):
-    """Records executed ticks and refines the critic by TD every ``refine_every`` env steps."""
+    """Refines a risk critic by TD every ``refine_every`` env steps on the offline data plus what
+    :meth:`record` received since training began (executed actions: ticks for Bresa's critic,
+    decisions for Recovery RL's); ``after_refine`` gets the combined rows (a recovery fit)."""
 
     def __init__(
-        self, env: PegInsertion, learner: RiskTD, offline: dict[str, np.ndarray], refine_every: int,
-        refine_steps: int, seed: int,
+        self, learner: RiskTD, offline: dict[str, np.ndarray], refine_every: int, refine_steps: int, seed: int,
+        after_refine: Callable[[torch.Tensor], None] | None = None,
     ) -> None:
         super().__init__()
         self.learner = learner
@@ -70,9 +73,10 @@ class CriticRefinement(BaseCallback):
         self.episode: list[int] = []
         self.current_episode = int(offline["episode"].max()) + 1 if len(offline["episode"]) else 0
         self.online_violations = 0
-        env.tick_recorder = self._record
+        self.after_refine = after_refine
 
-    def _record(self, features: np.ndarray, cost: float) -> None:
+    def record(self, features: np.ndarray, cost: float) -> None:
+        """One executed step (critic features, cost of what followed)."""
         self.features.append(features)
         self.cost.append(cost)
         self.episode.append(self.current_episode)
@@ -103,6 +107,8 @@ class CriticRefinement(BaseCallback):
             for _ in range(self.refine_steps)
         ]
         self.learner.critic.eval()
+        if self.after_refine is not None:
+            self.after_refine(data.features)
         self.logger.record("risk/td_loss", float(np.mean(losses)))
         self.logger.record("risk/online_ticks", len(self.cost))
         self.logger.record("risk/online_violating_ticks", self.online_violations)
@@ -113,9 +119,11 @@ class BestCheckpoint(BaseCallback):
     ``episodes`` held-out episodes in ``env`` and keeps the weights with the highest success rate
     (ties: the shortest mean insertion time); at the end of training the model holds them."""
 
-    def __init__(self, env: PegInsertion, every: int, episodes: int, residual_scale: float = RESIDUAL_SCALE) -> None:
+    def __init__(self, env: PegInsertion, every: int, episodes: int, residual_scale: float = RESIDUAL_SCALE,
+                 wrap: Callable[[Controller], Controller] = lambda controller: controller) -> None:
         super().__init__()
         self.env = env
+        self.wrap = wrap  # what runs around the task policy as deployed (Recovery RL's layer)
         self.every = every
         self.residual_scale = residual_scale
         self.seeds = [SELECTION_SEED_BASE + i for i in range(episodes)]
@@ -136,7 +144,7 @@ class BestCheckpoint(BaseCallback):
 
     def evaluate(self) -> None:
         """Score the current weights; remember them if they are the best so far."""
-        controller = ResidualController(self.model, self.env.config, self.residual_scale)
+        controller = self.wrap(ResidualController(self.model, self.env.config, self.residual_scale))
         summary = summarise("selection", "nominal", [run_episode(self.env, controller, s) for s in self.seeds])
         time_s = summary["insertion_time_s_mean"]
         row = {"timestep": self.num_timesteps, "success_rate": summary["success_rate"],
@@ -196,8 +204,9 @@ def train_task_policy(
     base_env = PegInsertion(config, TorchRisk(critic), recovery)
     env = Monitor(ResidualTask(base_env, settings.residual_scale))
     critic_settings = CriticTraining(**{**critic_card["training"], "gamma_risk": config.reflex.gamma_risk})
-    refinement = CriticRefinement(base_env, RiskTD(critic, critic_settings), offline, settings.refine_every,
+    refinement = CriticRefinement(RiskTD(critic, critic_settings), offline, settings.refine_every,
                                   settings.refine_steps, settings.seed)
+    base_env.tick_recorder = refinement.record
     model = make_sac(env, settings, tensorboard_dir)
     # Selection runs what is deployed: the shipped (offline) critic, not the one refined here.
     selection = BestCheckpoint(PegInsertion(config, shipped_critic, recovery), settings.select_every,

@@ -70,7 +70,26 @@ class PolicyTraining(SacTraining):
         super().__post_init__()
         for name in ("refine_every", "refine_steps"):
             if getattr(self, name) < 1:
-                raise ValueError(f"train-policy setting {name} = {getattr(self, name)} must be at least 1")
+                raise ValueError(f"{self.COMMAND} setting {name} = {getattr(self, name)} must be at least 1")
+
+
+@dataclass(frozen=True)
+class RecoveryRLTraining(PolicyTraining):
+    """Every setting of ``bresa train-recovery-rl``: the Recovery RL baseline's layer (its critic and
+    recovery, trained offline on decision-level data with :class:`CriticTraining`'s defaults and
+    ``recovery_rl.gamma_risk``), then its task policy with that layer in the loop, the critic and the
+    recovery refined online every ``refine_every`` decisions (:mod:`bresa_control.learning.recovery_rl`)."""
+
+    critic_steps: int = _setting(20000, "offline gradient steps of the layer's critic (Bresa's critic: the same)")
+    recovery_steps: int = _setting(3000, "offline gradient steps of the layer's recovery (Bresa's: the same)")
+    critic_hidden: int = _setting(256, "units per hidden layer of the layer's critic and recovery")
+    COMMAND: ClassVar[str] = "train-recovery-rl"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("critic_steps", "recovery_steps", "critic_hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{self.COMMAND} setting {name} = {getattr(self, name)} must be at least 1")
 
 
 @dataclass(frozen=True)

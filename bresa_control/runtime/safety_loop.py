@@ -85,8 +85,7 @@ class SafetyLoop:
     ) -> None:
         if config.reflex.mode == "off":
             raise ValueError(
-                "the safety critic checks every command: reflex.mode must be 'control-rate' "
-                "(Bresa) or 'decision-rate' (Recovery RL), not 'off'"
+                "the safety critic checks every command: reflex.mode must be 'control-rate' (Bresa), not 'off'"
             )
         self.config = config
         self.reflex = Reflex(config, critic, recovery)

@@ -60,11 +60,11 @@ class _TorchCall:
 class TorchRisk:
     """A TorchScript (or eager) critic as a :class:`~bresa_control.safety.reflex.RiskModel`."""
 
-    def __init__(self, module: torch.nn.Module) -> None:
+    def __init__(self, module: torch.nn.Module, input_size: int = FEATURE_SIZE) -> None:
         self.module = module
-        self._call = _TorchCall(module, FEATURE_SIZE)
+        self._call = _TorchCall(module, input_size)
         for _ in range(WARMUP_CALLS):
-            self.risk(np.zeros(FEATURE_SIZE, np.float32))
+            self.risk(np.zeros(input_size, np.float32))
 
     def risk(self, features: np.ndarray) -> float:
         return float(self._call(features))
@@ -83,10 +83,32 @@ class TorchRecovery:
         return keep_from_replaced(self._call(state_features).numpy(), replaced_features)
 
 
+class TorchPolicy:
+    """A TorchScript (or eager) policy network: one input vector in, its output as an array."""
+
+    def __init__(self, module: torch.nn.Module, input_size: int) -> None:
+        self.module = module
+        self._call = _TorchCall(module, input_size)
+        for _ in range(WARMUP_CALLS):
+            self(np.zeros(input_size, np.float32))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self._call(x).numpy().copy()
+
+
+def reflex_expectations(config: BresaConfig) -> dict[str, Any]:
+    """What the reflex's model cards must say to be loaded under ``config``: the control rate,
+    ``reflex.gamma_risk`` and the feature layout."""
+    return {"rate_hz": 1.0 / config.env.control_period_s, "gamma_risk": config.reflex.gamma_risk,
+            "feature_layout": FeatureMap(config).layout()}
+
+
 def load_model(
-    model_path: str | Path, kind: str, input_size: int, output_shape: tuple[int, ...], config: BresaConfig
+    model_path: str | Path, kind: str, input_size: int, output_shape: tuple[int, ...], config: BresaConfig,
+    expected: dict[str, Any] | None = None,
 ) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """Load and check one TorchScript model against its card and this config."""
+    """Load and check one TorchScript model against its card and this config; ``expected``: the
+    rate, discount and feature layout its card must state (default: the reflex's)."""
     card = read_card(model_path)
     path = card_path(model_path)
     if card.get("kind") != kind:
@@ -109,14 +131,14 @@ def load_model(
             f"model {model_path} takes {model_inputs} inputs, but this build's {kind} feeds "
             f"{input_size} (risk_features.py); retrain it"
         )
-    rate_hz = 1.0 / config.env.control_period_s
-    if card.get("rate_hz") != rate_hz or card.get("gamma_risk") != config.reflex.gamma_risk:
+    expected = reflex_expectations(config) if expected is None else expected
+    rate_hz, gamma = expected["rate_hz"], expected["gamma_risk"]
+    if card.get("rate_hz") != rate_hz or card.get("gamma_risk") != gamma:
         raise ModelError(
             f"model card {path} is for {card.get('rate_hz')} Hz with gamma_risk "
-            f"{card.get('gamma_risk')}, but this config runs at {rate_hz} Hz with gamma_risk "
-            f"{config.reflex.gamma_risk}"
+            f"{card.get('gamma_risk')}, but this config runs it at {rate_hz} Hz with gamma_risk {gamma}"
         )
-    layout = FeatureMap(config).layout()
+    layout = expected["feature_layout"]
     if card.get("feature_layout") != layout:
         differing = sorted(k for k in layout if card.get("feature_layout", {}).get(k) != layout[k])
         raise ModelError(

@@ -7,8 +7,8 @@ keeps it in place until risk has fallen below ``eps_safe * release_ratio`` for a
 ``min_active_s`` (hysteresis, so it does not chatter), or below ``eps_safe`` once it has held for
 ``hysteresis_timeout_s`` (a reflex is brief: in a state the critic finds mildly risky whatever the
 action, such as the peg part-way into the hole, holding on would stall the task for good).
-``decision-rate`` (Recovery RL) scores the high-level action once per decision instead; ``off``
-passes ``a_hat_k`` through.
+``off`` passes ``a_hat_k`` through. (The Recovery RL baseline checks once per decision with a
+critic of its own: safety/recovery_rl.py.)
 
 One class, :class:`Reflex`, serves the gymnasium environment and the ``safety_critic`` node.
 """
@@ -121,19 +121,19 @@ class RiskGate:
         self.active = False
         self._active_ticks = 0
 
-    def update(self, risk: float, ticks: int = 1) -> bool:
-        """Feed one risk value (covering ``ticks`` control ticks); returns whether the reflex is on."""
+    def update(self, risk: float) -> bool:
+        """Feed one tick's risk; returns whether the reflex is on."""
         if not self.active:
             if risk > self.eps_safe:
                 self.active = True
-                self._active_ticks = ticks
+                self._active_ticks = 1
             return self.active
         if self._active_ticks >= self.min_active_ticks and (
             risk < self.release or (risk <= self.eps_safe and self._active_ticks >= self.hysteresis_timeout_ticks)
         ):
             self.active = False  # it has run its minimum and the risk has come down
             return False
-        self._active_ticks += ticks
+        self._active_ticks += 1
         return True
 
 
@@ -148,7 +148,7 @@ class ReflexDecision:
 
 
 class Reflex:
-    """Intermediate actions + critic + recovery + gate, in one of three modes."""
+    """Intermediate actions + critic + recovery + gate, on (``control-rate``) or ``off``."""
 
     def __init__(
         self, config: BresaConfig, critic: RiskModel | None = None, recovery: RecoveryModel | None = None
@@ -168,9 +168,6 @@ class Reflex:
             config.reflex.eps_safe, config.reflex.release_ratio, max(1, int(round(config.reflex.min_active_s / dt))),
             max(1, int(round(config.reflex.hysteresis_timeout_s / dt))),
         )
-        self._ticks_per_decision = config.env.ticks_per_decision
-        self._decision_risk = 0.0
-        self._fired_pending = False
         self._last_recovery: ImpedanceCommand | None = None
         self._features = np.zeros(FEATURE_SIZE, np.float32)  # the critic's input, rewritten every tick
         self.reflex_count = 0
@@ -179,32 +176,19 @@ class Reflex:
         """Episode start: gate released, counters cleared."""
         self.gate.reset()
         self.reflex_count = 0
-        self._decision_risk = 0.0
 
     def begin_decision(
         self, target: ImpedanceCommand, tick: TickState, face_height_m: float,
         applied: ImpedanceCommand | None,
     ) -> None:
-        """A new high-level action arrived. In ``decision-rate`` mode it is scored here, once."""
+        """A new high-level action arrived: its intermediate actions start from here."""
         self.intermediate.start(target, tick.tip_position_m, applied)
-        if self.mode == "decision-rate":
-            self._decision_risk = self._risk(target, tick, face_height_m)
-            was_active = self.gate.active
-            self.gate.update(self._decision_risk, ticks=self._ticks_per_decision)
-            self._fired_pending = self.gate.active and not was_active
-            self.reflex_count += int(self._fired_pending)
 
     def step(self, tick: TickState, face_height_m: float) -> ReflexDecision:
         """The command for this control tick."""
         a_hat = self.intermediate.next()
         if self.mode == "off":
             return ReflexDecision(a_hat, 0.0, False, False)
-        if self.mode == "decision-rate":
-            fired, self._fired_pending = self._fired_pending, False
-            if self.gate.active:
-                recovery = self._recover(tick, face_height_m, a_hat, scored=False)
-                return ReflexDecision(recovery, self._decision_risk, True, fired)
-            return ReflexDecision(a_hat, self._decision_risk, False, False)
         was_active = self.gate.active
         if was_active and self._last_recovery is not None:
             # What would run if the reflex let go now: the task action approached afresh from
@@ -216,7 +200,7 @@ class Reflex:
         fired = active and not was_active
         self.reflex_count += int(fired)
         if active:
-            command = self._recover(tick, face_height_m, a_hat, scored=True)
+            command = self._recover(tick, a_hat)
             self._last_recovery = command
         else:
             command = a_hat
@@ -232,14 +216,10 @@ class Reflex:
         # One sum is non-finite if any feature is (or if finite ones overflow float32: absurd, so risky too).
         return risk if math.isfinite(risk) and math.isfinite(self._features.sum()) else 1.0
 
-    def _recover(
-        self, tick: TickState, face_height_m: float, replaced: ImpedanceCommand, scored: bool
-    ) -> ImpedanceCommand:
-        """The recovery action replacing ``replaced``; ``scored``: the critic has just scored
-        ``replaced`` in this state, so its features are already at hand."""
+    def _recover(self, tick: TickState, replaced: ImpedanceCommand) -> ImpedanceCommand:
+        """The recovery action replacing ``replaced``, which the critic has just scored in this
+        state (its features are in ``self._features``)."""
         assert self.recovery is not None  # checked in __init__ for every mode that recovers
-        if not scored:
-            self._fill_features(replaced, tick, face_height_m)
         features = self._features
         action = self.recovery.act(features[:STATE_SIZE], features[STATE_SIZE:])
         return self.features.command(action, tick.tip_position_m, replaced)

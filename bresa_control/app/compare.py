@@ -1,0 +1,240 @@
+"""``bresa compare``: every controller x training seed x scenario, with 95 % intervals, one table
+and one plot.
+
+**Cells.** Each (controller, scenario, training seed) runs the same episodes (episode seeds
+``seed .. seed + episodes - 1``, so every controller meets the same holes, errors and starts) and
+is written as one JSON under ``<out>/cells/`` as soon as it finishes; a rerun skips complete
+cells, so an interrupted comparison resumes where it stopped.
+
+**Training seeds.** Seed 0 of a method is the shipped model (``models/``); seed N > 0 is
+``<seeds-dir>/<method>/seedN/``, a models folder of the same layout (``bresa train-seeds``).
+``sac`` and ``force-guard`` run ``bresa``'s task policy without its layer, so they use
+``bresa``'s seeds; ``scripted`` has nothing trained and runs once.
+
+**Intervals.** A cell's figure is the mean over training seeds of each seed's rate. Its 95 %
+interval (:func:`rate_interval`) is the hull of two intervals:
+
+* a two-level percentile bootstrap: resample the training seeds with replacement, then within
+  each drawn seed its episodes with replacement, take the mean; 10,000 resamples, the 2.5th and
+  97.5th percentiles. It covers the spread between training seeds and the finite number of
+  episodes (with one seed, ``scripted``, it is the episode bootstrap);
+* the Wilson score interval of all the cell's episodes pooled. A bootstrap cannot see the
+  uncertainty of a rate with no events (0 violations in 150 episodes resamples to [0, 0]); the
+  Wilson interval can (0 of 150: [0, 2.5 %]).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bresa_control.app.evaluate import CONTROLLERS, evaluate, report
+from bresa_control.common.cards import models_folder
+from bresa_control.common.config import BresaConfig
+from bresa_control.common.files import write_json_atomic
+from bresa_control.simulation.rollout import EpisodeResult, summarise
+from bresa_control.simulation.scenarios import SCENARIOS
+
+# The controller's trained method, whose seeds it runs (None: nothing trained).
+METHOD = {"scripted": None, "sac": "bresa", "force-guard": "bresa", "recovery-rl": "recovery-rl",
+          "bresa": "bresa", "sac-lagrangian": "sac-lagrangian"}
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+INTERVAL = ("95 %: hull of a two-level percentile bootstrap (training seeds, then episodes within each, "
+            f"{BOOTSTRAP_RESAMPLES} resamples, rng seed {BOOTSTRAP_SEED}) and the Wilson score interval of the "
+            "pooled episodes")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One controller on one scenario with the models of one training seed."""
+
+    controller: str
+    scenario: str
+    training_seed: int | None  # None: nothing trained (scripted)
+
+    @property
+    def name(self) -> str:
+        """The cell's file name under ``cells/``."""
+        seed = "untrained" if self.training_seed is None else f"seed{self.training_seed}"
+        return f"{self.controller}_{self.scenario}_{seed}.json"
+
+
+def seed_models_dir(method: str, training_seed: int, models_dir: str | Path | None,
+                    seeds_dir: str | Path) -> Path:
+    """Where a method's models of one training seed are: the shipped folder for seed 0."""
+    if training_seed == 0:
+        return models_folder(models_dir)
+    return Path(seeds_dir) / method / f"seed{training_seed}"
+
+
+def plan(controllers: Sequence[str], scenarios: Sequence[str], training_seeds: Sequence[int]) -> list[Cell]:
+    """The cells of a comparison, scenario by scenario."""
+    for name in controllers:
+        if name not in CONTROLLERS:
+            raise ValueError(f"unknown controller '{name}'; choose from {', '.join(CONTROLLERS)}")
+    for scenario in scenarios:
+        if scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario '{scenario}'; choose from {', '.join(SCENARIOS)}")
+    return [Cell(c, s, None if METHOD[c] is None else t)
+            for s in scenarios for c in controllers for t in (training_seeds if METHOD[c] else [None])]
+
+
+def run_cell(cell: Cell, config: BresaConfig, episodes: int, seed: int, out: Path, models_dir: str | Path | None,
+             seeds_dir: str | Path, progress: bool, command: list[str]) -> dict[str, Any]:
+    """Evaluate one cell (or read it back if a complete run with these episodes is on disk)."""
+    path = out / "cells" / cell.name
+    if path.is_file():
+        done = json.loads(path.read_text())
+        if done.get("complete") and done.get("episodes") == episodes and done.get("seed") == seed:
+            return done
+    method = METHOD[cell.controller]
+    folder = None if method is None or cell.training_seed is None else seed_models_dir(
+        method, cell.training_seed, models_dir, seeds_dir)
+    results: list[EpisodeResult] = []
+    try:
+        evaluate(cell.controller, config, episodes, seed, cell.scenario, progress, results, folder)
+    finally:  # finished or interrupted: what ran is kept (flagged incomplete if cut short)
+        if results:
+            summary = summarise(cell.controller, cell.scenario, results)
+            document = {**report(summary, results, seed, len(results) == episodes, command),
+                        "training_seed": cell.training_seed, "models_dir": None if folder is None else str(folder)}
+            write_json_atomic(path, document)
+    return document
+
+
+def bootstrap_interval(
+    per_seed: Sequence[np.ndarray], level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+    rng_seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float, float]:
+    """Mean over training seeds of each seed's mean outcome, and its two-level percentile
+    bootstrap interval (seeds, then episodes within each seed, both with replacement)."""
+    groups = [np.asarray(g, dtype=float) for g in per_seed if len(g)]
+    if not groups:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(rng_seed)
+    estimate = float(np.mean([g.mean() for g in groups]))
+    slots = len(groups)
+    # For every group, resample its episodes once per (resample, slot); then each slot of each
+    # resample takes the episode mean of the group drawn for it.
+    episode_means = np.stack([rng.choice(g, size=(resamples, slots, len(g))).mean(axis=2) for g in groups])
+    picks = rng.integers(0, slots, size=(resamples, slots))
+    draws = episode_means[picks, np.arange(resamples)[:, None], np.arange(slots)[None, :]].mean(axis=1)
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(draws, [tail, 100.0 - tail])
+    return estimate, float(low), float(high)
+
+
+def wilson_interval(events: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval of a binomial rate (95 % for the default ``z``)."""
+    if trials == 0:
+        return math.nan, math.nan
+    p = events / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate_interval(per_seed: Sequence[np.ndarray]) -> tuple[float, float, float]:
+    """Mean over training seeds of a 0/1 outcome, and its 95 % interval: the hull of the two-level
+    bootstrap and the pooled Wilson interval (module docstring)."""
+    estimate, low, high = bootstrap_interval(per_seed)
+    pooled = np.concatenate([np.asarray(g, dtype=float) for g in per_seed]) if per_seed else np.zeros(0)
+    wilson_low, wilson_high = wilson_interval(int(pooled.sum()), len(pooled))
+    return estimate, min(low, wilson_low), max(high, wilson_high)
+
+
+def aggregate(documents: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (controller, scenario): mean over training seeds with 95 % intervals of success
+    and violation rate, the mean insertion time, and what it was computed from."""
+    rows = []
+    keys = sorted({(d["controller"], d["scenario"]) for d in documents}, key=_order)
+    for controller, scenario in keys:
+        cells = sorted((d for d in documents if (d["controller"], d["scenario"]) == (controller, scenario)),
+                       key=lambda d: -1 if d["training_seed"] is None else d["training_seed"])
+        episodes = [d["per_episode"] for d in cells]
+        success = rate_interval([np.array([e["inserted"] for e in eps]) for eps in episodes])
+        violation = rate_interval([np.array([e["violation"] for e in eps]) for eps in episodes])
+        times = [e["insertion_time_s"] for eps in episodes for e in eps if e["insertion_time_s"] is not None]
+        rows.append({
+            "controller": controller, "scenario": scenario,
+            "training_seeds": [d["training_seed"] for d in cells],
+            "episodes_per_seed": [len(eps) for eps in episodes],
+            "complete": all(d["complete"] for d in cells),
+            "success_rate": success[0], "success_rate_ci95": list(success[1:]),
+            "violation_rate": violation[0], "violation_rate_ci95": list(violation[1:]),
+            "insertion_time_s_mean": float(np.mean(times)) if times else math.nan,
+            "peak_force_n_mean": float(np.mean([e["peak_force_n"] for eps in episodes for e in eps])),
+        })
+    return rows
+
+
+def _order(key: tuple[str, str]) -> tuple[int, int]:
+    controllers, scenarios = list(CONTROLLERS), list(SCENARIOS)
+    return scenarios.index(key[1]), controllers.index(key[0])
+
+
+def markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The comparison as a Markdown table (rates in %, 95 % intervals in brackets)."""
+    lines = ["| scenario | controller | seeds x episodes | success | violations | insertion time (s) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        seeds = len(r["training_seeds"])
+        size = f"{seeds} x {r['episodes_per_seed'][0]}" if len(set(r["episodes_per_seed"])) == 1 else str(
+            r["episodes_per_seed"])
+        flag = "" if r["complete"] else " (incomplete)"
+        lines.append(f"| {r['scenario']} | {r['controller']}{flag} | {size} "
+                     f"| {format_interval(r['success_rate'], r['success_rate_ci95'])} "
+                     f"| {format_interval(r['violation_rate'], r['violation_rate_ci95'])} "
+                     f"| {r['insertion_time_s_mean']:.2f} |")
+    return "\n".join(lines)
+
+
+def format_interval(value: float, interval: Sequence[float]) -> str:
+    """A rate and its interval in whole percent: ``97 % [94, 99]``."""
+    if math.isnan(value):
+        return "n/a"
+    return f"{100 * value:.0f} % [{100 * interval[0]:.0f}, {100 * interval[1]:.0f}]"
+
+
+def plot(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Success against violation rate, one panel per scenario, one marker per controller with its
+    95 % intervals on both axes (upper left is better)."""
+    from matplotlib.figure import Figure
+
+    scenarios = [s for s in SCENARIOS if any(r["scenario"] == s for r in rows)]
+    controllers = [c for c in CONTROLLERS if any(r["controller"] == c for r in rows)]
+    columns = min(4, len(scenarios))
+    lines = math.ceil(len(scenarios) / columns)
+    figure = Figure(figsize=(3.6 * columns, 3.3 * lines + 0.6), constrained_layout=True)
+    axes = figure.subplots(lines, columns, squeeze=False).ravel()
+    markers = dict(zip(controllers, "osD^vP*X"))
+    colours = {c: f"C{i}" for i, c in enumerate(controllers)}
+    for ax, scenario in zip(axes, scenarios):
+        for r in (r for r in rows if r["scenario"] == scenario):
+            x, y = 100 * r["violation_rate"], 100 * r["success_rate"]
+            xerr = [[x - 100 * r["violation_rate_ci95"][0]], [100 * r["violation_rate_ci95"][1] - x]]
+            yerr = [[y - 100 * r["success_rate_ci95"][0]], [100 * r["success_rate_ci95"][1] - y]]
+            ax.errorbar(x, y, xerr=xerr, yerr=yerr, marker=markers[r["controller"]], color=colours[r["controller"]],
+                        markersize=7, capsize=2, linewidth=1, label=r["controller"])
+        ax.set_title(scenario)
+        ax.set_xlabel("violation rate (%)")
+        ax.set_ylabel("success rate (%)")
+        ax.set_xlim(left=-2)
+        ax.set_ylim(top=102)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(scenarios):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncol=len(controllers), frameon=False)
+    figure.suptitle("Success against violations, mean over training seeds, 95 % intervals (upper left is better)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
