@@ -253,7 +253,7 @@ def test_policy_training_smoke_run_writes_a_policy_that_acts(tiny_policy: Path) 
     assert action.shape == (7,) and np.all(np.abs(action) <= 1.0)
 
 
-@pytest.mark.parametrize("controller", ["sac", "force-guard", "recovery-rl", "bresa"])
+@pytest.mark.parametrize("controller", ["sac", "force-guard", "bresa"])  # recovery-rl: test_recovery_rl.py
 def test_every_learned_controller_evaluates_from_models_without_training(
     tiny_policy: Path, tmp_path: Path, controller: str
 ) -> None:
@@ -273,10 +273,10 @@ def test_evaluation_is_recorded_in_the_policy_card_on_request(
     shutil.copytree(tiny_policy, models)
     short = tmp_path / "short.yaml"
     short.write_text("env:\n  max_episode_steps: 5\n")
-    argv = ["evaluate", "--controller", "recovery-rl", "--episodes", "2", "--config", str(short),
+    argv = ["evaluate", "--controller", "force-guard", "--episodes", "2", "--config", str(short),
             "--models-dir", str(models), "--json", str(tmp_path / "r.json"), "--no-progress", "--record-in-card"]
     assert main(argv) == 0
-    recorded = read_card(models / "task_policy.zip")["evaluation"]["recovery-rl/nominal"]
+    recorded = read_card(models / "task_policy.zip")["evaluation"]["force-guard/nominal"]
     written = json.loads((tmp_path / "r.json").read_text())
     assert recorded["command"] == ["bresa", *argv] == written["command"]
     assert recorded["episodes"] == 2 and recorded["success_rate"] == written["success_rate"]

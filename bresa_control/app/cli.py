@@ -38,6 +38,7 @@ from bresa_control.learning.settings import (
     PolicyTraining,
     RecoveryRLTraining,
     SacLagrangianTraining,
+    SacTraining,
 )
 from bresa_control.ros.bringup import DEMO_SEED
 from bresa_control.simulation.rollout import EpisodeResult, summarise
@@ -120,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     ts = commands.add_parser("train-seeds", help="train one learned method's task policy once per seed")
     ts.add_argument("--method", choices=("bresa", "recovery-rl", "sac-lagrangian"), required=True)
     ts.add_argument("--seeds", type=int, nargs="+", required=True, help="training seeds (0: the shipped models)")
-    ts.add_argument("--timesteps", type=_positive_int, default=25_000, help="decision steps per seed (default 25000)")
+    add_settings(ts, SacTraining, skip=("seed",))  # what the methods share; their own settings keep their defaults
     ts.add_argument("--out", default="models/seeds", help="seed N of method M goes to OUT/M/seedN/")
     ts.add_argument("--data", default="data/risk_data.npz", help="offline risk data (bresa, recovery-rl)")
     ts.add_argument("--models-dir", help="bresa: the critic and recovery to train with (default: the shipped)")
@@ -344,7 +345,7 @@ def _train_seeds(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     done: list[int] = []
     for seed in args.seeds:
-        settings = SETTINGS[args.method](timesteps=args.timesteps, seed=seed)
+        settings = SETTINGS[args.method](**dataclasses.asdict(settings_from(args, SacTraining, seed=seed)))
         print(f"train-seeds: {args.method} seed {seed} -> {seed_folder(args.out, args.method, seed)}", flush=True)
         try:
             card = train_seed(args.method, seed, config, args.out, settings, args.data, args.models_dir,

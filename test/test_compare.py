@@ -1,0 +1,83 @@
+"""``bresa compare`` and ``bresa train-seeds``: the intervals, the cells, resuming, the table and plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bresa_control.app.cli import main
+from bresa_control.app.compare import Cell, bootstrap_interval, plan, rate_interval, wilson_interval
+from bresa_control.common.cards import read_card
+
+
+def test_wilson_interval_matches_the_closed_form_at_zero_and_is_symmetric() -> None:
+    low, high = wilson_interval(0, 150)
+    assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(1.959964**2 / (150 + 1.959964**2))
+    low, high = wilson_interval(75, 150)
+    assert 0.5 - low == pytest.approx(high - 0.5)
+
+
+def test_the_interval_counts_the_spread_between_training_seeds() -> None:
+    agreeing = [np.r_[np.ones(25), np.zeros(25)]] * 3  # three seeds at 50 %
+    disagreeing = [np.ones(50), np.zeros(50), np.r_[np.ones(25), np.zeros(25)]]  # 100 %, 0 %, 50 %
+    mean_a, low_a, high_a = rate_interval(agreeing)
+    mean_d, low_d, high_d = rate_interval(disagreeing)
+    assert mean_a == mean_d == 0.5
+    assert high_d - low_d > 2 * (high_a - low_a)  # the same pooled rate, far less certain
+    assert low_a <= 0.5 <= high_a
+
+
+def test_a_rate_without_events_still_gets_an_upper_bound() -> None:
+    mean, low, high = rate_interval([np.zeros(50)] * 3)
+    assert (mean, low) == (0.0, 0.0) and high == pytest.approx(wilson_interval(0, 150)[1])
+    assert bootstrap_interval([np.zeros(50)] * 3)[2] == 0.0  # the bootstrap alone would say [0, 0]
+
+
+def test_the_plan_runs_untrained_controllers_once_and_learned_ones_per_seed() -> None:
+    cells = plan(["scripted", "bresa", "sac"], ["nominal"], [0, 1, 2])
+    assert Cell("scripted", "nominal", None) in cells and len(cells) == 1 + 3 + 3
+    with pytest.raises(ValueError, match="unknown scenario 'wind'"):
+        plan(["bresa"], ["wind"], [0])
+
+
+def test_compare_writes_cells_table_and_plot_and_resumes(tmp_path: Path) -> None:
+    # Training seed 1 of sac-lagrangian, made by train-seeds (tiny), against the spiral search.
+    seeds = tmp_path / "seeds"
+    assert main(["train-seeds", "--method", "sac-lagrangian", "--seeds", "1", "--timesteps", "30",
+                 "--learning-starts", "10", "--select-every", "15", "--select-episodes", "1", "--out", str(seeds),
+                 "--tensorboard", str(tmp_path / "tb"), "--no-progress"]) == 0
+    card = read_card(seeds / "sac-lagrangian" / "seed1" / "sac_lagrangian" / "task_policy.zip")
+    assert card["seed"] == 1 and card["command"][:2] == ["bresa", "train-seeds"]
+    short = tmp_path / "short.yaml"
+    short.write_text("env:\n  max_episode_steps: 4\n")
+    out = tmp_path / "cmp"
+    args = ["compare", "--controllers", "scripted", "sac-lagrangian", "--scenarios", "nominal", "push",
+            "--training-seeds", "1", "--episodes", "2", "--seeds-dir", str(seeds), "--config", str(short),
+            "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    cells = sorted(p.name for p in (out / "cells").glob("*.json"))
+    assert cells == ["sac-lagrangian_nominal_seed1.json", "sac-lagrangian_push_seed1.json",
+                     "scripted_nominal_untrained.json", "scripted_push_untrained.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and len(summary["rows"]) == 4 and "bootstrap" in summary["interval"]
+    row = summary["rows"][0]
+    assert row["success_rate_ci95"][0] <= row["success_rate"] <= row["success_rate_ci95"][1]
+    assert (out / "comparison.png").stat().st_size > 10_000
+    assert "| nominal | scripted | 1 x 2 |" in (out / "table.md").read_text()
+    # A rerun reads finished cells back instead of running them again.
+    cell = out / "cells" / "scripted_push_untrained.json"
+    document = json.loads(cell.read_text())
+    document["marker"] = "kept"
+    cell.write_text(json.dumps(document))
+    assert main(args) == 0
+    assert json.loads(cell.read_text())["marker"] == "kept"
+
+
+def test_train_seeds_for_bresa_needs_the_critic_it_trains_with(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["train-seeds", "--method", "bresa", "--seeds", "1", "--timesteps", "10", "--models-dir",
+                 str(tmp_path / "empty"), "--out", str(tmp_path / "seeds"), "--no-progress"])
+    assert code == 2
+    assert "safety_critic.pt does not exist: bresa's seeds train with the shipped critic" in capsys.readouterr().err
