@@ -33,6 +33,7 @@ setup(
         "wrapt>=1.16",
         "pylibfranka>=0.21,<0.22",  # libfranka for the franka_arm node (robot server version 10)
         "franky-sim>=1.0.4,<1.1",  # the Franka protocol simulator behind bresa demo --arm franky-sim
+        "ray==2.60.0",  # --ray: evaluation, comparison and multi-seed training on Ray (app/sweep.py)
     ],
     extras_require={"test": ["pytest", "hypothesis", "colcon-common-extensions", "ruff", "mypy", "import-linter"]},
     zip_safe=True,

@@ -1,35 +1,17 @@
 #!/usr/bin/env bash
-# The comparison table of README.md: five controllers x four scenarios, 100 seeded episodes each
-# (the same seeds for every controller), using the shipped models. One JSON per cell in
-# results/compare/, then one Markdown table. About an hour on 2 cores.
+# The comparison of README.md: every controller x training seeds 0, 1, 2 x the seven scenarios,
+# the same episode seeds for every controller (bresa compare: 95 % intervals, table, plot). One
+# JSON per cell in results/compare/cells/ (resumable: run it again after an interruption), then
+# the summary, table and plot copied to docs/comparison/.
 #
-#   bench/compare.sh [EPISODES] [CONFIG]     (default 100; CONFIG: a YAML laid over the defaults,
-#                                              results in results/compare-<its name>/)
+#   bench/compare.sh [EPISODES] [MORE bresa compare ARGS]    e.g. bench/compare.sh 50 --ray auto
+#
+# Default 50 episodes per controller, training seed and scenario (150 per learned controller).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EPISODES="${1:-100}"
-CONFIG_ARGS=()
-OUT=results/compare
-if [ -n "${2:-}" ]; then
-  CONFIG_ARGS=(--config "$2")
-  OUT="results/compare-$(basename "$2" .yaml)"
-fi
-mkdir -p "$OUT"
-for scenario in nominal hole-moves push friction; do
-  for controller in scripted sac force-guard recovery-rl bresa; do
-    json="$OUT/${controller}_${scenario}.json"
-    if [ -f "$json" ] && grep -q '"complete": true' "$json"; then continue; fi  # resumable
-    .venv/bin/bresa evaluate --controller "$controller" --scenario "$scenario" --episodes "$EPISODES" \
-      --seed 0 --workers 2 --no-progress "${CONFIG_ARGS[@]}" --json "$json"
-  done
-done
-.venv/bin/python - "$OUT" <<'PY'
-import json, sys
-from pathlib import Path
-from bresa_control.app.evaluate import format_table
-rows = [json.loads(p.read_text()) for p in sorted(Path(sys.argv[1]).glob("*.json"))]
-order = {c: i for i, c in enumerate(["scripted", "sac", "force-guard", "recovery-rl", "bresa"])}
-scen = {s: i for i, s in enumerate(["nominal", "hole-moves", "push", "friction"])}
-rows.sort(key=lambda r: (scen[r["scenario"]], order[r["controller"]]))
-print(format_table(rows))
-PY
+EPISODES="${1:-50}"
+shift || true
+OMP_NUM_THREADS=1 .venv/bin/bresa compare --episodes "$EPISODES" --out results/compare --no-progress "$@"
+mkdir -p docs/comparison
+cp results/compare/summary.json results/compare/table.md results/compare/comparison.png docs/comparison/
+echo "copied the summary, table and plot to docs/comparison/"

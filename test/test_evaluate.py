@@ -72,16 +72,3 @@ def test_unknown_controller_is_rejected(capsys: pytest.CaptureFixture) -> None:
         main(["evaluate", "--controller", "nope"])
     assert info.value.code == 2
     assert "invalid choice: 'nope'" in capsys.readouterr().err
-
-
-def test_workers_give_the_same_results_in_seed_order(tmp_path: Path) -> None:
-    short = tmp_path / "short.yaml"
-    short.write_text("env:\n  max_episode_steps: 30\n")
-    reports = []
-    for workers in ("1", "2"):
-        out = tmp_path / f"w{workers}.json"
-        assert main(["evaluate", "--controller", "scripted", "--episodes", "4", "--seed", "7", "--config",
-                     str(short), "--workers", workers, "--json", str(out), "--no-progress"]) == 0
-        reports.append(json.loads(out.read_text()))
-    assert reports[0]["per_episode"] == reports[1]["per_episode"]
-    assert [e["seed"] for e in reports[1]["per_episode"]] == [7, 8, 9, 10]

@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -58,8 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     ev.add_argument("--json", help="write the summary and every episode here")
     ev.add_argument("--models-dir", help="trained models (default: the shipped models/)")
-    ev.add_argument("--workers", type=_positive_int, default=1,
-                    help="episodes run in this many processes (same results, in seed order)")
+    _add_ray(ev)
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.add_argument("--record-in-card", action="store_true",
                     help="also write the figures into the task policy's model card (key evaluation)")
@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--seeds-dir", default="models/seeds", help="the other training seeds (bresa train-seeds)")
     cp.add_argument("--out", default="results/compare", help="cells/, summary.json, table.md, comparison.png")
     cp.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    _add_ray(cp)
     cp.add_argument("--no-progress", action="store_true")
     cp.set_defaults(func=_compare)
 
@@ -202,30 +203,35 @@ def _evaluate(args: argparse.Namespace) -> int:
               "so there is no model card to record in", file=sys.stderr)
         return 2
     results: list[EpisodeResult] = []
+    failures: dict[int, str] = {}
+    ray_report: dict[str, Any] = {}
     try:
-        evaluate(
-            args.controller,
-            config,
-            args.episodes,
-            args.seed,
-            scenario=args.scenario,
-            progress=not args.no_progress,
-            results=results,
-            models_dir=args.models_dir,
-            workers=args.workers,
-        )
+        evaluate(args.controller, config, args.episodes, args.seed, scenario=args.scenario,
+                 progress=not args.no_progress, results=results, models_dir=args.models_dir, ray_address=args.ray,
+                 failures=failures, ray_report=ray_report)
     except KeyboardInterrupt:
         print(f"\ninterrupted after {len(results)} of {args.episodes} episodes", file=sys.stderr)
         if results and args.json:
             summary = summarise(args.controller, args.scenario, results)
-            write_json_atomic(args.json, report(summary, results, args.seed, complete=False, command=args.command_line))
+            document = report(summary, results, args.seed, complete=False, command=args.command_line)
+            write_json_atomic(args.json, {**document, "ray": ray_report or None})
             print(f"partial results written to {args.json} (complete: false)", file=sys.stderr)
         return 130
     summary = summarise(args.controller, args.scenario, results)
     print(format_table([summary]))
+    if ray_report:
+        print(f"ran on Ray ({ray_report['address']}): tasks per node "
+              f"{ {n['address'] + ' ' + i[:8]: n['tasks'] for i, n in ray_report['nodes'].items()} }")
+    if failures:
+        print(f"bresa: {len(failures)} episodes failed (seeds {sorted(failures)}): "
+              f"{next(iter(failures.values()))}", file=sys.stderr)
     if args.json:
-        write_json_atomic(args.json, report(summary, results, args.seed, complete=True, command=args.command_line))
+        document = report(summary, results, args.seed, complete=not failures, command=args.command_line)
+        write_json_atomic(args.json, {**document, "failed_seeds": {str(k): v for k, v in sorted(failures.items())},
+                                      "ray": ray_report or None})
         print(f"wrote {args.json}")
+    if failures:
+        return 1
     if args.record_in_card:
         folder = policy_folder(args.controller, args.models_dir)
         print(f"recorded in {record_evaluation(folder, summary, args.command_line)}")
@@ -233,6 +239,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     if plot:
         print(f"wrote {plot_episode(args.controller, config, args.scenario, args.seed, plot, args.models_dir)}")
     return 0
+
+
+def _add_ray(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help="run on Ray: alone, on this machine's cores; with an ADDRESS (auto, HOST:PORT, "
+                             "ray://HOST:PORT), on that cluster. Same results as without")
 
 
 def _collect(args: argparse.Namespace) -> int:
@@ -343,12 +355,15 @@ def _train_seeds(args: argparse.Namespace) -> int:
     from bresa_control.learning.seeds import SETTINGS, seed_folder, train_seed
 
     config = load_config(args.config)
+    settings = {seed: SETTINGS[args.method](**dataclasses.asdict(settings_from(args, SacTraining, seed=seed)))
+                for seed in args.seeds}
+    if args.ray is not None:
+        return _train_seeds_on_ray(args, config, settings)
     done: list[int] = []
     for seed in args.seeds:
-        settings = SETTINGS[args.method](**dataclasses.asdict(settings_from(args, SacTraining, seed=seed)))
         print(f"train-seeds: {args.method} seed {seed} -> {seed_folder(args.out, args.method, seed)}", flush=True)
         try:
-            card = train_seed(args.method, seed, config, args.out, settings, args.data, args.models_dir,
+            card = train_seed(args.method, seed, config, args.out, settings[seed], args.data, args.models_dir,
                               args.tensorboard, not args.no_progress, args.command_line)
         except KeyboardInterrupt:
             print(f"\ninterrupted during seed {seed}: seeds {done or 'none'} are written, {seed} is not",
@@ -358,9 +373,57 @@ def _train_seeds(args: argparse.Namespace) -> int:
             print(f"bresa: {exc}", file=sys.stderr)
             return 2
         done.append(seed)
-        best = card["checkpoint_selection"]["selected"]
-        print(f"train-seeds: {args.method} seed {seed} done in {card['training_wall_time_s']:.0f} s: checkpoint of "
-              f"step {best['timestep']}, {best['success_rate']:.0%} held-out insertions", flush=True)
+        _seed_done(args.method, seed, card)
+    return 0
+
+
+def _seed_done(method: str, seed: int, card: dict[str, Any]) -> None:
+    best = card["checkpoint_selection"]["selected"]
+    print(f"train-seeds: {method} seed {seed} done in {card['training_wall_time_s']:.0f} s: checkpoint of "
+          f"step {best['timestep']}, {best['success_rate']:.0%} held-out insertions", flush=True)
+
+
+def _train_seeds_on_ray(args: argparse.Namespace, config: Any, settings: dict[int, Any]) -> int:
+    """Every seed as one Ray task; the data and models go through the object store, each seed's
+    files come back and are written here."""
+    from bresa_control.app.sweep import RaySession, pack, training_task, unpack
+    from bresa_control.common.cards import models_folder
+    from bresa_control.learning.seeds import reflex_model_files, seed_folder
+
+    data = Path(args.data)
+    if args.method != "sac-lagrangian" and not data.is_file():
+        print(f"bresa: {data} does not exist; make it with 'bresa collect'", file=sys.stderr)
+        return 2
+    failed: dict[int, str] = {}
+    done: list[int] = []
+    try:
+        with RaySession(args.ray) as session:
+            data_ref = session.put(data.read_bytes() if args.method != "sac-lagrangian" else b"")
+            models = session.put(pack(models_folder(args.models_dir), reflex_model_files())
+                                 if args.method == "bresa" else {})
+            for seed in args.seeds:
+                session.submit(seed, training_task, args.method, seed, config, settings[seed], data_ref, models,
+                               args.command_line)
+            print(f"train-seeds: {args.method} seeds {args.seeds} submitted to Ray", flush=True)
+            for outcome in session.as_completed():
+                if outcome.error is not None:
+                    failed[outcome.key] = outcome.error
+                    print(f"train-seeds: {args.method} seed {outcome.key} failed: {outcome.error}", file=sys.stderr)
+                    continue
+                files, card = outcome.result
+                folder = seed_folder(args.out, args.method, outcome.key)
+                incoming = unpack(files, folder.with_name(folder.name + ".incoming"))
+                if folder.exists():
+                    shutil.rmtree(folder)
+                incoming.rename(folder)
+                done.append(outcome.key)
+                _seed_done(args.method, outcome.key, card)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: seeds {sorted(done) or 'none'} are written, the others are not", file=sys.stderr)
+        return 130
+    if failed:
+        print(f"bresa: seeds {sorted(failed)} failed on Ray (after a retry)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -374,23 +437,23 @@ def _compare(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"bresa: {exc}", file=sys.stderr)
         return 2
-    documents = []
     status = 0
-    for i, cell in enumerate(cells, 1):
-        if not args.no_progress:
-            print(f"compare: cell {i}/{len(cells)}: {cell.name[:-5]}", file=sys.stderr, flush=True)
-        try:
-            documents.append(compare.run_cell(cell, config, args.episodes, args.seed, out, args.models_dir,
-                                              args.seeds_dir, not args.no_progress, args.command_line))
-        except KeyboardInterrupt:
-            print(f"\ninterrupted in cell {i} of {len(cells)}: finished cells are in {out / 'cells'}; "
-                  "run the same command again to go on", file=sys.stderr)
-            status = 130
-            break
+    try:
+        documents = compare.run_cells(cells, config, args.episodes, args.seed, out, args.models_dir, args.seeds_dir,
+                                      not args.no_progress, args.command_line, args.ray)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished cells are in {out / 'cells'}; run the same command again to go on",
+              file=sys.stderr)
+        status = 130
     partial = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))
                if p.name in {c.name for c in cells}] if status else documents
     if not partial:
         return status
+    failed = {d["controller"] + "/" + d["scenario"]: sorted(map(int, d["failed_seeds"]))
+              for d in partial if d.get("failed_seeds")}
+    if failed:
+        print(f"bresa: episodes failed on Ray (after a retry), by cell and seed: {failed}", file=sys.stderr)
+        status = status or 1
     rows = compare.aggregate(partial)
     table = compare.markdown(rows)
     write_json_atomic(out / "summary.json", {"complete": status == 0 and all(r["complete"] for r in rows),

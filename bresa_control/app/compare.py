@@ -4,7 +4,8 @@ and one plot.
 **Cells.** Each (controller, scenario, training seed) runs the same episodes (episode seeds
 ``seed .. seed + episodes - 1``, so every controller meets the same holes, errors and starts) and
 is written as one JSON under ``<out>/cells/`` as soon as it finishes; a rerun skips complete
-cells, so an interrupted comparison resumes where it stopped.
+cells, so an interrupted comparison resumes where it stopped. With ``--ray`` every cell's
+episodes run at once on Ray (:mod:`bresa_control.app.sweep`), with the same results.
 
 **Training seeds.** Seed 0 of a method is the shipped model (``models/``); seed N > 0 is
 ``<seeds-dir>/<method>/seedN/``, a models folder of the same layout (``bresa train-seeds``).
@@ -86,26 +87,106 @@ def plan(controllers: Sequence[str], scenarios: Sequence[str], training_seeds: S
             for s in scenarios for c in controllers for t in (training_seeds if METHOD[c] else [None])]
 
 
-def run_cell(cell: Cell, config: BresaConfig, episodes: int, seed: int, out: Path, models_dir: str | Path | None,
-             seeds_dir: str | Path, progress: bool, command: list[str]) -> dict[str, Any]:
-    """Evaluate one cell (or read it back if a complete run with these episodes is on disk)."""
-    path = out / "cells" / cell.name
-    if path.is_file():
-        done = json.loads(path.read_text())
-        if done.get("complete") and done.get("episodes") == episodes and done.get("seed") == seed:
-            return done
+def run_cells(
+    cells: Sequence[Cell], config: BresaConfig, episodes: int, seed: int, out: Path, models_dir: str | Path | None,
+    seeds_dir: str | Path, progress: bool, command: list[str], ray_address: str | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate every cell not already complete on disk (one after another here, or all at once
+    on Ray); each cell's JSON is written as soon as it finishes, or with what ran of it if
+    interrupted (``complete: false``). Returns the cells' documents."""
+    documents, pending = [], []
+    for cell in cells:
+        done = _finished(out / "cells" / cell.name, episodes, seed)
+        if done is not None:
+            documents.append(done)
+        else:
+            pending.append(cell)
+    if ray_address is None:
+        for cell in pending:
+            results: list[EpisodeResult] = []
+            try:
+                evaluate(cell.controller, config, episodes, seed, cell.scenario, progress, results,
+                         _models(cell, models_dir, seeds_dir))
+            finally:  # finished or interrupted: what ran is kept
+                if results:
+                    documents.append(_write_cell(cell, out, results, {}, episodes, seed, command, models_dir,
+                                                 seeds_dir))
+        return documents
+    return documents + _run_on_ray(pending, config, episodes, seed, out, models_dir, seeds_dir, progress, command,
+                                   ray_address)
+
+
+def _run_on_ray(
+    cells: Sequence[Cell], config: BresaConfig, episodes: int, seed: int, out: Path, models_dir: str | Path | None,
+    seeds_dir: str | Path, progress: bool, command: list[str], ray_address: str,
+) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    from bresa_control.app.evaluate import model_files
+    from bresa_control.app.sweep import RaySession, chunks, episode_task, pack
+
+    seeds = [seed + i for i in range(episodes)]
+    results: dict[Cell, list[EpisodeResult]] = {cell: [] for cell in cells}
+    failures: dict[Cell, dict[int, str]] = {cell: {} for cell in cells}
+    documents = []
+    with RaySession(ray_address) as session, tqdm(total=episodes * len(cells), desc="compare", unit="ep",
+                                                  disable=not progress) as bar:
+        parts = chunks(seeds, session.cpus())
+        left = {cell: len(parts) for cell in cells}
+        packed: dict[tuple[str, str], Any] = {}  # (models folder, controller) -> its files in the object store
+        for cell in cells:
+            folder = _models(cell, models_dir, seeds_dir)
+            key = (str(folder), cell.controller)
+            if key not in packed:
+                packed[key] = session.put(pack(folder, model_files(cell.controller)))
+            for part in parts:
+                session.submit((cell, part), episode_task, cell.controller, config, cell.scenario, packed[key], part)
+        try:
+            for outcome in session.as_completed():
+                cell, part = outcome.key
+                if outcome.error is None:
+                    results[cell].extend(outcome.result)
+                else:
+                    failures[cell].update({s: outcome.error for s in part})
+                left[cell] -= 1
+                bar.update(len(part))
+                if left[cell] == 0:
+                    documents.append(_write_cell(cell, out, results.pop(cell), failures[cell], episodes, seed,
+                                                 command, models_dir, seeds_dir))
+        finally:  # interrupted: the cells that had started keep what ran
+            for cell, partial in results.items():
+                if partial:
+                    _write_cell(cell, out, partial, failures[cell], episodes, seed, command, models_dir, seeds_dir)
+    return documents
+
+
+def _finished(path: Path, episodes: int, seed: int) -> dict[str, Any] | None:
+    """A cell's document if a complete run with these episodes is on disk."""
+    if not path.is_file():
+        return None
+    done: dict[str, Any] = json.loads(path.read_text())
+    return done if done.get("complete") and done.get("episodes") == episodes and done.get("seed") == seed else None
+
+
+def _models(cell: Cell, models_dir: str | Path | None, seeds_dir: str | Path) -> Path | None:
     method = METHOD[cell.controller]
-    folder = None if method is None or cell.training_seed is None else seed_models_dir(
-        method, cell.training_seed, models_dir, seeds_dir)
-    results: list[EpisodeResult] = []
-    try:
-        evaluate(cell.controller, config, episodes, seed, cell.scenario, progress, results, folder)
-    finally:  # finished or interrupted: what ran is kept (flagged incomplete if cut short)
-        if results:
-            summary = summarise(cell.controller, cell.scenario, results)
-            document = {**report(summary, results, seed, len(results) == episodes, command),
-                        "training_seed": cell.training_seed, "models_dir": None if folder is None else str(folder)}
-            write_json_atomic(path, document)
+    if method is None or cell.training_seed is None:
+        return None
+    return seed_models_dir(method, cell.training_seed, models_dir, seeds_dir)
+
+
+def _write_cell(
+    cell: Cell, out: Path, results: list[EpisodeResult], failures: dict[int, str], episodes: int, seed: int,
+    command: list[str], models_dir: str | Path | None, seeds_dir: str | Path,
+) -> dict[str, Any]:
+    """A cell's JSON (episodes in seed order, failed seeds named), written atomically."""
+    results = sorted(results, key=lambda r: r.seed)
+    summary = summarise(cell.controller, cell.scenario, results)
+    folder = _models(cell, models_dir, seeds_dir)
+    document = {**report(summary, results, seed, len(results) == episodes and not failures, command),
+                "training_seed": cell.training_seed, "models_dir": None if folder is None else str(folder),
+                "failed_seeds": {str(k): v for k, v in sorted(failures.items())}}
+    write_json_atomic(out / "cells" / cell.name, document)
     return document
 
 

@@ -7,17 +7,23 @@ with the same seed meet the same holes, perception errors and start poses.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
-from bresa_control.common.cards import RECOVERY_RL_DIR, SAC_LAGRANGIAN_DIR, models_folder
+from bresa_control.common.cards import (
+    CRITIC_FILE,
+    POLICY_FILE,
+    RECOVERY_FILE,
+    RECOVERY_RL_DIR,
+    SAC_LAGRANGIAN_DIR,
+    card_path,
+    models_folder,
+)
 from bresa_control.common.config import BresaConfig
 from bresa_control.contract import Controller
 from bresa_control.policies.residual import ResidualController, load_task_policy
@@ -91,62 +97,75 @@ def evaluate(
     progress: bool = True,
     results: list[EpisodeResult] | None = None,
     models_dir: str | Path | None = None,
-    workers: int = 1,
+    ray_address: str | None = None,
+    failures: dict[int, str] | None = None,
+    ray_report: dict[str, Any] | None = None,
 ) -> list[EpisodeResult]:
-    """Run ``episodes`` seeded episodes, in ``workers`` processes (results keep seed order).
+    """Run ``episodes`` seeded episodes here, or on Ray with ``ray_address`` (:mod:`bresa_control.app.sweep`);
+    the results are the same either way, in seed order.
 
-    Results are appended to ``results`` (a new list if None) as episodes finish, so a caller that
-    is interrupted still holds every finished episode.
+    Results are added to ``results`` (a new list if None) as episodes finish, so a caller that is
+    interrupted still holds every finished episode; the seeds of episodes that failed on Ray
+    (after a retry) go to ``failures`` with the reason, and where the work ran to ``ray_report``.
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario '{scenario}'; choose from {list(SCENARIOS)}")
     results = [] if results is None else results
+    failures = {} if failures is None else failures
     seeds = [seed + i for i in range(episodes)]
     bar = tqdm(total=episodes, desc=f"{controller_name}/{scenario}", unit="ep", disable=not progress)
     with bar:
-        for result in _episodes(controller_name, config, scenario, models_dir, seeds, workers):
-            results.append(result)
-            bar.update(1)
-            bar.set_postfix(success=f"{np.mean([r.inserted for r in results]):.2f}")
+        if ray_address is None:
+            env, policy = build(controller_name, config, scenario, models_dir)
+            for episode_seed in seeds:
+                results.append(run_episode(env, policy, episode_seed))
+                _advance(bar, results, 1)
+            return results
+        from bresa_control.app.sweep import RaySession, chunks, episode_task, pack
+
+        with RaySession(ray_address) as session:
+            models = session.put(pack(models_folder(models_dir), model_files(controller_name)))
+            for part in chunks(seeds, session.cpus()):
+                session.submit(part, episode_task, controller_name, config, scenario, models, part)
+            try:
+                for outcome in session.as_completed():
+                    if outcome.error is not None:
+                        failures.update({s: outcome.error for s in outcome.key})
+                    else:
+                        results.extend(outcome.result)
+                        results.sort(key=lambda r: r.seed)
+                    _advance(bar, results, len(outcome.key))
+            finally:
+                if ray_report is not None:
+                    ray_report.update(session.describe())
     return results
 
 
-def _episodes(
-    controller_name: str, config: BresaConfig, scenario: str, models_dir: str | Path | None,
-    seeds: list[int], workers: int,
-) -> Iterator[EpisodeResult]:
-    """Episode results in seed order, from this process or a pool of worker processes."""
-    if workers <= 1:
-        env, policy = _build(controller_name, config, scenario, models_dir)
-        for episode_seed in seeds:
-            yield run_episode(env, policy, episode_seed)
-        return
-    context = multiprocessing.get_context("spawn")  # no forked torch/MuJoCo state
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                             initargs=(controller_name, config, scenario, models_dir)) as pool:
-        try:
-            yield from pool.map(_worker_episode, seeds)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+def _advance(bar: tqdm, results: list[EpisodeResult], episodes: int) -> None:
+    bar.update(episodes)
+    if results:
+        bar.set_postfix(success=f"{np.mean([r.inserted for r in results]):.2f}")
 
 
-def _build(
+def build(
     controller_name: str, config: BresaConfig, scenario: str, models_dir: str | Path | None
 ) -> tuple[PegInsertion, Controller]:
+    """The environment (with the controller's safety layer) and the policy of one controller. Torch
+    runs one thread, wherever this runs, so that a result does not depend on where it ran."""
+    torch.set_num_threads(1)
     setup = make_controller(controller_name, config, models_dir)
     return PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario), setup.policy
 
 
-_WORKER: dict[str, Any] = {}
-
-
-def _worker_init(controller_name: str, config: BresaConfig, scenario: str, models_dir: Any) -> None:
-    _WORKER["env"], _WORKER["policy"] = _build(controller_name, config, scenario, models_dir)
-
-
-def _worker_episode(episode_seed: int) -> EpisodeResult:
-    return run_episode(_WORKER["env"], _WORKER["policy"], episode_seed)
+def model_files(controller_name: str) -> list[str]:
+    """The files (relative to the models folder) a controller loads: what a Ray worker is sent."""
+    folder = policy_folder(controller_name, "")
+    if folder is None:
+        return []
+    names = [POLICY_FILE]
+    if CONTROLLERS[controller_name][2] == "learned" or CONTROLLERS[controller_name][0] == "recovery-rl":
+        names += [CRITIC_FILE, RECOVERY_FILE]  # Bresa's layer, or Recovery RL's beside its policy
+    return [str(folder / path) for name in names for path in (Path(name), card_path(name))]
 
 
 def format_table(summaries: list[dict[str, Any]]) -> str:
@@ -181,11 +200,10 @@ def plot_episode(
     reflex (:func:`bresa_control.app.plots.plot_run`)."""
     from bresa_control.app.plots import TickTrace, plot_run
 
-    setup = make_controller(name, config, models_dir)
-    env = PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario)
+    env, policy = build(name, config, scenario, models_dir)
     trace = TickTrace()
     env.tick_observer = trace
-    result = run_episode(env, setup.policy, seed)
+    result = run_episode(env, policy, seed)
     outcome = "inserted" if result.inserted else "not inserted"
     title = f"{name}, {scenario}, seed {seed}: {outcome}, peak force {result.peak_force_n:.1f} N"
-    return plot_run(trace.series(), out, config.safety.max_force_n, setup.config.reflex.eps_safe, title)
+    return plot_run(trace.series(), out, config.safety.max_force_n, env.config.reflex.eps_safe, title)

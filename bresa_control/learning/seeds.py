@@ -59,11 +59,17 @@ def train_seed(
     return train_sac_lagrangian(config, folder, settings, tensorboard_dir, progress, command)  # type: ignore[arg-type]
 
 
+def reflex_model_files() -> list[str]:
+    """Bresa's critic and recovery and their cards: what a seed of ``bresa`` trains with."""
+    return [path.name for name in (CRITIC_FILE, RECOVERY_FILE) for path in (Path(name), card_path(name))]
+
+
 def copy_reflex_models(source: Path, folder: Path) -> None:
     """Bresa's critic and recovery (and cards) from ``source`` into a seed's folder: its task policy
     trains with them and is evaluated with them."""
-    for name in (CRITIC_FILE, RECOVERY_FILE):
-        for path in (source / name, card_path(source / name)):
-            if not path.is_file():
-                raise ValueError(f"{path} does not exist: bresa's seeds train with the shipped critic and recovery")
-            shutil.copy2(path, folder / path.name)
+    for name in reflex_model_files():
+        if not (source / name).is_file():
+            raise ValueError(f"{source / name} does not exist: bresa's seeds train with the shipped critic and "
+                             "recovery")
+        if (source / name).resolve() != (folder / name).resolve():
+            shutil.copy2(source / name, folder / name)
