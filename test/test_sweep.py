@@ -170,3 +170,26 @@ def test_ctrl_c_during_a_sweep_keeps_every_finished_episode_and_flags_the_json_i
     single = {e["seed"]: e for e in _single_process(tmp_path, "scripted", 5, low, cell["scenario"])}
     compared = [e for e in cell["per_episode"] if e["seed"] in single]
     assert compared and all(e == single[e["seed"]] for e in compared)
+
+
+def test_train_seeds_on_ray_writes_every_seed_as_one_process_would(tmp_path: Path, tagged: dict[str, str]) -> None:
+    tiny = ["--method", "sac-lagrangian", "--seeds", "1", "2", "--timesteps", "30", "--learning-starts", "10",
+            "--select-every", "15", "--select-episodes", "1", "--config", "short.yaml", "--no-progress"]
+    run = _in_namespace(f"{BRESA} train-seeds {' '.join(tiny)} --out ray --tensorboard tb-ray --ray", tagged, tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert "sac-lagrangian seed 1 done" in run.stdout and "sac-lagrangian seed 2 done" in run.stdout
+    from bresa_control.app.cli import main
+    from bresa_control.common.cards import read_card
+
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["train-seeds", *tiny, "--out", "here", "--tensorboard", "tb-here"]) == 0
+    finally:
+        os.chdir(cwd)
+    for seed in (1, 2):
+        on_ray = read_card(tmp_path / "ray" / "sac-lagrangian" / f"seed{seed}" / "sac_lagrangian" / "task_policy.zip")
+        here = read_card(tmp_path / "here" / "sac-lagrangian" / f"seed{seed}" / "sac_lagrangian" / "task_policy.zip")
+        assert on_ray["seed"] == seed and on_ray["lagrange"] == here["lagrange"]
+        assert on_ray["checkpoint_selection"]["history"] == here["checkpoint_selection"]["history"]
+    assert not list((tmp_path / "ray" / "sac-lagrangian").glob("*.incoming"))

@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--models-dir", help="bresa: the critic and recovery to train with (default: the shipped)")
     ts.add_argument("--tensorboard", default="runs", help="TensorBoard log folder")
     ts.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    _add_ray(ts)
     ts.add_argument("--no-progress", action="store_true")
     ts.set_defaults(func=_train_seeds)
 
