@@ -22,13 +22,19 @@ ROS_WHEELS=("ros-rclpy[fastrtps]" ros-std-msgs ros-geometry-msgs ros-sensor-msgs
 log() { printf '[run.sh] %s\n' "$*" >&2; }
 
 system_packages() {
-  # Offscreen rendering on the CPU (bresa render, MUJOCO_GL=osmesa) needs Debian's libosmesa6.
-  if ldconfig -p 2>/dev/null | grep -q libOSMesa; then return 0; fi
+  # Debian packages: libosmesa6 for offscreen rendering on the CPU (bresa render, MUJOCO_GL=osmesa);
+  # iproute2 and util-linux (ip, unshare) for the Ray tests and bench, which run Ray in a network
+  # namespace of their own so that it talks over 127.0.0.1 only.
+  local missing=()
+  ldconfig -p 2>/dev/null | grep -q libOSMesa || missing+=(libosmesa6)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v unshare >/dev/null || missing+=(util-linux)
+  [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  log "installing libosmesa6 (offscreen rendering) with apt-get"
-  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libosmesa6; } >/dev/null; then
-    log "could not install libosmesa6: 'bresa render' will not work (everything else does)"
+  log "installing ${missing[*]} with apt-get"
+  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"; } >/dev/null; then
+    log "could not install ${missing[*]}: 'bresa render' or the Ray tests may not run (everything else does)"
   fi
 }
 
@@ -76,6 +82,7 @@ run_bench() {
   "$VENV/bin/python" bench/bench_sim.py --json "$ROOT/results/bench_sim.json"
   "$VENV/bin/python" bench/bench_critic.py --json "$ROOT/results/bench_critic.json"
   "$VENV/bin/python" bench/bench_stack.py --runs 5 --duration 20 --json "$ROOT/results/bench_stack.json"
+  "$VENV/bin/python" bench/bench_ray.py --episodes 40 --json "$ROOT/results/bench_ray.json"
 }
 
 main() {
