@@ -251,6 +251,8 @@ def aggregate(documents: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "success_rate": success[0], "success_rate_ci95": list(success[1:]),
             "violation_rate": violation[0], "violation_rate_ci95": list(violation[1:]),
             "insertion_time_s_mean": float(np.mean(times)) if times else math.nan,
+            "per_training_seed": {str(d["training_seed"]): {"success_rate": d["success_rate"],
+                                                            "violation_rate": d["violation_rate"]} for d in cells},
             "peak_force_n_mean": float(np.mean([e["peak_force_n"] for eps in episodes for e in eps])),
         })
     return rows
