@@ -141,3 +141,15 @@ def test_old_risk_data_is_refused_with_the_command_to_make_it_again(tmp_path: Pa
              meta=np.array(json.dumps({"format": "bresa-risk-data/1"})))
     with pytest.raises(ValueError, match="format 'bresa-risk-data/1', expected 'bresa-risk-data/2'; make it again"):
         collect_module.load(old)
+
+
+def test_the_shipped_recovery_rl_layer_loads_under_the_shipped_config(config: BresaConfig) -> None:
+    """If a config change alters the layer's inputs or discount, this fails until it is retrained."""
+    from bresa_control.common.paths import find_data
+    from bresa_control.safety.recovery_rl import load_recovery_rl
+
+    shield = load_recovery_rl(config)
+    decision = shield.filter(np.zeros(DECISION_STATE_SIZE, np.float32), np.zeros(7, np.float32))
+    assert 0.0 <= decision.risk <= 1.0 and np.all(np.abs(decision.action) <= 1.0)
+    critic = read_card(find_data("models") / "recovery_rl" / "safety_critic.pt")
+    assert critic["evaluation"]["auroc_holdout"] >= 0.9 and critic["seed"] == 0
