@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The comparison of README.md: every controller x training seeds 0, 1, 2 x the seven scenarios,
-# the same episode seeds for every controller (bresa compare: 95 % intervals, table, plot). One
-# JSON per cell in results/compare/cells/ (resumable: run it again after an interruption), then
-# the summary, table and plot copied to docs/comparison/.
+# the same episode seeds for every controller (bresa compare: 95 % intervals, table, plot), into
+# docs/comparison/: one JSON per cell with every episode in cells/ (resumable: run it again after
+# an interruption), summary.json, table.md and comparison.png.
 #
 #   bench/compare.sh [EPISODES] [MORE bresa compare ARGS]    e.g. bench/compare.sh 50 --ray auto
 #
@@ -11,7 +11,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EPISODES="${1:-50}"
 shift || true
-OMP_NUM_THREADS=1 .venv/bin/bresa compare --episodes "$EPISODES" --out results/compare --no-progress "$@"
-mkdir -p docs/comparison
-cp results/compare/summary.json results/compare/table.md results/compare/comparison.png docs/comparison/
-echo "copied the summary, table and plot to docs/comparison/"
+OMP_NUM_THREADS=1 .venv/bin/bresa compare --episodes "$EPISODES" --out docs/comparison --no-progress "$@"
