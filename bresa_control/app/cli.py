@@ -25,7 +25,7 @@ from pathlib import Path
 
 if sys.argv[1:2] == ["render"]:  # MuJoCo picks its OpenGL backend when first imported
     os.environ.setdefault("MUJOCO_GL", "osmesa")  # CPU offscreen rendering (Debian: libosmesa6)
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -291,19 +291,28 @@ def _train_critic(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_policy(args: argparse.Namespace) -> int:
-    from bresa_control.learning.policy_training import train_task_policy
-
-    config = load_config(args.config)
+def _training(run: Callable[[], dict[str, Any]]) -> dict[str, Any] | int:
+    """Run one training command's work: its card, or the exit status (Ctrl-C: nothing is written,
+    130; a bad setting, file or model: one line, 2)."""
     try:
-        card = train_task_policy(config, args.models_dir, args.data, settings_from(args, PolicyTraining),
-                                 args.tensorboard, progress=not args.no_progress, command=args.command_line)
+        return run()
     except KeyboardInterrupt:
-        print("\ninterrupted: no policy written", file=sys.stderr)
+        print("\ninterrupted: no model written", file=sys.stderr)
         return 130
     except (ModelError, ValueError) as exc:
         print(f"bresa: {exc}", file=sys.stderr)
         return 2
+
+
+def _train_policy(args: argparse.Namespace) -> int:
+    from bresa_control.learning.policy_training import train_task_policy
+
+    config = load_config(args.config)
+    settings = settings_from(args, PolicyTraining)
+    card = _training(lambda: train_task_policy(config, args.models_dir, args.data, settings, args.tensorboard,
+                                               not args.no_progress, args.command_line))
+    if isinstance(card, int):
+        return card
     best = card["checkpoint_selection"]["selected"]
     print(f"wrote {args.models_dir}/task_policy.zip ({card['timesteps']} steps, seed {card['seed']}): the "
           f"checkpoint of step {best['timestep']}, {best['success_rate']:.0%} inserted in "
@@ -315,15 +324,11 @@ def _train_sac_lagrangian(args: argparse.Namespace) -> int:
     from bresa_control.learning.sac_lagrangian import train_sac_lagrangian
 
     config = load_config(args.config)
-    try:
-        card = train_sac_lagrangian(config, args.models_dir, settings_from(args, SacLagrangianTraining),
-                                    args.tensorboard, progress=not args.no_progress, command=args.command_line)
-    except KeyboardInterrupt:
-        print("\ninterrupted: no policy written", file=sys.stderr)
-        return 130
-    except ValueError as exc:
-        print(f"bresa: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_from(args, SacLagrangianTraining)
+    card = _training(lambda: train_sac_lagrangian(config, args.models_dir, settings, args.tensorboard,
+                                                  not args.no_progress, args.command_line))
+    if isinstance(card, int):
+        return card
     best = card["checkpoint_selection"]["selected"]
     print(f"wrote {args.models_dir}/{SAC_LAGRANGIAN_DIR}/task_policy.zip ({card['timesteps']} steps, seed "
           f"{card['seed']}): the checkpoint of step {best['timestep']}, {best['success_rate']:.0%} inserted in "
@@ -335,15 +340,11 @@ def _train_recovery_rl(args: argparse.Namespace) -> int:
     from bresa_control.learning.recovery_rl import train_recovery_rl
 
     config = load_config(args.config)
-    try:
-        card = train_recovery_rl(config, args.models_dir, args.data, settings_from(args, RecoveryRLTraining),
-                                 args.tensorboard, progress=not args.no_progress, command=args.command_line)
-    except KeyboardInterrupt:
-        print("\ninterrupted: no model written", file=sys.stderr)
-        return 130
-    except ValueError as exc:
-        print(f"bresa: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_from(args, RecoveryRLTraining)
+    card = _training(lambda: train_recovery_rl(config, args.models_dir, args.data, settings, args.tensorboard,
+                                               not args.no_progress, args.command_line))
+    if isinstance(card, int):
+        return card
     best = card["checkpoint_selection"]["selected"]
     print(f"wrote {args.models_dir}/{RECOVERY_RL_DIR}/ (critic, recovery, task policy; seed {card['seed']}): critic "
           f"held-out AUROC {card['recovery_rl']['critic_auroc_holdout']:.3f}; the policy checkpoint of step "
