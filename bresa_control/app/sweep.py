@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +119,9 @@ class RaySession:
 
     def __init__(self, address: str) -> None:
         self.address = address
+        self._queue: deque[tuple[Any, Any, tuple[Any, ...], float]] = deque()  # (key, function, args, cpus)
         self._pending: dict[Any, Any] = {}  # object ref -> key
+        self._in_flight = 2
         self.tasks_by_node: dict[str, int] = {}  # node id -> tasks it finished
 
     def __enter__(self) -> RaySession:
@@ -130,6 +133,7 @@ class RaySession:
             ray.init(num_cpus=os.cpu_count(), **options)
         else:
             ray.init(address=self.address, **options)
+        self._in_flight = 2 * self.cpus()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -138,6 +142,7 @@ class RaySession:
         for ref in self._pending:
             ray.cancel(ref, force=True)
         self._pending.clear()
+        self._queue.clear()
         ray.shutdown()
 
     def put(self, value: Any) -> Any:
@@ -147,16 +152,24 @@ class RaySession:
         return ray.put(value)
 
     def submit(self, key: Any, function: Any, *args: Any, num_cpus: float = 1) -> None:
-        """Start ``function(*args)`` on a worker (retried once if its worker dies)."""
+        """Queue ``function(*args)`` for a worker (retried once if its worker dies). Tasks start in
+        the order they were queued, two per CPU of the cluster at a time, so that the first
+        ones (a comparison's first cells) finish first."""
+        self._queue.append((key, function, args, num_cpus))
+
+    def _start_queued(self) -> None:
         import ray
 
-        remote = ray.remote(function).options(num_cpus=num_cpus, max_retries=RETRIES)
-        self._pending[remote.remote(*args)] = key
+        while self._queue and len(self._pending) < self._in_flight:
+            key, function, args, num_cpus = self._queue.popleft()
+            remote = ray.remote(function).options(num_cpus=num_cpus, max_retries=RETRIES)
+            self._pending[remote.remote(*args)] = key
 
     def as_completed(self) -> Iterator[Outcome]:
-        """Every submitted task's outcome, in the order they finish."""
+        """Every queued task's outcome, in the order they finish."""
         import ray
 
+        self._start_queued()
         while self._pending:
             done, _ = ray.wait(list(self._pending), num_returns=1, timeout=1.0)
             for ref in done:
@@ -168,6 +181,7 @@ class RaySession:
                     continue
                 self.tasks_by_node[done_on.node_id] = self.tasks_by_node.get(done_on.node_id, 0) + 1
                 yield Outcome(key, result=done_on.value, node_id=done_on.node_id)
+            self._start_queued()
 
     def describe(self) -> dict[str, Any]:
         """Where the work ran: the address asked for, every live node (id, address, CPUs) and the
