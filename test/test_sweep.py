@@ -5,9 +5,10 @@ Every Ray process these tests start lives in a network namespace the test makes 
 then ``ip link set lo up``): only loopback exists there, so Ray talks over 127.0.0.1 and nothing
 else (Ray 2.60 ignores ``--node-ip-address=127.0.0.1`` and picks the machine's interface). Each
 test tags its processes through the environment and kills whatever still carries the tag at the
-end, passed or failed. Ray's workers run at niceness 15 by default; the tests set 0
-(``RAY_worker_niceness``) so that a busy machine does not starve them. Time limits are generous
-(a machine three times slower meets them); no verdict depends on speed.
+end, passed or failed (never ``ray stop``, which stops every Ray process of the machine). Ray's
+workers run at niceness 15 by default; the tests set 0 (``RAY_worker_niceness``) so that a busy
+machine does not starve them. Time limits are generous (a machine three times slower meets them);
+no verdict depends on speed.
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ def _single_process(tmp_path: Path, controller: str, episodes: int, seed: int, s
 def test_a_two_node_cluster_runs_episodes_on_both_nodes_with_single_process_results(
     tmp_path: Path, tagged: dict[str, str]
 ) -> None:
+    # No 'ray stop' here: it stops every Ray process of the machine, a user's own included. The
+    # tagged fixture kills this test's processes, and only those.
     script = f"""
-trap '{RAY} stop --force > /dev/null 2>&1 || true' EXIT
 {RAY} start --head --port=6391 --num-cpus=1 --node-ip-address=127.0.0.1 --include-dashboard=false > head.log 2>&1 \
     || {{ tail -20 head.log >&2; exit 1; }}
 {RAY} start --address=127.0.0.1:6391 --num-cpus=1 --node-ip-address=127.0.0.1 > worker.log 2>&1 \
