@@ -121,7 +121,7 @@ class RaySession:
         self.address = address
         self._queue: deque[tuple[Any, Any, tuple[Any, ...], float]] = deque()  # (key, function, args, cpus)
         self._pending: dict[Any, Any] = {}  # object ref -> key
-        self._in_flight = 2
+        self._in_flight = 1
         self.tasks_by_node: dict[str, int] = {}  # node id -> tasks it finished
 
     def __enter__(self) -> RaySession:
@@ -133,7 +133,7 @@ class RaySession:
             ray.init(num_cpus=os.cpu_count(), **options)
         else:
             ray.init(address=self.address, **options)
-        self._in_flight = 2 * self.cpus()
+        self._in_flight = self.cpus()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -153,8 +153,9 @@ class RaySession:
 
     def submit(self, key: Any, function: Any, *args: Any, num_cpus: float = 1) -> None:
         """Queue ``function(*args)`` for a worker (retried once if its worker dies). Tasks start in
-        the order they were queued, two per CPU of the cluster at a time, so that the first
-        ones (a comparison's first cells) finish first."""
+        the order they were queued, one per CPU of the cluster at a time, so that the first ones (a
+        comparison's first cells) finish first: with more in flight, Ray ran some far out of order
+        and a comparison's first cell waited behind later ones."""
         self._queue.append((key, function, args, num_cpus))
 
     def _start_queued(self) -> None:
