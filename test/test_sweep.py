@@ -101,6 +101,8 @@ def test_a_two_node_cluster_runs_episodes_on_both_nodes_with_single_process_resu
     || {{ tail -20 worker.log >&2; exit 1; }}
 {BRESA} evaluate --controller sac --episodes 6 --seed 5 --config short.yaml --ray 127.0.0.1:6391 \\
     --json ray.json --no-progress
+{BRESA} evaluate --controller sac --episodes 6 --seed 5 --config short.yaml --ray ray://127.0.0.1:10001 \\
+    --json client.json --no-progress
 """
     run = _in_namespace(script, tagged, tmp_path)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
@@ -109,6 +111,8 @@ def test_a_two_node_cluster_runs_episodes_on_both_nodes_with_single_process_resu
     assert len(nodes) == 2 and all(n["address"] == "127.0.0.1" for n in nodes.values())  # loopback only
     assert all(n["tasks"] >= 1 for n in nodes.values())  # both nodes ran episodes
     assert report["complete"] and report["per_episode"] == _single_process(tmp_path, "sac", 6, 5)
+    client = json.loads((tmp_path / "client.json").read_text())  # through Ray Client, from "elsewhere"
+    assert client["complete"] and client["per_episode"] == report["per_episode"]
 
 
 def test_a_worker_that_dies_is_retried_once_and_what_still_fails_is_reported_by_seed(
