@@ -4,8 +4,9 @@ and one plot.
 **Cells.** Each (controller, scenario, training seed) runs the same episodes (episode seeds
 ``seed .. seed + episodes - 1``, so every controller meets the same holes, errors and starts) and
 is written as one JSON under ``<out>/cells/`` as soon as it finishes; a rerun skips complete
-cells, so an interrupted comparison resumes where it stopped. With ``--ray`` every cell's
-episodes run at once on Ray (:mod:`bresa_control.app.sweep`), with the same results.
+cells, so an interrupted comparison resumes where it stopped. With ``--ray`` the cells' episodes
+run on all of Ray's CPUs, in the cells' order (:mod:`bresa_control.app.sweep`), with the same
+results.
 
 **Training seeds.** Seed 0 of a method is the shipped model (``models/``); seed N > 0 is
 ``<seeds-dir>/<method>/seedN/``, a models folder of the same layout (``bresa train-seeds``).
