@@ -17,9 +17,11 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -57,13 +59,18 @@ def tagged(tmp_path: Path) -> Iterator[dict[str, str]]:
     tag = f"bresa-test-{uuid.uuid4().hex}"
     # Ray 2.60 authenticates every connection with a token; the head, the worker node and the
     # caller share this one.
+    # Each test's Ray keeps its session files (sockets, address file) in a folder of its own, so
+    # that nothing a killed cluster left behind reaches the next test (short: socket paths are limited).
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     env = {**os.environ, "BRESA_TEST_TAG": tag, "RAY_worker_niceness": "0", "OMP_NUM_THREADS": "1",
-           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+           "RAY_TMPDIR": ray_tmp}
     (tmp_path / "short.yaml").write_text(SHORT)
     try:
         yield env
     finally:
         _kill_tagged(tag)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def _kill_tagged(tag: str) -> None:

@@ -129,8 +129,8 @@ class RaySession:
 
         options: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR",
                                    "configure_logging": False}
-        if self.address == LOCAL:
-            ray.init(num_cpus=os.cpu_count(), **options)
+        if self.address == LOCAL:  # a Ray of our own, even where another runs (or left its address file)
+            ray.init(address="local", num_cpus=os.cpu_count(), **options)
         else:
             ray.init(address=self.address, **options)
         self._in_flight = self.cpus()
