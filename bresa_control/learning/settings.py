@@ -39,13 +39,17 @@ class SacTraining:
     COMMAND: ClassVar[str] = "training"  # the command these settings are for, in error messages
 
     def __post_init__(self) -> None:
-        for name in ("timesteps", "select_every", "select_episodes", "batch_size", "train_freq", "gradient_steps",
-                     "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{self.COMMAND} setting {name} = {getattr(self, name)} must be at least 1")
+        self._at_least_one("timesteps", "select_every", "select_episodes", "batch_size", "train_freq",
+                           "gradient_steps", "threads")
         if not 0.0 < self.gamma < 1.0 or self.residual_scale <= 0.0:
             raise ValueError(f"{self.COMMAND} settings need 0 < gamma < 1 and residual_scale > 0, got gamma "
                              f"{self.gamma}, residual_scale {self.residual_scale}")
+
+    def _at_least_one(self, *names: str) -> None:
+        """A clear error naming the first of ``names`` that is below 1."""
+        for name in names:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{self.COMMAND} setting {name} = {getattr(self, name)} must be at least 1")
 
     @property
     def replay_size(self) -> int:
@@ -68,9 +72,7 @@ class PolicyTraining(SacTraining):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("refine_every", "refine_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{self.COMMAND} setting {name} = {getattr(self, name)} must be at least 1")
+        self._at_least_one("refine_every", "refine_steps")
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,7 @@ class RecoveryRLTraining(PolicyTraining):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("critic_steps", "recovery_steps", "critic_hidden"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{self.COMMAND} setting {name} = {getattr(self, name)} must be at least 1")
+        self._at_least_one("critic_steps", "recovery_steps", "critic_hidden")
 
 
 @dataclass(frozen=True)
