@@ -2,13 +2,14 @@
 
     python bench/peak_trace.py --controller bresa --seed 45 [--scenario nominal] [--ticks 4] [--config X.yaml]
     python bench/peak_trace.py --controller bresa --scenario push --seeds 1,8,22   (one line per seed)
+    ... --models-dir models/seeds/bresa/seed1     (another training seed's models)
 
 For each tick: simulated time, wrist force |F|, the critic's risk, whether the reflex held, tip
 height above the estimated top face and its vertical velocity, commanded Kz and setpoint offset.
 Used to tell a predictable force build-up from a contact transient (docs/sim-to-real.md).
 With ``--seeds``, one line per episode instead: the peak, whether the reflex held at it, when it
 last held before it, and the critic's highest risk in the ``--window-ms`` before it (did the
-critic see it coming?).
+critic see it coming?); then one line of what they have in common.
 """
 
 from __future__ import annotations
@@ -57,19 +58,40 @@ def trace(setup: ControllerSetup, scenario: str, seed: int) -> tuple[np.ndarray,
         if terminated or truncated:
             decision, face_z = last
             rows.append(row(env.sim.tick_state(), face_z, decision))
-            return np.array(rows), info
+            return np.array(rows), {**info, "event_time_s": env.scenario.event_time_s}
 
 
-def summary_line(table: np.ndarray, seed: int, window_ms: float) -> str:
-    """The peak of one episode and what the reflex did before it."""
+def peak_facts(table: np.ndarray, window_ms: float, event_time_s: float = np.inf) -> dict:
+    """The peak of one episode, what the reflex and the critic did in the ``window_ms`` before it,
+    and (with a push or a hole move) how long after the event began it came."""
     k = int(np.argmax(table[:, 1]))
     t_peak = table[k, 0]
     before = table[(table[:, 0] > t_peak - window_ms / 1e3) & (table[:, 0] <= t_peak)]
     held = before[before[:, 3] > 0]
-    last = f"{(t_peak - held[-1, 0]) * 1e3:.0f} ms before" if len(held) else "not in the window"
-    return (f"seed {seed}: peak {table[k, 1]:.1f} N at {t_peak:.3f} s, reflex at the peak: {bool(table[k, 3])}, "
-            f"last held: {last}, max risk in the {window_ms:g} ms before: {before[:, 2].max():.2f}, "
-            f"tip vz 5 ms before: {table[max(0, k - 5), 5] * 1e3:.0f} mm/s")
+    return {"peak_n": table[k, 1], "t_s": t_peak, "after_event_ms": (t_peak - event_time_s) * 1e3,
+            "height_mm": table[k, 4] * 1e3, "held_at_peak": bool(table[k, 3]),
+            "last_held_ms": (t_peak - held[-1, 0]) * 1e3 if len(held) else None,
+            "max_risk": before[:, 2].max(), "vz_mm_per_s": table[max(0, k - 5), 5] * 1e3}
+
+
+def summary_line(facts: dict, seed: int, window_ms: float) -> str:
+    """One episode's :func:`peak_facts` as a line."""
+    last = "not in the window" if facts["last_held_ms"] is None else f"{facts['last_held_ms']:.0f} ms before"
+    event = f" ({facts['after_event_ms']:.0f} ms after the event)" if np.isfinite(facts["after_event_ms"]) else ""
+    return (f"seed {seed}: peak {facts['peak_n']:.1f} N at {facts['t_s']:.3f} s{event}, "
+            f"height {facts['height_mm']:.1f} mm, reflex at the peak: {facts['held_at_peak']}, "
+            f"last held: {last}, max risk in the {window_ms:g} ms before: {facts['max_risk']:.2f}, "
+            f"tip vz 5 ms before: {facts['vz_mm_per_s']:.0f} mm/s")
+
+
+def totals_line(facts: list[dict], eps_safe: float, max_force_n: float) -> str:
+    """What the episodes of ``--seeds`` have in common."""
+    above = sum(f["peak_n"] > max_force_n for f in facts)
+    return (f"{len(facts)} episodes: peak above F_max ({max_force_n:g} N) in {above}, "
+            f"median {np.median([f['peak_n'] for f in facts]):.1f} N; reflex holding at the peak in "
+            f"{sum(f['held_at_peak'] for f in facts)}; the critic's risk stayed below eps_safe ({eps_safe:g}) in the "
+            f"window before in {sum(f['max_risk'] < eps_safe for f in facts)}; tip vz 5 ms before the peak: median "
+            f"{np.median([f['vz_mm_per_s'] for f in facts]):.0f} mm/s")
 
 
 def main() -> None:
@@ -82,12 +104,17 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=4, help="ticks shown before and after the peak")
     parser.add_argument("--window-ms", type=float, default=200.0, help="with --seeds: look this far before the peak")
     parser.add_argument("--config", help="YAML laid over config/peg_insertion.yaml")
+    parser.add_argument("--models-dir", help="a models folder (e.g. models/seeds/bresa/seed1); default models/")
     args = parser.parse_args()
 
-    setup = make_controller(args.controller, load_config(args.config))
+    setup = make_controller(args.controller, load_config(args.config), args.models_dir)
     if args.seeds:
+        facts = []
         for seed in (int(s) for s in args.seeds.split(",")):
-            print(summary_line(trace(setup, args.scenario, seed)[0], seed, args.window_ms), flush=True)
+            table, info = trace(setup, args.scenario, seed)
+            facts.append(peak_facts(table, args.window_ms, info["event_time_s"]))
+            print(summary_line(facts[-1], seed, args.window_ms), flush=True)
+        print(totals_line(facts, setup.config.reflex.eps_safe, setup.config.safety.max_force_n))
         return
     table, info = trace(setup, args.scenario, args.seed)
     k = int(np.argmax(table[:, 1]))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bresa_control.app.evaluate import make_controller
+from bresa_control.app.evaluate import build, make_controller
 from bresa_control.common.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,8 +54,12 @@ def test_peak_trace_prints_the_ticks_around_the_peak_and_one_line_per_seed() -> 
     result = _run("peak_trace.py", "--controller", "scripted", "--seeds", "0,1")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["seed 0", "seed 1"]
-    assert all("reflex at the peak: False" in line and "last held: not in the window" in line for line in lines)
+    assert [line.split(":")[0] for line in lines[:2]] == ["seed 0", "seed 1"]
+    assert all("reflex at the peak: False" in line and "last held: not in the window" in line for line in lines[:2])
+    # The spiral search presses gently, and has no reflex or critic.
+    assert lines[2].startswith("2 episodes: peak above F_max (30 N) in 0, median ")
+    assert ("reflex holding at the peak in 0; the critic's risk stayed below eps_safe (0.5) in the window before in 2"
+            in lines[2])
 
 
 def test_peak_trace_holds_the_tick_that_ended_an_episode_in_a_fault() -> None:
@@ -68,9 +72,36 @@ def test_peak_trace_holds_the_tick_that_ended_an_episode_in_a_fault() -> None:
     assert table[-1, 0] == pytest.approx(info["time_s"])
 
 
+def test_peak_trace_says_when_the_peak_came_after_the_push() -> None:
+    result = _run("peak_trace.py", "--controller", "scripted", "--scenario", "push", "--seeds", "0")
+    assert result.returncode == 0, result.stderr
+    assert "ms after the event)" in result.stdout
+
+
+def test_time_split_splits_each_insertion_into_its_phases(tmp_path: Path) -> None:
+    time_split = _bench_module("time_split")
+    config = load_config()
+    env, policy = build("scripted", config, "push", None)
+    split = time_split.split_episode(env, policy, "scripted", 0, 0, 0.0005, 0.001)
+    assert split.inserted and all(s is not None and s > 0 for s in split.phase_s)
+    # The phases tile the episode: they add up to its insertion time, within a tick or two.
+    assert sum(split.phase_s) == pytest.approx(split.insertion_time_s, abs=0.003)
+    assert split.reflex_share == [0.0, 0.0, 0.0]  # the spiral search runs without a reflex
+    assert split.phase_at_event in time_split.PHASES and split.event_time_s is not None
+    # The search presses down softer than it holds sideways (config scripted.stiffness_n_per_m).
+    assert split.mean_stiffness_n_per_m[1] == pytest.approx(list(config.scripted.stiffness_n_per_m))
+
+    out = tmp_path / "split.json"
+    result = _run("time_split.py", "--controllers", "scripted", "--episodes", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "approach  search  descent" in result.stdout and "violations by the phase" not in result.stdout
+    assert json.loads(out.read_text())["episodes"][0]["controller"] == "scripted"
+
+
 def _bench_module(name: str):
     spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from bresa_control.app.cli import main
-from bresa_control.app.compare import Cell, bootstrap_interval, plan, rate_interval, wilson_interval
+from bresa_control.app.compare import (
+    Cell,
+    aggregate,
+    bootstrap_interval,
+    plan,
+    rate_interval,
+    separable_events,
+    target_check,
+    wilson_interval,
+)
 from bresa_control.common.cards import read_card
 
 
@@ -41,6 +50,35 @@ def test_the_plan_runs_untrained_controllers_once_and_learned_ones_per_seed() ->
     assert Cell("scripted", "nominal", None) in cells and len(cells) == 1 + 3 + 3
     with pytest.raises(ValueError, match="unknown scenario 'wind'"):
         plan(["bresa"], ["wind"], [0])
+
+
+def _cell(controller: str, scenario: str, seed: int | None, violations: int, time_s: float, failures: int = 0) -> dict:
+    episodes = [{"inserted": i >= failures, "violation": i < violations, "peak_force_n": 10.0,
+                 "insertion_time_s": time_s if i >= failures else None} for i in range(50)]
+    return {"controller": controller, "scenario": scenario, "training_seed": seed, "complete": True,
+            "success_rate": 1 - failures / 50, "violation_rate": violations / 50, "per_episode": episodes}
+
+
+def test_the_target_check_tells_ties_clear_intervals_and_speed_against_the_spiral_search() -> None:
+    documents = [_cell("scripted", s, None, 0, 9.0) for s in ("nominal", "push")]
+    for seed in (0, 1, 2):
+        documents += [_cell("bresa", "nominal", seed, 0, 6.0, failures=1), _cell("bresa", "push", seed, 5, 8.0),
+                      _cell("sac-lagrangian", "nominal", seed, 0, 8.0), _cell("sac-lagrangian", "push", seed, 20, 8.0)]
+    lines = target_check(aggregate(documents)).splitlines()
+    nominal, push = lines[2], lines[3]
+    # Both without violations: a tie, and no interval can be clear of the other.
+    assert "| tied | missed |" in nominal and "33.3 % (met)" in nominal
+    # 10 % against 40 %: fewest with clear intervals, but slower than 25 % and more violations than scripted.
+    assert "| met | met |" in push and "11.1 % (missed)" in push
+    assert push.endswith("10.0 % vs 0.0 % (missed) |")
+    assert "0 violations in 150 episodes, success 98 % [94, 100] (none, and at least 95 %: met)" in lines[5]
+    assert target_check(aggregate([_cell("scripted", "nominal", None, 0, 9.0)])) == ""
+
+
+def test_a_rate_with_no_events_is_separable_only_from_enough_events() -> None:
+    upper = wilson_interval(0, 150)[1]
+    k = separable_events(upper, 150)
+    assert wilson_interval(k, 150)[0] > upper >= wilson_interval(k - 1, 150)[0]
 
 
 def test_compare_writes_cells_table_and_plot_and_resumes(tmp_path: Path) -> None:

@@ -91,6 +91,12 @@ def _in_namespace(script: str, env: dict[str, str], cwd: Path) -> subprocess.Com
                           env=env, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S)
 
 
+def _client_server_logs(env: dict[str, str]) -> str:
+    """The end of every Ray Client server log of the test's Ray (why a ``ray://`` connection failed)."""
+    logs = sorted(Path(env["RAY_TMPDIR"]).glob("**/logs/ray_client_server*"))
+    return "".join(f"\n--- {p.name}:\n" + p.read_text(errors="replace")[-3000:] for p in logs)
+
+
 def _single_process(tmp_path: Path, controller: str, episodes: int, seed: int, scenario: str = "nominal") -> list[dict]:
     results = evaluate(controller, load_config(tmp_path / "short.yaml"), episodes, seed, scenario, progress=False)
     return [asdict(r) for r in results]
@@ -102,17 +108,21 @@ def test_a_two_node_cluster_runs_episodes_on_both_nodes_with_single_process_resu
     # No 'ray stop' here: it stops every Ray process of the machine, a user's own included. The
     # tagged fixture kills this test's processes, and only those.
     script = f"""
+# GRPC_ENABLE_FORK_SUPPORT=false as README says: Ray Client's proxy forks a server per connection,
+# and with gRPC's fork handlers on, that server could die at start under load (ray-project/ray#63202).
+export GRPC_ENABLE_FORK_SUPPORT=false
 {RAY} start --head --port=6391 --num-cpus=1 --node-ip-address=127.0.0.1 --include-dashboard=false > head.log 2>&1 \
     || {{ tail -20 head.log >&2; exit 1; }}
 {RAY} start --address=127.0.0.1:6391 --num-cpus=1 --node-ip-address=127.0.0.1 > worker.log 2>&1 \
     || {{ tail -20 worker.log >&2; exit 1; }}
+unset GRPC_ENABLE_FORK_SUPPORT
 {BRESA} evaluate --controller sac --episodes 6 --seed 5 --config short.yaml --ray 127.0.0.1:6391 \\
     --json ray.json --no-progress
 {BRESA} evaluate --controller sac --episodes 6 --seed 5 --config short.yaml --ray ray://127.0.0.1:10001 \\
     --json client.json --no-progress
 """
     run = _in_namespace(script, tagged, tmp_path)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:] + _client_server_logs(tagged)
     report = json.loads((tmp_path / "ray.json").read_text())
     nodes = report["ray"]["nodes"]
     assert len(nodes) == 2 and all(n["address"] == "127.0.0.1" for n in nodes.values())  # loopback only
@@ -154,8 +164,10 @@ def test_ctrl_c_during_a_sweep_keeps_every_finished_episode_and_flags_the_json_i
     episodes = 400  # per cell: far more than can run before the interrupt
     command = (f"ip link set lo up; exec {BRESA} compare --controllers scripted --scenarios nominal push "
                f"--episodes {episodes} --config short.yaml --out {out} --ray")
+    # SIGINT as in a terminal, even where this suite runs as a background job (which ignores it).
     run = subprocess.Popen(["unshare", "-n", "bash", "-c", command], env=tagged, cwd=tmp_path,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     stderr: list[str] = []
     reader = threading.Thread(target=lambda: stderr.extend(iter(lambda: run.stderr.read(1), "")), daemon=True)
     reader.start()

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from bresa_control.app.evaluate import CONTROLLERS, evaluate, format_table, plot_episode, policy_folder, report
+from bresa_control.app.sweep import RayUnavailable
 from bresa_control.common.cards import RECOVERY_RL_DIR, SAC_LAGRANGIAN_DIR, ModelError, record_evaluation
 from bresa_control.common.config import ConfigError, load_config
 from bresa_control.common.files import write_json_atomic
@@ -194,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ModelError as exc:
         print(f"bresa: model error: {exc}", file=sys.stderr)
+        return 2
+    except RayUnavailable as exc:
+        print(f"bresa: {exc}", file=sys.stderr)
         return 2
 
 
@@ -463,7 +467,12 @@ def _compare(args: argparse.Namespace) -> int:
                                              "seed": args.seed, "interval": compare.INTERVAL, "rows": rows})
     (out / "table.md").write_text(table + "\n")
     print(table)
-    print(f"wrote {out / 'summary.json'}, {out / 'table.md'}, {compare.plot(rows, out / 'comparison.png')}")
+    target = compare.target_check(rows)
+    if target:
+        (out / "target.md").write_text(target + "\n")
+        print(f"\n{target}")
+    print(f"wrote {out / 'summary.json'}, {out / 'table.md'}, {str(out / 'target.md') + ', ' if target else ''}"
+          f"{compare.plot(rows, out / 'comparison.png')}")
     return status
 
 

@@ -48,6 +48,8 @@ METHOD = {"scripted": None, "sac": "bresa", "force-guard": "bresa", "recovery-rl
           "bresa": "bresa", "sac-lagrangian": "sac-lagrangian"}
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
+# The learned controllers `bresa` is measured against in the issue's target (target_check).
+LEARNED_BASELINES = ("sac", "force-guard", "recovery-rl", "sac-lagrangian")
 INTERVAL = ("95 %: hull of a two-level percentile bootstrap (training seeds, then episodes within each, "
             f"{BOOTSTRAP_RESAMPLES} resamples, rng seed {BOOTSTRAP_SEED}) and the Wilson score interval of the "
             "pooled episodes")
@@ -245,6 +247,8 @@ def aggregate(documents: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         violation = rate_interval([np.array([e["violation"] for e in eps]) for eps in episodes])
         times = [e["insertion_time_s"] for eps in episodes for e in eps if e["insertion_time_s"] is not None]
         rows.append({
+            "episodes": sum(len(eps) for eps in episodes),
+            "violations": sum(bool(e["violation"]) for eps in episodes for e in eps),
             "controller": controller, "scenario": scenario,
             "training_seeds": [d["training_seed"] for d in cells],
             "episodes_per_seed": [len(eps) for eps in episodes],
@@ -278,6 +282,62 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
                      f"| {format_interval(r['violation_rate'], r['violation_rate_ci95'])} "
                      f"| {r['insertion_time_s_mean']:.2f} |")
     return "\n".join(lines)
+
+
+def target_check(rows: Sequence[dict[str, Any]]) -> str:
+    """The fair-baselines issue's target for ``bresa``, scenario by scenario, as Markdown: fewest
+    violations of the learned controllers with an interval clear of the next best's, none in
+    nominal with at least 95 % success, and against ``scripted`` an insertion time at least 25 %
+    shorter with no more violations. Empty where ``bresa`` or ``scripted`` did not run."""
+    by_key = {(r["controller"], r["scenario"]): r for r in rows}
+    scenarios = [s for s in SCENARIOS if ("bresa", s) in by_key and ("scripted", s) in by_key]
+    if not scenarios:
+        return ""
+    lines = ["| scenario | bresa violations | next best learned | fewest | intervals apart "
+             "| time bresa / scripted (s) | shorter by | violations vs scripted |",
+             "|---|---|---|---|---|---|---|---|"]
+    for scenario in scenarios:
+        bresa, scripted = by_key["bresa", scenario], by_key["scripted", scenario]
+        others = [by_key[c, scenario] for c in LEARNED_BASELINES if (c, scenario) in by_key]
+        best = min(others, key=lambda r: r["violation_rate"]) if others else None
+        fewest = best is None or bresa["violation_rate"] < best["violation_rate"]
+        tied = best is not None and bresa["violation_rate"] == best["violation_rate"]
+        apart = best is None or bresa["violation_rate_ci95"][1] < best["violation_rate_ci95"][0]
+        shorter = 1.0 - bresa["insertion_time_s_mean"] / scripted["insertion_time_s_mean"]
+        lines.append(
+            f"| {scenario} | {_violations(bresa)} | {best['controller'] + ' ' + _violations(best) if best else '-'} "
+            f"| {'tied' if tied else _yes(fewest)} | {_yes(apart)} "
+            f"| {bresa['insertion_time_s_mean']:.2f} / {scripted['insertion_time_s_mean']:.2f} "
+            f"| {100 * shorter:.1f} % ({_yes(shorter >= 0.25)}) "
+            f"| {100 * bresa['violation_rate']:.1f} % vs {100 * scripted['violation_rate']:.1f} % "
+            f"({_yes(bresa['violation_rate'] <= scripted['violation_rate'])}) |")
+    if "nominal" in scenarios:
+        nominal = by_key["bresa", "nominal"]
+        episodes, upper = nominal["episodes"], nominal["violation_rate_ci95"][1]
+        met = nominal["violations"] == 0 and nominal["success_rate"] >= 0.95
+        lines.append(f"\nNominal: `bresa` {nominal['violations']} violations in {episodes} episodes, "
+                     f"success {format_interval(nominal['success_rate'], nominal['success_rate_ci95'])} "
+                     f"(none, and at least 95 %: {_yes(met)}).")
+        if nominal["violations"] == 0:
+            lines.append(f"\nWith {episodes} episodes and no violation (upper bound {100 * upper:.1f} %), another "
+                         f"controller's pooled Wilson interval needs at least {separable_events(upper, episodes)} "
+                         f"violations in {episodes} episodes to lie clear of it (the bootstrap can widen an interval "
+                         "further): no interval can be clear of `bresa`'s where the next best learned controller "
+                         "has nearly none.")
+    return "\n".join(lines)
+
+
+def separable_events(upper: float, trials: int) -> int:
+    """The fewest events in ``trials`` whose Wilson interval lies entirely above ``upper``."""
+    return next(k for k in range(trials + 1) if wilson_interval(k, trials)[0] > upper)
+
+
+def _violations(row: dict[str, Any]) -> str:
+    return format_interval(row["violation_rate"], row["violation_rate_ci95"])
+
+
+def _yes(ok: bool) -> str:
+    return "met" if ok else "missed"
 
 
 def format_interval(value: float, interval: Sequence[float]) -> str:

@@ -16,6 +16,7 @@ writes every file.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections import deque
@@ -31,6 +32,15 @@ RETRIES = 1  # a task whose worker dies runs once more
 # task kills its worker; "once:DIR": a task's first attempt leaves a mark in DIR and kills its
 # worker, the retry finds the mark and runs.
 CRASH_ENV = "BRESA_SWEEP_CRASH"
+# Ray Client (ray://) connections tried before giving up: Ray 2.60's client proxy can lose the
+# server it forks for a new connection (ray-project/ray#63202, open); nothing has run by then.
+CLIENT_CONNECT_ATTEMPTS = 3
+
+log = logging.getLogger(__name__)
+
+
+class RayUnavailable(RuntimeError):
+    """Ray could not be started or reached at the address given."""
 
 
 def pack(folder: str | Path | None, names: Sequence[str]) -> dict[str, bytes]:
@@ -130,9 +140,21 @@ class RaySession:
         options: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR",
                                    "configure_logging": False}
         if self.address == LOCAL:  # a Ray of our own, even where another runs (or left its address file)
-            ray.init(address="local", num_cpus=os.cpu_count(), **options)
-        else:
-            ray.init(address=self.address, **options)
+            options["num_cpus"] = os.cpu_count()
+        attempts = CLIENT_CONNECT_ATTEMPTS if self.address.startswith("ray://") else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                ray.init(address="local" if self.address == LOCAL else self.address, **options)
+                break
+            except ConnectionError as exc:
+                # Only an aborted start is worth another try (the client proxy lost its server);
+                # nothing listening, or a refused token, stays so.
+                if attempt == attempts or not isinstance(exc, ConnectionAbortedError):
+                    raise RayUnavailable(f"could not connect to Ray at '{self.address}' "
+                                         f"(attempt {attempt}): {str(exc).strip()[-500:]}") from exc
+                log.warning("Ray at %s aborted the connection's start (ray-project/ray#63202); trying again "
+                            "(%d of %d)", self.address, attempt + 1, attempts)
+                ray.shutdown()
         self._in_flight = self.cpus()
         return self
 
