@@ -27,6 +27,7 @@ import numpy as np
 
 from bresa_control.app.evaluate import CONTROLLERS, build
 from bresa_control.common.config import load_config
+from bresa_control.contract import Controller
 from bresa_control.simulation.env import PegInsertion
 from bresa_control.simulation.rollout import run_episode
 from bresa_control.simulation.scenarios import SCENARIOS
@@ -89,7 +90,7 @@ class EpisodeSplit:
     phase_at_event: str | None
 
 
-def split_episode(env: PegInsertion, policy, controller: str, training_seed: int, seed: int,
+def split_episode(env: PegInsertion, policy: Controller, controller: str, training_seed: int, seed: int,
                   contact_m: float, in_hole_m: float) -> EpisodeSplit:
     """Run one episode with a :class:`PhaseTrace` watching every tick."""
     trace = PhaseTrace(env, contact_m, in_hole_m)

@@ -308,6 +308,13 @@ def _training(run: Callable[[], dict[str, Any]]) -> dict[str, Any] | int:
         return 2
 
 
+def _selected(card: dict[str, Any]) -> str:
+    """The checkpoint a training card says was selected, and how it did on the held-out episodes."""
+    best = card["checkpoint_selection"]["selected"]
+    return (f"checkpoint of step {best['timestep']}, {best['success_rate']:.0%} inserted in "
+            f"{card['checkpoint_selection']['episodes']} held-out episodes")
+
+
 def _train_policy(args: argparse.Namespace) -> int:
     from bresa_control.learning.policy_training import train_task_policy
 
@@ -317,10 +324,8 @@ def _train_policy(args: argparse.Namespace) -> int:
                                                not args.no_progress, args.command_line))
     if isinstance(card, int):
         return card
-    best = card["checkpoint_selection"]["selected"]
     print(f"wrote {args.models_dir}/task_policy.zip ({card['timesteps']} steps, seed {card['seed']}): the "
-          f"checkpoint of step {best['timestep']}, {best['success_rate']:.0%} inserted in "
-          f"{card['checkpoint_selection']['episodes']} held-out episodes with the reflex")
+          f"{_selected(card)} with the reflex")
     return 0
 
 
@@ -333,10 +338,8 @@ def _train_sac_lagrangian(args: argparse.Namespace) -> int:
                                                   not args.no_progress, args.command_line))
     if isinstance(card, int):
         return card
-    best = card["checkpoint_selection"]["selected"]
     print(f"wrote {args.models_dir}/{SAC_LAGRANGIAN_DIR}/task_policy.zip ({card['timesteps']} steps, seed "
-          f"{card['seed']}): the checkpoint of step {best['timestep']}, {best['success_rate']:.0%} inserted in "
-          f"{card['checkpoint_selection']['episodes']} held-out episodes; final lambda {card['lagrange']['final']:.3g}")
+          f"{card['seed']}): the {_selected(card)}; final lambda {card['lagrange']['final']:.3g}")
     return 0
 
 
@@ -349,11 +352,9 @@ def _train_recovery_rl(args: argparse.Namespace) -> int:
                                                not args.no_progress, args.command_line))
     if isinstance(card, int):
         return card
-    best = card["checkpoint_selection"]["selected"]
     print(f"wrote {args.models_dir}/{RECOVERY_RL_DIR}/ (critic, recovery, task policy; seed {card['seed']}): critic "
-          f"held-out AUROC {card['recovery_rl']['critic_auroc_holdout']:.3f}; the policy checkpoint of step "
-          f"{best['timestep']}, {best['success_rate']:.0%} inserted in {card['checkpoint_selection']['episodes']} "
-          "held-out episodes behind the layer")
+          f"held-out AUROC {card['recovery_rl']['critic_auroc_holdout']:.3f}; the policy {_selected(card)} "
+          "behind the layer")
     return 0
 
 

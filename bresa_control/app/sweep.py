@@ -148,7 +148,7 @@ class RaySession:
                 break
             except ConnectionError as exc:
                 # Only an aborted start is worth another try (the client proxy lost its server);
-                # nothing listening, or a refused token, stays so.
+                # nothing listening stays so.
                 if attempt == attempts or not isinstance(exc, ConnectionAbortedError):
                     raise RayUnavailable(f"could not connect to Ray at '{self.address}' "
                                          f"(attempt {attempt}): {str(exc).strip()[-500:]}") from exc
