@@ -112,6 +112,23 @@ def test_compare_writes_cells_table_and_plot_and_resumes(tmp_path: Path) -> None
     cell.write_text(json.dumps(document))
     assert main(args) == 0
     assert json.loads(cell.read_text())["marker"] == "kept"
+    # ... but not when the models that made a cell or the config changed: then it runs again.
+    learned = out / "cells" / "sac-lagrangian_nominal_seed1.json"
+    for cell_file in (cell, learned):
+        document = json.loads(cell_file.read_text())
+        document["marker"] = "kept"
+        cell_file.write_text(json.dumps(document))
+    policy = seeds / "sac-lagrangian" / "seed1" / "sac_lagrangian" / "task_policy.zip"
+    policy.write_bytes(policy.read_bytes() + b"\0")  # a retrained model: other bytes (zip readers skip the tail)
+    assert main(args) == 0
+    assert "marker" not in json.loads(learned.read_text())
+    assert json.loads(cell.read_text())["marker"] == "kept"  # the spiral search's cell still matches
+    short.write_text("env:\n  max_episode_steps: 3\n")
+    assert main(args) == 0
+    assert "marker" not in json.loads(cell.read_text())
+    # No result names a folder of the machine that made it.
+    for written in [*(out / "cells").glob("*.json"), out / "summary.json"]:
+        assert str(tmp_path) not in written.read_text(), written
 
 
 def test_train_seeds_for_bresa_needs_the_critic_it_trains_with(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

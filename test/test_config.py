@@ -79,3 +79,18 @@ def test_config_round_trips_to_plain_data() -> None:
     as_dict = config_to_dict(load_config())
     assert as_dict["controller"]["joint_torque_limits_nm"] == [87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0]
     assert load_config(overrides=as_dict) == load_config()
+
+
+def test_records_name_no_folder_of_the_machine_that_made_them(tmp_path: Path, monkeypatch) -> None:
+    from bresa_control.common.paths import portable, portable_command
+
+    inside = tmp_path / "work"
+    (inside / "models").mkdir(parents=True)
+    monkeypatch.chdir(inside)
+    assert portable(inside / "models") == "models"
+    assert portable("models") == "models"
+    assert portable(tmp_path / "elsewhere" / "runs") == "<outside>/runs"
+    command = portable_command(["train-policy", "--models-dir", str(inside / "models"),
+                                f"--tensorboard={tmp_path / 'tb'}", "--seed", "0"])
+    assert command == ["train-policy", "--models-dir", "models", "--tensorboard=<outside>/tb", "--seed", "0"]
+    assert not any(str(tmp_path) in arg for arg in command)

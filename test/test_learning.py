@@ -336,11 +336,11 @@ def test_policy_training_writes_the_best_checkpoint_it_evaluated(tiny_policy: Pa
     assert np.mean([r.inserted for r in results]) == selection["selected"]["success_rate"]
 
 
-def test_checkpoints_rank_by_success_then_time() -> None:
+def test_checkpoints_rank_by_insertions_without_a_violation_then_time() -> None:
     from bresa_control.learning.policy_training import _rank
 
-    rows = [{"success_rate": 0.9, "insertion_time_s": 7.0}, {"success_rate": 0.95, "insertion_time_s": 9.0},
-            {"success_rate": 0.95, "insertion_time_s": 8.0}, {"success_rate": 0.0, "insertion_time_s": None}]
+    rows = [{"safe_success_rate": 0.9, "insertion_time_s": 7.0}, {"safe_success_rate": 0.95, "insertion_time_s": 9.0},
+            {"safe_success_rate": 0.95, "insertion_time_s": 8.0}, {"safe_success_rate": 0.0, "insertion_time_s": None}]
     assert max(rows, key=_rank) == rows[2] and min(rows, key=_rank) == rows[3]
 
 

@@ -75,7 +75,7 @@ def test_gate_lets_go_in_the_hysteresis_band_after_its_timeout() -> None:
 
 
 def test_the_reflex_checks_every_tick_and_fires_within_the_decision(config: BresaConfig) -> None:
-    cfg = load_config(overrides={"reflex": {"mode": "control-rate"}})
+    cfg = load_config(overrides={"reflex": {"mode": "control-rate", "brake_s": 0.0}})  # the recovery itself
     critic = CountingRisk()
     reflex = Reflex(cfg, critic, SoftenGains())
     reflex.begin_decision(_command([0.55, 0.0, 0.0], 2000.0, 150.0), _tick(), 0.035, None)
@@ -158,7 +158,7 @@ class BrokenRisk:
 
 
 def test_a_non_finite_risk_or_input_fires_the_reflex() -> None:
-    cfg = load_config(overrides={"reflex": {"mode": "control-rate"}})
+    cfg = load_config(overrides={"reflex": {"mode": "control-rate", "brake_s": 0.0}})  # the recovery itself
     reflex = Reflex(cfg, BrokenRisk(), SoftenGains())
     reflex.begin_decision(_command([0.55, 0.0, 0.05], 500.0, 80.0), _tick(), 0.035, None)
     decision = reflex.step(_tick(), 0.035)
@@ -179,7 +179,7 @@ def test_a_learned_recovery_softens_the_insertion_axis_and_keeps_the_lateral_gai
     damping of the action it replaces, so an external force does not find a limp arm."""
     from bresa_control.safety.models import load_reflex_models
 
-    cfg = load_config(overrides={"reflex": {"mode": "control-rate"}})
+    cfg = load_config(overrides={"reflex": {"mode": "control-rate", "brake_s": 0.0}})  # the recovery itself
     _, recovery, _ = load_reflex_models(cfg)
     reflex = Reflex(cfg, AlwaysRisky(), recovery)
     target = ImpedanceCommand(np.array([0.55, 0.0, 0.04]), DOWN.copy(), np.array([1500.0, 900.0, 1200.0, 60, 60, 60]),
@@ -195,3 +195,78 @@ def test_a_learned_recovery_softens_the_insertion_axis_and_keeps_the_lateral_gai
     guard = Reflex(cfg, AlwaysRisky(), SoftenGains())
     guard.begin_decision(target, _tick(force_z=20.0), 0.035, None)
     np.testing.assert_allclose(guard.step(_tick(force_z=20.0), 0.035).command.stiffness[:3], 10.0)
+
+
+class SoftRecovery:
+    """The soft recovery of the shipped models before the brake: z at 150 N/m and 42 N s/m, the
+    setpoint 5 mm up; x and y as the replaced action."""
+
+    def act(self, state_features: np.ndarray, replaced_features: np.ndarray) -> np.ndarray:
+        action = np.array(replaced_features, dtype=np.float32)
+        action[2] = 0.5
+        action[5] = 2.0 * np.log(150.0 / 10.0) / np.log(3000.0 / 10.0) - 1.0
+        action[8] = 2.0 * 42.0 / 600.0 - 1.0
+        return action
+
+
+def _peak_force_when_firing_above_the_face(config: BresaConfig, speed_m_per_s: float, brake_s: float) -> float:
+    """The tip comes down at ``speed_m_per_s`` 1 mm above the hole block's top face (beside the
+    hole) under a fast task action, and the reflex fires on the first tick: the peak wrist force
+    over the next 0.3 s."""
+    import dataclasses
+
+    from bresa_control.control.actions import ActionMap
+    from bresa_control.simulation.simulator import PegInsertionSim
+    from sim_helpers import place_tip
+
+    config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate",
+                                                                    brake_s=brake_s))
+    sim = PegInsertionSim(config)
+    hole_xy = np.array(config.scene.hole.nominal_position_m)
+    sim.set_hole_xy(hole_xy)
+    face_z = sim.hole.top_z_m
+    q = place_tip(sim, np.array([hole_xy[0] + 0.025, hole_xy[1], face_z + 0.001]))
+    tip_twist = np.array([0.0, 0.0, -speed_m_per_s, 0.0, 0.0, 0.0])
+    sim.set_arm_state(q, np.linalg.pinv(sim.robot.frame_jacobian(q)) @ tip_twist)
+    reflex = Reflex(config, AlwaysRisky(), SoftRecovery())
+    state = sim.tick_state()
+    assert state.tip_velocity_m_per_s[2] == pytest.approx(-speed_m_per_s, abs=1e-3)
+    fast_down = np.array([0.0, 0.0, -1.0, 1.0, 1.0, 1.0, 0.0], np.float32)  # 1 cm down at 2000 N/m
+    target = ActionMap(config).to_command(fast_down, state.tip_position_m, sim.robot.cartesian_inertia(q))
+    reflex.begin_decision(target, state, face_z, None)
+    peak_n = 0.0
+    for _ in range(300):
+        decision = reflex.step(state, face_z)
+        assert decision.active
+        sim.tick(decision.command)
+        state = sim.tick_state()
+        peak_n = max(peak_n, float(np.linalg.norm(state.force_n)))
+    return peak_n
+
+
+def test_the_brake_stops_a_tip_at_60_mm_per_s_within_a_millimetre(config: BresaConfig) -> None:
+    """Item 1 of "A reflex that earns its place": with the brake (the default) the peak force
+    stays under F_max; the soft recovery alone cannot stop the arm in that distance."""
+    f_max = config.safety.max_force_n
+    assert config.reflex.brake_s > 0.0
+    assert _peak_force_when_firing_above_the_face(config, 0.06, config.reflex.brake_s) < f_max
+    assert _peak_force_when_firing_above_the_face(config, 0.03, config.reflex.brake_s) < f_max
+    assert _peak_force_when_firing_above_the_face(config, 0.06, 0.0) > f_max
+
+
+def test_the_brake_holds_the_tip_with_the_replaced_lateral_gains(config: BresaConfig) -> None:
+    import dataclasses
+
+    config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate"))
+    reflex = Reflex(config, AlwaysRisky(), SoftRecovery())
+    tip = [0.55, 0.0, 0.06]
+    task = _command([0.55, 0.01, 0.05], 1500.0, 80.0)
+    reflex.begin_decision(task, _tick(tip=tip), 0.03, task)
+    brake_ticks = int(round(config.reflex.brake_s / config.env.control_period_s))
+    commands = [reflex.step(_tick(tip=tip), 0.03).command for _ in range(brake_ticks + 1)]
+    brake = commands[0]
+    np.testing.assert_allclose(brake.position_m, [0.55, 0.0, 0.06 + config.reflex.brake_lift_m])
+    np.testing.assert_allclose(brake.stiffness[:3], [1500.0, 1500.0, config.reflex.brake_stiffness_n_per_m])
+    np.testing.assert_allclose(brake.damping[:3], [80.0, 80.0, config.reflex.brake_damping_ns_per_m])
+    assert all(np.array_equal(c.values, brake.values) for c in commands[:brake_ticks])
+    assert commands[brake_ticks].stiffness[2] == pytest.approx(150.0, rel=1e-3)  # then the learned recovery

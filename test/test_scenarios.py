@@ -113,3 +113,59 @@ def test_payload_is_in_the_physics_but_not_in_the_model_or_the_tare(config: Bres
     assert info["peak_force_n"] == pytest.approx(config.scenarios.payload_kg * 9.81, rel=0.15)
     env.reset(seed=2)  # a second reset does not compound the payload
     assert env.sim.model.body_mass[peg] == pytest.approx(nominal + config.scenarios.payload_kg)
+
+
+def test_push_down_pushes_the_peg_down_only_while_it_lasts(config: BresaConfig) -> None:
+    env = PegInsertion(config, scenario="push-down")
+    env.reset(seed=5)
+    peg = env.sim.model.body("panda_peg").id
+    applied = []
+    env.tick_observer = lambda *_: applied.append(env.sim.data.xfrc_applied[peg, :3].copy())
+    infos = _run_past_event(env)
+    down = np.array([0.0, 0.0, -config.scenarios.push_down_force_n])
+    pushing = [f for f in applied if f.any()]
+    assert len(pushing) == round(config.scenarios.event_duration_s / config.env.control_period_s)
+    assert all(np.array_equal(f, down) for f in pushing)
+    assert np.linalg.norm(env.sim.data.xfrc_applied) == 0.0  # released afterwards
+    assert infos[0]["peak_force_n"] < 1.0
+
+
+def test_block_rises_8_mm_and_the_robot_is_not_told(config: BresaConfig) -> None:
+    env = PegInsertion(config, scenario="block-rises")
+    env.reset(seed=3)
+    top = env.sim.layout.hole_top_m.copy()
+    estimate = env.sim.layout.hole_estimate_m.copy()
+    block = env.sim.model.body("hole_block").id
+    z0 = env.sim.data.xpos[block][2]
+    _run_past_event(env)
+    assert env.sim.layout.hole_top_m[2] - top[2] == pytest.approx(config.scenarios.block_rise_m, rel=1e-9)
+    assert env.sim.data.xpos[block][2] - z0 == pytest.approx(config.scenarios.block_rise_m, rel=1e-9)
+    np.testing.assert_array_equal(env.sim.layout.hole_estimate_m, estimate)
+    env.reset(seed=4)  # the next episode's block is back on the table
+    assert env.sim.data.xpos[block][2] == pytest.approx(z0)
+
+
+def test_training_disturbances_stay_weaker_than_the_scenarios_and_come_from_the_seed(config: BresaConfig) -> None:
+    randomised = load_config(overrides={"randomisation": {"enabled": True, "pulse_episode_fraction": 1.0}})
+    nominal_friction = PegInsertion(config).sim.model.geom_friction[:, 0].copy()
+    draws = []
+    for _ in range(2):
+        env = PegInsertion(randomised)
+        env.reset(seed=7)
+        draws.append(([(a, b, tuple(f)) for a, b, f in env.disturbances.pulses],
+                      env.sim.model.geom_friction[:, 0].copy()))
+    assert draws[0][0] == draws[1][0] and len(draws[0][0]) >= 1
+    np.testing.assert_array_equal(draws[0][1], draws[1][1])
+    scale = draws[0][1] / nominal_friction
+    lo, hi = randomised.randomisation.friction_scale_range
+    assert np.allclose(scale, scale[0]) and lo <= scale[0] <= hi
+    peg = env.sim.model.body("panda_peg").id
+    applied = []
+    env.tick_observer = lambda *_: applied.append(float(np.linalg.norm(env.sim.data.xfrc_applied[peg, :3])))
+    while env.sim.time_s < max(end for _, end, _ in env.disturbances.pulses) + 0.1:
+        env.step(_hold(env))
+    assert 0.0 < max(applied) <= randomised.randomisation.pulse_force_max_n + 1e-9
+    assert randomised.randomisation.pulse_force_max_n < config.scenarios.push_force_n
+    with pytest.raises(ValueError, match="nominal scenario only"):
+        PegInsertion(randomised, scenario="push")
+    assert not PegInsertion(config).disturbances.enabled  # evaluation never randomises

@@ -8,6 +8,7 @@
     bresa demo --json results/demo.json
     bresa plot results/demo-<time>/bag
     bresa render --controller bresa --seed 0 --out results/insertion.gif
+    bresa doctor --robot-ip 172.16.0.2
 
 Errors in what the user gave (a bad config, an unknown controller) print one clear line and exit
 with status 2; Ctrl-C stops cleanly with what was finished written to disk.
@@ -35,6 +36,7 @@ from bresa_control.app.sweep import RayUnavailable
 from bresa_control.common.cards import RECOVERY_RL_DIR, SAC_LAGRANGIAN_DIR, ModelError, record_evaluation
 from bresa_control.common.config import ConfigError, load_config
 from bresa_control.common.files import write_json_atomic
+from bresa_control.common.paths import portable_command
 from bresa_control.learning.settings import (
     CriticTraining,
     PolicyTraining,
@@ -43,6 +45,7 @@ from bresa_control.learning.settings import (
     SacTraining,
 )
 from bresa_control.ros.bringup import DEMO_SEED
+from bresa_control.runtime import doctor
 from bresa_control.simulation.rollout import EpisodeResult, summarise
 from bresa_control.simulation.scenarios import SCENARIOS
 
@@ -147,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--no-progress", action="store_true")
     cp.set_defaults(func=_compare)
 
-    de = commands.add_parser("demo", help="run the ROS 2 stack (three nodes) for one insertion")
+    de = commands.add_parser("demo", help="run the ROS 2 stack for one insertion (the arm with the critic in its loop, "
+                                          "and the task policy)")
     de.add_argument("--seed", type=int, default=DEMO_SEED,
                     help=f"episode seed (hole, perception error, start); default {DEMO_SEED}, a typical episode")
     de.add_argument("--duration", type=_positive_float, metavar="S",
@@ -163,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--arm", choices=("mujoco", "franky-sim"), default="mujoco",
                     help="mujoco: the simulated Panda (mujoco_sim); franky-sim: franka_arm driving a simulated "
                          "FR3 over libfranka's network protocol on 127.0.0.1")
+    de.add_argument("--separate", action="store_true",
+                    help="run the safety critic as a process of its own (three processes; the critic's command then "
+                         "reaches the arm a tick or more after its state) instead of in the arm's loop")
     de.set_defaults(func=_demo)
 
     pl = commands.add_parser("plot", help="plot force, risk, stiffness and reflex of a recorded bag")
@@ -180,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     re_.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     re_.add_argument("--models-dir", help="trained models (default: the shipped models/)")
     re_.set_defaults(func=_render)
+
+    dr = commands.add_parser("doctor", help="check this robot PC (and the robot) for the arm's 1 kHz loop")
+    doctor.add_arguments(dr)
+    dr.set_defaults(func=_doctor)
     return parser
 
 
@@ -187,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bresa`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    args.command_line = ["bresa", *argv]  # recorded in data files and model cards
+    args.command_line = ["bresa", *portable_command(argv)]  # recorded in data files and model cards
     try:
         return int(args.func(args))
     except ConfigError as exc:
@@ -509,7 +520,7 @@ def _demo(args: argparse.Namespace) -> int:
     load_config(args.config)  # a bad file fails here, before any node starts
     try:
         result = run_demo(args.config, args.seed, args.duration, args.run_dir, args.policy, args.models_dir,
-                          args.log_level, record=not args.no_bag, arm=args.arm)
+                          args.log_level, record=not args.no_bag, arm=args.arm, separate=args.separate)
     except RuntimeError as exc:
         print(f"bresa demo: {exc}", file=sys.stderr)
         return 1
@@ -525,7 +536,8 @@ def _demo(args: argparse.Namespace) -> int:
         result["plot"] = str(_plot_bag(result["bag"], Path(result["run_dir"]) / "plot.png", args.config))
         print(f"plot: {result['plot']}")
     rate = result["critic_rate_hz"]
-    timing = (f"critic {rate:.0f} Hz with period p99 {result['critic_period_p99_ms']:.2f} ms" if rate
+    where = "in the arm's loop" if result["composed"] else "its own process"
+    timing = (f"critic ({where}) {rate:.0f} Hz with period p99 {result['critic_period_p99_ms']:.2f} ms" if rate
               else "the critic never received a task action")
     print(
         f"inserted: {result['inserted']}, peak force {result['peak_force_n']:.1f} N (F_max "
@@ -564,6 +576,10 @@ def _render(args: argparse.Namespace) -> int:
                                             args.scenario, args.camera, models_dir=args.models_dir)
     print(f"wrote {path}: {frames} frames, {'inserted' if inserted else 'not inserted'}")
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    return doctor.run(args)  # prints every check; 1 when one blocks a run
 
 
 def _plot(args: argparse.Namespace) -> int:

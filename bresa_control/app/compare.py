@@ -27,6 +27,7 @@ interval (:func:`rate_interval`) is the hull of two intervals:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -38,8 +39,9 @@ import numpy as np
 
 from bresa_control.app.evaluate import CONTROLLERS, evaluate, report
 from bresa_control.common.cards import models_folder
-from bresa_control.common.config import BresaConfig
+from bresa_control.common.config import BresaConfig, config_to_dict
 from bresa_control.common.files import write_json_atomic
+from bresa_control.common.paths import portable
 from bresa_control.simulation.rollout import EpisodeResult, summarise
 from bresa_control.simulation.scenarios import SCENARIOS
 
@@ -99,7 +101,7 @@ def run_cells(
     interrupted (``complete: false``). Returns the cells' documents."""
     documents, pending = [], []
     for cell in cells:
-        done = _finished(out / "cells" / cell.name, episodes, seed)
+        done = _finished(out / "cells" / cell.name, fingerprint(cell, config, episodes, seed, models_dir, seeds_dir))
         if done is not None:
             documents.append(done)
         else:
@@ -112,7 +114,7 @@ def run_cells(
                          _models(cell, models_dir, seeds_dir))
             finally:  # finished or interrupted: what ran is kept
                 if results:
-                    documents.append(_write_cell(cell, out, results, {}, episodes, seed, command, models_dir,
+                    documents.append(_write_cell(cell, config, out, results, {}, episodes, seed, command, models_dir,
                                                  seeds_dir))
         return documents
     return documents + _run_on_ray(pending, config, episodes, seed, out, models_dir, seeds_dir, progress, command,
@@ -154,21 +156,42 @@ def _run_on_ray(
                 left[cell] -= 1
                 bar.update(len(part))
                 if left[cell] == 0:
-                    documents.append(_write_cell(cell, out, results.pop(cell), failures[cell], episodes, seed,
+                    documents.append(_write_cell(cell, config, out, results.pop(cell), failures[cell], episodes, seed,
                                                  command, models_dir, seeds_dir))
         finally:  # interrupted: the cells that had started keep what ran
             for cell, partial in results.items():
                 if partial:
-                    _write_cell(cell, out, partial, failures[cell], episodes, seed, command, models_dir, seeds_dir)
+                    _write_cell(cell, config, out, partial, failures[cell], episodes, seed, command, models_dir,
+                                seeds_dir)
     return documents
 
 
-def _finished(path: Path, episodes: int, seed: int) -> dict[str, Any] | None:
-    """A cell's document if a complete run with these episodes is on disk."""
+def fingerprint(cell: Cell, config: BresaConfig, episodes: int, seed: int, models_dir: str | Path | None,
+                seeds_dir: str | Path) -> str:
+    """What makes a cell's result: the controller, scenario, episode seeds, the whole config and the
+    content of every model file the controller loads (SHA-256). A finished cell is reused only
+    when this matches: after a retraining or a config change its cell runs again."""
+    digest = hashlib.sha256()
+    settings = {"controller": cell.controller, "scenario": cell.scenario, "episodes": episodes, "seed": seed,
+                "config": config_to_dict(config)}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    folder = _models(cell, models_dir, seeds_dir)
+    if folder is not None:
+        from bresa_control.app.evaluate import model_files
+
+        for name in model_files(cell.controller):
+            path = folder / name
+            digest.update(name.encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"missing")
+    return digest.hexdigest()
+
+
+def _finished(path: Path, expected_fingerprint: str) -> dict[str, Any] | None:
+    """A cell's document if a complete run with the same fingerprint is on disk."""
     if not path.is_file():
         return None
     done: dict[str, Any] = json.loads(path.read_text())
-    return done if done.get("complete") and done.get("episodes") == episodes and done.get("seed") == seed else None
+    return done if done.get("complete") and done.get("fingerprint") == expected_fingerprint else None
 
 
 def _models(cell: Cell, models_dir: str | Path | None, seeds_dir: str | Path) -> Path | None:
@@ -179,16 +202,17 @@ def _models(cell: Cell, models_dir: str | Path | None, seeds_dir: str | Path) ->
 
 
 def _write_cell(
-    cell: Cell, out: Path, results: list[EpisodeResult], failures: dict[int, str], episodes: int, seed: int,
-    command: list[str], models_dir: str | Path | None, seeds_dir: str | Path,
+    cell: Cell, config: BresaConfig, out: Path, results: list[EpisodeResult], failures: dict[int, str],
+    episodes: int, seed: int, command: list[str], models_dir: str | Path | None, seeds_dir: str | Path,
 ) -> dict[str, Any]:
     """A cell's JSON (episodes in seed order, failed seeds named), written atomically."""
     results = sorted(results, key=lambda r: r.seed)
     summary = summarise(cell.controller, cell.scenario, results)
     folder = _models(cell, models_dir, seeds_dir)
     document = {**report(summary, results, seed, len(results) == episodes and not failures, command),
-                "training_seed": cell.training_seed, "models_dir": None if folder is None else str(folder),
-                "failed_seeds": {str(k): v for k, v in sorted(failures.items())}}
+                "training_seed": cell.training_seed, "models_dir": None if folder is None else portable(folder),
+                "failed_seeds": {str(k): v for k, v in sorted(failures.items())},
+                "fingerprint": fingerprint(cell, config, episodes, seed, models_dir, seeds_dir)}
     write_json_atomic(out / "cells" / cell.name, document)
     return document
 

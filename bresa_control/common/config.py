@@ -160,6 +160,7 @@ class EnvConfig:
     distance_reward_weight: float = _key(0.0, 1000.0, "1/m", "reward -= weight * distance")
     success_reward: float = _key(0.0, 1000.0, "", "bonus on insertion")
     force_reward_weight: float = _key(0.0, 1000.0, "", "reward -= weight * peak wrist force / F_max")
+    time_reward_weight: float = _key(0.0, 10.0, "", "reward -= this per decision until the insertion")
 
     def __post_init__(self) -> None:
         _check_interval("env.action_stiffness_range_n_per_m", self.action_stiffness_range_n_per_m)
@@ -209,6 +210,8 @@ class ScenarioConfig:
     event_duration_s: float = _key(0.001, 10.0, "s", "how long a move or push lasts")
     hole_shift_m: float = _key(0.0, 0.05, "m", "hole-moves: distance the hole slides")
     push_force_n: float = _key(0.0, 100.0, "N", "push: horizontal force on the peg")
+    push_down_force_n: float = _key(0.0, 100.0, "N", "push-down: downward force on the peg")
+    block_rise_m: float = _key(0.0, 0.05, "m", "block-rises: how far the hole block rises")
     friction_scale: float = _key(0.1, 10.0, "", "friction: multiplier of sliding friction")
     ft_drift_n: float = _key(0.0, 50.0, "N", "ft-drift: bias of the wrist force reading at the episode's end")
     ft_noise_n: float = _key(0.0, 10.0, "N", "ft-drift: standard deviation of the reading's noise per tick")
@@ -217,6 +220,23 @@ class ScenarioConfig:
 
     def __post_init__(self) -> None:
         _check_interval("scenarios.event_window_s", self.event_window_s)
+
+
+@dataclass(frozen=True)
+class RandomisationConfig:
+    """Generic training disturbances (bresa_control/simulation/scenarios.py, Disturbances)."""
+
+    enabled: bool = _key(doc="apply them (the training commands turn this on; evaluation never does)")
+    pulse_episode_fraction: float = _key(0.0, 1.0, "", "share of episodes with wrench pulses")
+    pulses_per_episode: tuple[int, ...] = _key(0, 20, "", "[fewest, most] pulses in such an episode")
+    pulse_force_max_n: float = _key(0.0, 10.0, "N", "strongest pulse (weaker than any evaluation push)")
+    pulse_duration_s: tuple[float, ...] = _key(0.001, 2.0, "s", "[shortest, longest] pulse")
+    friction_scale_range: tuple[float, ...] = _key(0.1, 10.0, "", "[low, high] per-episode friction factor")
+    contact_timeconst_range_s: tuple[float, ...] = _key(0.002, 0.1, "s", "[low, high] per-episode contact time const.")
+
+    def __post_init__(self) -> None:
+        for name in ("pulses_per_episode", "pulse_duration_s", "friction_scale_range", "contact_timeconst_range_s"):
+            _check_interval(f"randomisation.{name}", getattr(self, name))
 
 
 REFLEX_MODES = ("control-rate", "off")
@@ -235,6 +255,10 @@ class ReflexConfig:
     hysteresis_timeout_s: float = _key(0.0, 10.0, "s", "after this long on, the reflex ends once risk <= eps_safe")
     stiffness_rate_n_per_m_per_tick: float = _key(0.1, 3000.0, "N/m", "gain ramp of a_hat_k")
     damping_rate_ns_per_m_per_tick: float = _key(0.01, 600.0, "Ns/m", "gain ramp of a_hat_k")
+    brake_s: float = _key(0.0, 1.0, "s", "after firing, brake this long before the learned recovery (0: none)")
+    brake_lift_m: float = _key(0.0, 0.01, "m", "the brake's setpoint: the tip at firing, this much higher")
+    brake_stiffness_n_per_m: float = _key(10.0, 3000.0, "N/m", "the brake's z stiffness")
+    brake_damping_ns_per_m: float = _key(0.0, 600.0, "Ns/m", "the brake's z damping")
 
 
 @dataclass(frozen=True)
@@ -254,14 +278,17 @@ class RuntimeConfig:
     command_timeout_s: float = _key(0.002, 1.0, "s", "the arm (mujoco_sim, franka_arm): no command this long -> hold")
     hold_stiffness_n_per_m: float = _key(10.0, 3000.0, "N/m", "translational stiffness of a hold")
     hold_damping_ratio: float = _key(0.1, 3.0, "", "damping ratio of a hold")
+    critic_budget_s: float = _key(0.00005, 0.01, "s", "critic in the arm's loop: a longer tick -> hold that tick")
     demo_timeout_s: float = _key(1.0, 600.0, "s", "bresa demo gives up on an insertion after this much simulated time")
+    realtime_priority: int = _key(0, 99, "", "SCHED_FIFO priority of the arm's 1 kHz loop; 0: do not ask")
+    realtime_cpus: tuple[int, ...] = _key(0, 1023, "", "CPUs to pin the arm's 1 kHz loop to; empty: no pinning")
 
 
 @dataclass(frozen=True)
 class RobotConfig:
     """The arm's kinematic and dynamic model, as every node that computes kinematics loads it."""
 
-    urdf_path: str = _key(doc="URDF of the arm (a real arm's: bresa robot-urdf fetches it); "
+    urdf_path: str = _key(doc="URDF of the arm (a real arm's, e.g. from franka_description); "
                               "empty: the simulated Panda that mujoco_sim runs")
     flange_link: str = _key(doc="the URDF link the tool (scene.peg) is fixed to")
 
@@ -278,6 +305,7 @@ class BresaConfig:
     reflex: ReflexConfig = _key()
     recovery_rl: RecoveryRLConfig = _key()
     scenarios: ScenarioConfig = _key()
+    randomisation: RandomisationConfig = _key()
     runtime: RuntimeConfig = _key()
     robot: RobotConfig = _key()
 
@@ -402,12 +430,15 @@ def _convert(kind: Any, value: Any, dotted: str, meta: Mapping[str, Any]) -> Any
             )
         return value
     if typing.get_origin(kind) is tuple:
+        if value is None:  # ROS's parameter-file parser reads an empty list ([]) as "not set"
+            value = []
         if not isinstance(value, (list, tuple)):
             raise ConfigError(
                 f"config key '{dotted}' must be a list of numbers, got {type(value).__name__} "
                 f"{value!r}"
             )
-        return tuple(_number(float, v, f"{dotted}[{i}]", meta) for i, v in enumerate(value))
+        item = typing.get_args(kind)[0]  # float, or int for lists of integers
+        return tuple(_number(item, v, f"{dotted}[{i}]", meta) for i, v in enumerate(value))
     raise TypeError(f"unsupported schema type {kind!r} for {dotted}")  # a bug in the schema
 
 

@@ -23,7 +23,10 @@ meta          () str          JSON: format, seed, command, config, behaviour per
 Behaviours (drawn per episode from the seed): ``nominal`` is the spiral search as configured (safe
 insertions, so the critic learns what normal contact looks like); ``scripted`` is the spiral
 search with randomised gains, speeds and push force; ``random`` holds uniformly drawn actions
-(biased downward, toward the fixture) for a few decisions each. All run with the reflex off.
+(biased downward, toward the fixture) for a few decisions each. All run with the reflex off, in the
+training environment (:func:`~bresa_control.learning.settings.training_config`: wrench pulses of
+at most 10 N in half the episodes, friction and contact stiffness spread), so the critic has seen
+the world push back without seeing an evaluation scenario.
 """
 
 from __future__ import annotations
@@ -40,11 +43,12 @@ from tqdm import tqdm
 
 from bresa_control.common.config import BresaConfig, config_to_dict
 from bresa_control.common.files import atomic_output
+from bresa_control.learning.settings import training_config
 from bresa_control.policies.scripted import SpiralSearch
 from bresa_control.safety.risk_features import FEATURE_SIZE, FeatureMap
 from bresa_control.simulation.env import PegInsertion
 
-FORMAT = "bresa-risk-data/2"  # /2 added the decision_* arrays
+FORMAT = "bresa-risk-data/3"  # /2 added the decision_* arrays; /3 the training disturbances
 DECISION_ARRAYS = ("decision_observation", "decision_action", "decision_cost", "decision_episode")
 
 
@@ -103,12 +107,16 @@ def collect(
     nominal_fraction: float = 0.3,
     progress: bool = True,
     data: RiskData | None = None,
+    scenario: str = "nominal",
 ) -> RiskData:
-    """Run ``episodes`` behaviour episodes and record every tick into ``data``."""
+    """Run ``episodes`` behaviour episodes and record every tick into ``data``: in the training
+    environment (nominal, generic disturbances on), or in an evaluation ``scenario`` as it is (to
+    test a critic on what it never trained on: bench/critic_scenarios.py)."""
     if not 0.0 <= random_fraction + nominal_fraction <= 1.0:
         raise ValueError("random_fraction + nominal_fraction must be within [0, 1]")
-    config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="off"))
-    env = PegInsertion(config)
+    world = training_config(config) if scenario == "nominal" else config
+    config = dataclasses.replace(world, reflex=dataclasses.replace(config.reflex, mode="off"))
+    env = PegInsertion(config, scenario=scenario)
     data = RiskData() if data is None else data
     rng = np.random.default_rng(seed)
     current = {"episode": 0}

@@ -64,7 +64,7 @@ def train_and_export(
         "horizon_ms": 1000.0 * config.env.control_period_s / (1.0 - settings.gamma_risk),
         "seed": seed,
         "command": list(command),
-        "data": {"path": str(data_path), **{k: meta[k] for k in ("seed", "command", "episodes", "ticks",
+        "data": {"file": Path(data_path).name, **{k: meta[k] for k in ("seed", "command", "episodes", "ticks",
                                                                  "violating_episodes", "violating_ticks")}},
         "training": settings_dict(settings),
         "torch": torch.__version__,

@@ -49,7 +49,7 @@ from bresa_control.learning.critic import (
 from bresa_control.learning.critic_training import save_model
 from bresa_control.learning.policy_training import BestCheckpoint, CriticRefinement, ProgressBar, make_sac, policy_card
 from bresa_control.learning.residual_task import ResidualTask
-from bresa_control.learning.settings import CriticTraining, RecoveryRLTraining
+from bresa_control.learning.settings import CriticTraining, RecoveryRLTraining, training_config
 from bresa_control.safety.models import TorchPolicy, TorchRisk
 from bresa_control.safety.recovery_rl import (
     CRITIC_KIND,
@@ -157,7 +157,7 @@ def train_recovery_rl(
     live_critic, live_recovery = copy.deepcopy(critic), copy.deepcopy(recovery)
     live = DecisionShield(config, TorchRisk(live_critic, DECISION_FEATURE_SIZE),
                           TorchPolicy(live_recovery, DECISION_STATE_SIZE))
-    shielded = ShieldedEnv(PegInsertion(config), live)
+    shielded = ShieldedEnv(PegInsertion(training_config(config)), live)
     env = Monitor(ResidualTask(shielded, settings.residual_scale))  # type: ignore[arg-type]
     fit = RecoveryFit(live_recovery, live_critic, layer_settings.learning_rate,
                       np.zeros(POLICY_ACTION_SIZE, dtype=bool))
@@ -192,7 +192,7 @@ def train_recovery_rl(
         **model_expectations(config), "eps_risk": config.recovery_rl.eps_risk, "seed": settings.seed,
         "command": list(command), "training": settings_dict(layer_settings), "torch": torch.__version__,
         "horizon_decisions": critic_metrics["horizon_ticks"],
-        "data": {"path": str(data_path), **{k: meta[k] for k in ("seed", "command", "episodes", "decisions")},
+        "data": {"file": Path(data_path).name, **{k: meta[k] for k in ("seed", "command", "episodes", "decisions")},
                  "violating_decisions": int(rows["cost"].sum())},
         "deployed": "as trained offline (online refinement shaped training only; selection used this one)",
     }

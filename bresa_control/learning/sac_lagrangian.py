@@ -41,7 +41,7 @@ from bresa_control.common.config import BresaConfig
 from bresa_control.common.files import atomic_output
 from bresa_control.learning.policy_training import BestCheckpoint, ProgressBar, make_sac, policy_card
 from bresa_control.learning.residual_task import ResidualTask
-from bresa_control.learning.settings import SacLagrangianTraining
+from bresa_control.learning.settings import SacLagrangianTraining, training_config
 from bresa_control.simulation.env import PegInsertion
 
 
@@ -117,7 +117,7 @@ def train_sac_lagrangian(
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     started = time.monotonic()
-    env = Monitor(ResidualTask(PegInsertion(config), settings.residual_scale))
+    env = Monitor(ResidualTask(PegInsertion(training_config(config)), settings.residual_scale))
     model = make_sac(env, settings, tensorboard_dir, replay_buffer_class=CostReplayBuffer)
     dual = LagrangeMultiplier(settings.cost_limit, settings.lagrange_lr, settings.lagrange_initial,
                               settings.cost_window)

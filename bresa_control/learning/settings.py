@@ -7,10 +7,20 @@ exactly how to make its model again. Imports no stable-baselines3 and no simulat
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from bresa_control.common.config import BresaConfig
 from bresa_control.policies.residual import RESIDUAL_SCALE
+
+
+def training_config(config: BresaConfig) -> BresaConfig:
+    """The config of every training environment (``bresa collect`` and the task policies of every
+    learned method alike): ``config`` with the generic disturbances on (``randomisation``), so all
+    methods train in the same randomised world. Checkpoint selection and evaluation use ``config``
+    itself: nominal."""
+    return dataclasses.replace(config, randomisation=dataclasses.replace(config.randomisation, enabled=True))
 
 
 def _setting(default: Any, help: str) -> Any:

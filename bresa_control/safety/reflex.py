@@ -169,6 +169,12 @@ class Reflex:
             max(1, int(round(config.reflex.hysteresis_timeout_s / dt))),
         )
         self._last_recovery: ImpedanceCommand | None = None
+        reflex = config.reflex
+        self._brake_ticks = int(round(reflex.brake_s / dt))
+        self._brake_lift_m = reflex.brake_lift_m
+        self._brake_gains = (reflex.brake_stiffness_n_per_m, reflex.brake_damping_ns_per_m)
+        self._brake: ImpedanceCommand | None = None  # latched when the reflex fires
+        self._braked_ticks = 0
         self._features = np.zeros(FEATURE_SIZE, np.float32)  # the critic's input, rewritten every tick
         self.reflex_count = 0
 
@@ -176,6 +182,8 @@ class Reflex:
         """Episode start: gate released, counters cleared."""
         self.gate.reset()
         self.reflex_count = 0
+        self._brake = None
+        self._braked_ticks = 0
 
     def begin_decision(
         self, target: ImpedanceCommand, tick: TickState, face_height_m: float,
@@ -200,7 +208,14 @@ class Reflex:
         fired = active and not was_active
         self.reflex_count += int(fired)
         if active:
-            command = self._recover(tick, a_hat)
+            if fired:
+                self._brake = self._brake_command(tick, a_hat)
+                self._braked_ticks = 0
+            if self._brake is not None and self._braked_ticks < self._brake_ticks:
+                command = self._brake
+                self._braked_ticks += 1
+            else:
+                command = self._recover(tick, a_hat)
             self._last_recovery = command
         else:
             command = a_hat
@@ -223,6 +238,17 @@ class Reflex:
         features = self._features
         action = self.recovery.act(features[:STATE_SIZE], features[STATE_SIZE:])
         return self.features.command(action, tick.tip_position_m, replaced)
+
+    def _brake_command(self, tick: TickState, replaced: ImpedanceCommand) -> ImpedanceCommand:
+        """The first ticks of a reflex: stop the tip where it is now (``brake_lift_m`` higher) with
+        the brake's z stiffness and damping; x and y keep the gains of the action it replaces.
+        A tip coming down fast is stopped by damping before the learned recovery's soft spring
+        takes over (config ``reflex.brake_*``)."""
+        values = replaced.values.copy()
+        values[0:3] = tick.tip_position_m
+        values[2] += self._brake_lift_m
+        values[9], values[15] = self._brake_gains  # Kz, Dz (contract.COMMAND_LABELS)
+        return ImpedanceCommand.wrap(values)
 
     def _fill_features(self, command: ImpedanceCommand, tick: TickState, face_height_m: float) -> None:
         self.features.state_into(tick, face_height_m, self._features[:STATE_SIZE])

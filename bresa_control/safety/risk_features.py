@@ -28,11 +28,16 @@ STATE_SIZE = len(STATE_LABELS)
 ACTION_SIZE = len(ACTION_LABELS)
 FEATURE_SIZE = STATE_SIZE + ACTION_SIZE
 
-# Recovery actions live in a safe corner of the action space (design brief: softer stiffness, more
-# damping, a backed-off setpoint): setpoint within +-2 mm sideways and 0-5 mm up from the tip,
-# stiffness 10-170 N/m (log scale), damping 60-300 N s/m. Feature units, per ACTION_LABELS.
+# Recovery actions live in a safe corner of the action space (design brief: a backed-off setpoint,
+# more damping): setpoint within +-2 mm sideways and 0-5 mm up from the tip, stiffness 10-170 N/m
+# sideways and 10-960 N/m along z (log scale), damping 60-300 N s/m sideways and 60-600 N s/m
+# along z. Feature units, per ACTION_LABELS. Along z the box reaches the controller's damping
+# limit and a stiff spring upward: with the setpoint above the tip, a stiffer z spring only pulls
+# the peg away harder, and a soft one (at most 170 N/m before) pulled with under 1 N and could not
+# stop a tip coming down at 30 mm/s (README; the reflex's brake, reflex.brake_*, covers the first
+# ticks after firing).
 RECOVERY_LOW = (-0.2, -0.2, 0.0, -1.0, -1.0, -1.0, -0.8, -0.8, -0.8)
-RECOVERY_HIGH = (0.2, 0.2, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+RECOVERY_HIGH = (0.2, 0.2, 0.5, 0.0, 0.0, 0.6, 0.0, 0.0, 1.0)
 # ... except the lateral (x, y) stiffness and damping: a learned recovery keeps those of the action
 # it replaces. The reflex relieves force along the insertion axis (z softened, setpoint backed off);
 # softening x and y too left the arm free to be moved by any external force (in push-scenario

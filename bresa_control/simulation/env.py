@@ -19,7 +19,7 @@ from bresa_control.control.actions import ACTION_SIZE, ActionMap
 from bresa_control.control.impedance import ImpedanceCommand
 from bresa_control.safety.reflex import RecoveryModel, Reflex, RiskModel
 from bresa_control.safety.risk_features import TickState
-from bresa_control.simulation.scenarios import Scenario
+from bresa_control.simulation.scenarios import Disturbances, Scenario
 from bresa_control.simulation.simulator import PegInsertionSim
 
 
@@ -64,13 +64,16 @@ class PegInsertion(gym.Env):
 
     **Reward**: ``-distance_reward_weight * |tip - goal|`` (goal: the true hole's axis at
     ``success_depth_m`` below its top face), ``-force_reward_weight * peak |F| / F_max`` (the
-    step's peak wrist force: pressing harder does not help the search), plus ``success_reward``
-    on the insertion step.
+    step's peak wrist force: pressing harder does not help the search), ``-time_reward_weight``
+    per step (a slow insertion costs), plus ``success_reward`` on the insertion step.
 
     **Scenario**: ``nominal`` or a perturbation never seen in training (hole moves, push,
-    doubled friction, and the sensing faults: a drifting F/T reading, state seen 5 ms late, a
+    push down, block rises, doubled friction, and the sensing faults: a drifting F/T reading, state seen 5 ms late, a
     heavier tool): :mod:`bresa_control.simulation.scenarios`. The critic and the policy see the
-    state through the scenario; the constraints are always scored on the truth.
+    state through the scenario; the constraints are always scored on the truth. With
+    ``randomisation.enabled`` (training only, nominal only) generic disturbances are drawn per
+    episode: wrench pulses of at most 10 N and a spread of friction and contact stiffness
+    (:class:`~bresa_control.simulation.scenarios.Disturbances`).
 
     **Termination**: the peg is inserted (tip at least ``success_depth_m`` deep inside the hole),
     or the wrist force reached ``arm_fault_force_n`` (the real arm would stop with an error).
@@ -99,6 +102,10 @@ class PegInsertion(gym.Env):
         timing = self.config.env
         self.scenario = Scenario(scenario, self.config.scenarios, timing.max_episode_steps * timing.decision_period_s,
                                  timing.control_period_s)
+        if self.config.randomisation.enabled and scenario != "nominal":
+            raise ValueError(f"training randomisation (randomisation.enabled) runs in the nominal scenario only, "
+                             f"not '{scenario}': evaluation scenarios are never trained on")
+        self.disturbances = Disturbances(self.config.randomisation)
         self.reflex = Reflex(self.config, critic, recovery)
         self.actions = ActionMap(self.config)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(ACTION_SIZE,), dtype=np.float32)
@@ -126,6 +133,7 @@ class PegInsertion(gym.Env):
         super().reset(seed=seed)
         self.sim.reset(self.np_random)
         self.scenario.reset(self.sim, self.np_random)
+        self.disturbances.reset(self.sim, self.np_random)
         self.reflex.reset()
         self.applied = None
         self._steps = 0
@@ -151,6 +159,7 @@ class PegInsertion(gym.Env):
         inserted = self.sim.inserted(self.config.env.success_depth_m)
         reward = -self.config.env.distance_reward_weight * self._distance_to_goal_m()
         reward -= self.config.env.force_reward_weight * stats.peak_force_n / self.config.safety.max_force_n
+        reward -= self.config.env.time_reward_weight
         reward += self.config.env.success_reward if inserted else 0.0
         terminated = inserted or stats.fault
         truncated = not terminated and self._steps >= self.config.env.max_episode_steps
@@ -182,6 +191,7 @@ class PegInsertion(gym.Env):
         for _ in range(self.config.env.ticks_per_decision):
             decision = self.reflex.step(seen, face_z)
             self.scenario.tick(self.sim)
+            self.disturbances.tick(self.sim)
             if self.tick_recorder is not None:
                 features = np.concatenate([self.reflex.features.state(seen, face_z),
                                            self.reflex.features.action(decision.command, seen.tip_position_m)])

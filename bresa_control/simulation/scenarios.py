@@ -6,6 +6,10 @@ hole-moves     the hole block slides ``hole_shift_m`` (3 mm) in a random horizon
                over ``event_duration_s``, at a random time in ``event_window_s``
 push           an external horizontal force of ``push_force_n`` on the peg for
                ``event_duration_s``, at a random time in ``event_window_s``
+push-down      an external downward force of ``push_down_force_n`` (20 N) on the peg for
+               ``event_duration_s``, at a random time in ``event_window_s``: the arm must pull up
+block-rises    the hole block rises ``block_rise_m`` (8 mm) over ``event_duration_s``, at a random
+               time in ``event_window_s``: the arm must yield
 friction       sliding friction of peg, block and table multiplied by ``friction_scale`` (2x)
 ft-drift       the wrist force the controllers see gains a bias growing linearly to ``ft_drift_n``
                (4 N) by the episode's end, in a direction drawn per episode, plus Gaussian noise
@@ -18,6 +22,10 @@ payload        the tool is ``payload_kg`` (0.3 kg) heavier than the controller's
 The sensing faults change what the controllers see (:meth:`Scenario.sense`), never the truth:
 violations are scored on the true contact force. Each scenario draws its randomness from the
 episode's seed, so every controller meets the same events.
+
+Training never meets these. It may meet :class:`Disturbances` instead (config ``randomisation``,
+turned on by the training commands): generic wrench pulses weaker than any push here, and a spread
+of friction and contact stiffness, so that the critic has seen the world push back.
 """
 
 from __future__ import annotations
@@ -26,12 +34,14 @@ from collections import deque
 
 import numpy as np
 
-from bresa_control.common.config import ScenarioConfig
+from bresa_control.common.config import RandomisationConfig, ScenarioConfig
 from bresa_control.control.robot import PEG_LINK
 from bresa_control.safety.risk_features import TickState
 from bresa_control.simulation.simulator import PegInsertionSim
 
-SCENARIOS = ("nominal", "hole-moves", "push", "friction", "ft-drift", "state-latency", "payload")
+SCENARIOS = ("nominal", "hole-moves", "push", "friction", "ft-drift", "state-latency", "payload", "push-down",
+             "block-rises")
+EVENT_SCENARIOS = ("hole-moves", "push", "push-down", "block-rises")  # one timed event per episode
 
 
 class Scenario:
@@ -117,6 +127,13 @@ class Scenario:
             pushing = 0.0 <= progress < 1.0
             force = self.config.push_force_n * self._direction if pushing else np.zeros(2)
             sim.push_peg(np.array([force[0], force[1], 0.0]))
+        elif self.name == "push-down":
+            pushing = 0.0 <= progress < 1.0
+            sim.push_peg(np.array([0.0, 0.0, -self.config.push_down_force_n if pushing else 0.0]))
+        elif self.name == "block-rises":
+            if progress >= 0.0 and not self._done:
+                sim.raise_hole(min(progress, 1.0) * self.config.block_rise_m)
+                self._done = progress >= 1.0
 
     @property
     def direction(self) -> np.ndarray:
@@ -126,4 +143,58 @@ class Scenario:
     @property
     def event_time_s(self) -> float:
         """When this episode's event starts (s of simulated time); inf for none."""
-        return self._start_s if self.name in ("hole-moves", "push") else float("inf")
+        return self._start_s if self.name in EVENT_SCENARIOS else float("inf")
+
+
+class Disturbances:
+    """Generic training disturbances (config ``randomisation``), drawn per episode from its seed:
+    wrench pulses on the peg in any direction (at most ``pulse_force_max_n``), and sliding
+    friction and contact time constant spread over their ranges. Off unless ``enabled``."""
+
+    def __init__(self, config: RandomisationConfig) -> None:
+        self.config = config
+        self.enabled = config.enabled
+        self._pulses: list[tuple[float, float, np.ndarray]] = []  # start s, end s, force N
+        self._nominal: tuple[np.ndarray, np.ndarray] | None = None  # friction, solref time constants
+
+    def reset(self, sim: PegInsertionSim, rng: np.random.Generator) -> None:
+        """Draw this episode's disturbances (call after the scenario's reset)."""
+        if not self.enabled:
+            return
+        cfg = self.config
+        if self._nominal is None:
+            self._nominal = (sim.model.geom_friction[:, 0].copy(), sim.model.geom_solref[:, 0].copy())
+        friction, timeconst = self._nominal
+        sim.model.geom_friction[:, 0] = friction * rng.uniform(*cfg.friction_scale_range)
+        contact = timeconst > 0.0
+        sim.model.geom_solref[contact, 0] = rng.uniform(*cfg.contact_timeconst_range_s)
+        self._pulses = []
+        if rng.random() < cfg.pulse_episode_fraction:
+            lo, hi = (int(v) for v in cfg.pulses_per_episode)
+            for _ in range(int(rng.integers(lo, hi + 1))):
+                start = float(rng.uniform(0.0, PULSE_WINDOW_S))
+                direction = rng.normal(size=3)
+                force = rng.uniform(0.0, cfg.pulse_force_max_n) * direction / np.linalg.norm(direction)
+                self._pulses.append((start, start + float(rng.uniform(*cfg.pulse_duration_s)), force))
+
+    def tick(self, sim: PegInsertionSim) -> None:
+        """Apply the pulses due now (call before each physics tick)."""
+        if not self._pulses:
+            return
+        now = sim.time_s
+        force = np.zeros(3)
+        for start, end, pulse in self._pulses:
+            if start <= now < end:
+                force += pulse
+        norm = float(np.sqrt(force @ force))
+        if norm > self.config.pulse_force_max_n:  # overlapping pulses stay within the bound too
+            force *= self.config.pulse_force_max_n / norm
+        sim.push_peg(force)
+
+    @property
+    def pulses(self) -> list[tuple[float, float, np.ndarray]]:
+        """This episode's pulses: (start s, end s, force N)."""
+        return list(self._pulses)
+
+
+PULSE_WINDOW_S = 8.0  # pulses start in the first 8 s: where insertions happen

@@ -39,6 +39,7 @@ class PegInsertionSim:
         self._qpos = _contiguous([self.model.joint(j).qposadr[0] for j in ARM_JOINTS])
         self._qvel = _contiguous([self.model.joint(j).dofadr[0] for j in ARM_JOINTS])
         self._hole_body = self.model.body(HOLE_BODY).id
+        self._hole_z_m = float(self.model.body_pos[self._hole_body, 2])  # the block's height as built
         self._tip_body = self.model.body(TCP_FRAME).id
         self._peg_body = self.model.body(PEG_LINK).id
         self._sensor = PegWrenchSensor(self.model, FT_SITE, FORCE_SENSOR, TORQUE_SENSOR, PEG_LINK)
@@ -68,12 +69,22 @@ class PegInsertionSim:
     def set_hole_xy(self, xy_m: np.ndarray) -> None:
         """Move the hole block so the hole's centre is at ``xy_m`` (m) on the table."""
         self.model.body_pos[self._hole_body, :2] = xy_m
+        self.model.body_pos[self._hole_body, 2] = self._hole_z_m
         mujoco.mj_kinematics(self.model, self.data)
 
     def move_hole_xy(self, xy_m: np.ndarray) -> None:
         """Slide the hole during an episode: the block moves, the robot's estimate does not."""
         self.set_hole_xy(xy_m)
         top = np.array([xy_m[0], xy_m[1], self.hole.top_z_m])
+        self.layout = Layout(top, self.layout.hole_estimate_m, self.layout.start_q)
+
+    def raise_hole(self, rise_m: float) -> None:
+        """Lift the hole block ``rise_m`` above where the episode put it (the robot's estimate of
+        the hole stays where it was)."""
+        self.model.body_pos[self._hole_body, 2] = self._hole_z_m + rise_m
+        mujoco.mj_kinematics(self.model, self.data)
+        top = self.layout.hole_top_m.copy()
+        top[2] = self.hole.top_z_m + rise_m
         self.layout = Layout(top, self.layout.hole_estimate_m, self.layout.start_q)
 
     def push_peg(self, force_n: np.ndarray) -> None:
@@ -96,7 +107,17 @@ class PegInsertionSim:
 
         Returns the applied joint torques (Nm).
         """
-        tau = self.controller.compute(self.q, self.dq, command)
+        self.controller.observe(self.q, self.dq)
+        return self.step(command)
+
+    def step(self, command: ImpedanceCommand) -> np.ndarray:
+        """Advance physics one control period with the torque for ``command`` at the state the
+        controller has just observed (``controller.observe(q, dq)`` of this instant: the
+        simulated arm does that before its critic decides, so both use one kinematics pass).
+
+        Returns the applied joint torques (Nm).
+        """
+        tau = self.controller.torque(command)
         self.data.ctrl[:] = tau
         mujoco.mj_step(self.model, self.data)
         self._ticked = True
