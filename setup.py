@@ -24,7 +24,7 @@ setup(
         "pin>=3.4",
         "example-robot-data>=4.3",
         "gymnasium>=1.0",
-        "stable-baselines3>=2.4",
+        "stable-baselines3==2.9.2",  # pinned: sac_lagrangian.py overrides a private method of its buffer
         "tqdm",
         "rich",
         "tensorboard",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The comparison of README.md: every controller x training seeds 0, 1, 2 x the seven scenarios,
+# The comparison of README.md: every controller x training seeds 0, 1, 2 x the nine scenarios,
 # the same episode seeds for every controller (bresa compare: 95 % intervals, table, plot), into
 # docs/comparison/: one JSON per cell with every episode in cells/ (resumable: run it again after
 # an interruption), summary.json, table.md and comparison.png.

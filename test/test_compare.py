@@ -59,19 +59,26 @@ def _cell(controller: str, scenario: str, seed: int | None, violations: int, tim
             "success_rate": 1 - failures / 50, "violation_rate": violations / 50, "per_episode": episodes}
 
 
-def test_the_target_check_tells_ties_clear_intervals_and_speed_against_the_spiral_search() -> None:
-    documents = [_cell("scripted", s, None, 0, 9.0) for s in ("nominal", "push")]
+def test_the_target_check_tells_each_target_of_the_reflex_issue() -> None:
+    documents = [_cell("scripted", "nominal", None, 0, 9.0), _cell("scripted", "push", None, 2, 9.0)]
     for seed in (0, 1, 2):
-        documents += [_cell("bresa", "nominal", seed, 0, 6.0, failures=1), _cell("bresa", "push", seed, 5, 8.0),
+        documents += [_cell("bresa", "nominal", seed, 0, 6.0, failures=1), _cell("bresa", "push", seed, 1, 8.0),
                       _cell("sac-lagrangian", "nominal", seed, 0, 8.0), _cell("sac-lagrangian", "push", seed, 20, 8.0)]
     lines = target_check(aggregate(documents)).splitlines()
     nominal, push = lines[2], lines[3]
-    # Both without violations: a tie, and no interval can be clear of the other.
-    assert "| tied | missed |" in nominal and "33.3 % (met)" in nominal
-    # 10 % against 40 %: fewest with clear intervals, but slower than 25 % and more violations than scripted.
-    assert "| met | met |" in push and "11.1 % (missed)" in push
-    assert push.endswith("10.0 % vs 0.0 % (missed) |")
-    assert "0 violations in 150 episodes, success 98 % [94, 100] (none, and at least 95 %: met)" in lines[5]
+    # Both without violations: no more than any; the next best has under 10 %: no interval asked.
+    assert "| met | 98 % / 100 % | met | not asked | 6.00 / 9.00 |" in nominal
+    # 2 % against the spiral search's 4 %: no more than any; the next best (scripted) is under 10 %.
+    assert "| scripted 4 % [0, 13] | met |" in push and "| not asked |" in push
+    assert "0 violations in 150 episodes, success 98 % [94, 100] (none, and at least 97 %: met)" in lines[5]
+    assert "insertion 6.00 s against at most 6.75 s (75 % of `scripted`'s): met" in lines[5]
+    # Where the next best violates in 10 % or more, the intervals must lie apart.
+    for bresa_violations, verdict in ((1, "met"), (4, "missed")):  # 2 % [0, 6] or 8 % [4, 13] against [10, 33]
+        worse = [_cell("scripted", "push", None, 10, 9.0)] + [
+            _cell(c, "push", seed, v, 8.0) for seed in (0, 1, 2)
+            for c, v in (("bresa", bresa_violations), ("sac-lagrangian", 25))]
+        row = target_check(aggregate(worse)).splitlines()[2]
+        assert "| scripted 20 % [10, 33] | met | 100 % / 100 % | met | " + verdict + " |" in row
     assert target_check(aggregate([_cell("scripted", "nominal", None, 0, 9.0)])) == ""
 
 
@@ -136,3 +143,15 @@ def test_train_seeds_for_bresa_needs_the_critic_it_trains_with(tmp_path: Path, c
                  str(tmp_path / "empty"), "--out", str(tmp_path / "seeds"), "--no-progress"])
     assert code == 2
     assert "safety_critic.pt does not exist: bresa's seeds train with the shipped critic" in capsys.readouterr().err
+
+
+def test_training_seed_0_comes_from_the_seeds_folder_only_when_it_has_one(tmp_path: Path) -> None:
+    from bresa_control.app.compare import seed_models_dir
+
+    shipped = tmp_path / "models"
+    shipped.mkdir()
+    assert seed_models_dir("bresa", 0, shipped, tmp_path / "seeds") == shipped
+    assert seed_models_dir("bresa", 2, shipped, tmp_path / "seeds") == tmp_path / "seeds" / "bresa" / "seed2"
+    (tmp_path / "seeds" / "bresa" / "seed0").mkdir(parents=True)
+    assert seed_models_dir("bresa", 0, shipped, tmp_path / "seeds") == tmp_path / "seeds" / "bresa" / "seed0"
+    assert seed_models_dir("sac-lagrangian", 0, shipped, tmp_path / "seeds") == shipped

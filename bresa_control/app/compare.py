@@ -74,10 +74,13 @@ class Cell:
 
 def seed_models_dir(method: str, training_seed: int, models_dir: str | Path | None,
                     seeds_dir: str | Path) -> Path:
-    """Where a method's models of one training seed are: the shipped folder for seed 0."""
-    if training_seed == 0:
+    """Where a method's models of one training seed are: ``seeds_dir/<method>/seedN``; for seed 0,
+    the shipped folder unless ``seeds_dir`` has a ``seed0`` of that method (a retraining of every
+    seed, as ``bresa train-seeds --seeds 0 1 2 --out models/candidates`` writes it)."""
+    folder = Path(seeds_dir) / method / f"seed{training_seed}"
+    if training_seed == 0 and not folder.is_dir():
         return models_folder(models_dir)
-    return Path(seeds_dir) / method / f"seed{training_seed}"
+    return folder
 
 
 def plan(controllers: Sequence[str], scenarios: Sequence[str], training_seeds: Sequence[int]) -> list[Cell]:
@@ -309,45 +312,50 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def target_check(rows: Sequence[dict[str, Any]]) -> str:
-    """The fair-baselines issue's target for ``bresa``, scenario by scenario, as Markdown: fewest
-    violations of the learned controllers with an interval clear of the next best's, none in
-    nominal with at least 95 % success, and against ``scripted`` an insertion time at least 25 %
-    shorter with no more violations. Empty where ``bresa`` or ``scripted`` did not run."""
+    """The targets of the issue "A reflex that earns its place" for ``bresa``, scenario by scenario,
+    as Markdown: no more violations than any other controller (``scripted`` included); success
+    within 3 points of the best learned controller; where the next best controller violates in at
+    least 10 % of its episodes, ``bresa``'s interval wholly below that controller's; and in nominal
+    no violation, at least 97 % success and an insertion in at most 75 % of ``scripted``'s time.
+    Empty where ``bresa`` or ``scripted`` did not run."""
     by_key = {(r["controller"], r["scenario"]): r for r in rows}
     scenarios = [s for s in SCENARIOS if ("bresa", s) in by_key and ("scripted", s) in by_key]
     if not scenarios:
         return ""
-    lines = ["| scenario | bresa violations | next best learned | fewest | intervals apart "
-             "| time bresa / scripted (s) | shorter by | violations vs scripted |",
+    lines = ["| scenario | bresa violations | next best (fewest violations) | no more than any "
+             "| success bresa / best learned | within 3 points | next best >= 10 %: intervals apart "
+             "| time bresa / scripted (s) |",
              "|---|---|---|---|---|---|---|---|"]
     for scenario in scenarios:
         bresa, scripted = by_key["bresa", scenario], by_key["scripted", scenario]
-        others = [by_key[c, scenario] for c in LEARNED_BASELINES if (c, scenario) in by_key]
-        best = min(others, key=lambda r: r["violation_rate"]) if others else None
-        fewest = best is None or bresa["violation_rate"] < best["violation_rate"]
-        tied = best is not None and bresa["violation_rate"] == best["violation_rate"]
-        apart = best is None or bresa["violation_rate_ci95"][1] < best["violation_rate_ci95"][0]
-        shorter = 1.0 - bresa["insertion_time_s_mean"] / scripted["insertion_time_s_mean"]
+        others = [by_key[c, scenario] for c in ("scripted", *LEARNED_BASELINES) if (c, scenario) in by_key]
+        best = min(others, key=lambda r: r["violation_rate"])
+        learned = [by_key[c, scenario] for c in ("bresa", *LEARNED_BASELINES) if (c, scenario) in by_key]
+        best_success = max(r["success_rate"] for r in learned)
+        within = bresa["success_rate"] >= best_success - 0.03
+        if best["violation_rate"] >= 0.10:
+            apart = _yes(bresa["violation_rate_ci95"][1] < best["violation_rate_ci95"][0])
+        else:
+            apart = "not asked"
         lines.append(
-            f"| {scenario} | {_violations(bresa)} | {best['controller'] + ' ' + _violations(best) if best else '-'} "
-            f"| {'tied' if tied else _yes(fewest)} | {_yes(apart)} "
-            f"| {bresa['insertion_time_s_mean']:.2f} / {scripted['insertion_time_s_mean']:.2f} "
-            f"| {100 * shorter:.1f} % ({_yes(shorter >= 0.25)}) "
-            f"| {100 * bresa['violation_rate']:.1f} % vs {100 * scripted['violation_rate']:.1f} % "
-            f"({_yes(bresa['violation_rate'] <= scripted['violation_rate'])}) |")
+            f"| {scenario} | {_violations(bresa)} | {best['controller']} {_violations(best)} "
+            f"| {_yes(bresa['violation_rate'] <= best['violation_rate'])} "
+            f"| {100 * bresa['success_rate']:.0f} % / {100 * best_success:.0f} % | {_yes(within)} | {apart} "
+            f"| {bresa['insertion_time_s_mean']:.2f} / {scripted['insertion_time_s_mean']:.2f} |")
     if "nominal" in scenarios:
-        nominal = by_key["bresa", "nominal"]
+        nominal, spiral = by_key["bresa", "nominal"], by_key["scripted", "nominal"]
         episodes, upper = nominal["episodes"], nominal["violation_rate_ci95"][1]
-        met = nominal["violations"] == 0 and nominal["success_rate"] >= 0.95
+        limit_s = 0.75 * spiral["insertion_time_s_mean"]
+        met = nominal["violations"] == 0 and nominal["success_rate"] >= 0.97
         lines.append(f"\nNominal: `bresa` {nominal['violations']} violations in {episodes} episodes, "
                      f"success {format_interval(nominal['success_rate'], nominal['success_rate_ci95'])} "
-                     f"(none, and at least 95 %: {_yes(met)}).")
+                     f"(none, and at least 97 %: {_yes(met)}); insertion {nominal['insertion_time_s_mean']:.2f} s "
+                     f"against at most {limit_s:.2f} s (75 % of `scripted`'s): "
+                     f"{_yes(nominal['insertion_time_s_mean'] <= limit_s)}.")
         if nominal["violations"] == 0:
             lines.append(f"\nWith {episodes} episodes and no violation (upper bound {100 * upper:.1f} %), another "
                          f"controller's pooled Wilson interval needs at least {separable_events(upper, episodes)} "
-                         f"violations in {episodes} episodes to lie clear of it (the bootstrap can widen an interval "
-                         "further): no interval can be clear of `bresa`'s where the next best learned controller "
-                         "has nearly none.")
+                         f"violations in {episodes} episodes to lie clear of it.")
     return "\n".join(lines)
 
 
