@@ -4,10 +4,14 @@
     ros2 launch bresa_control peg_insertion.launch.py use_sim:=false robot_ip:=172.16.0.2 \
         hole_estimate:="0.55,0.0,0.035" robot_urdf:=/path/fr3.urdf flange_link:=fr3_link8
     ros2 launch bresa_control peg_insertion.launch.py config:=/path/my_overrides.yaml log_level:=debug
+    ros2 launch bresa_control peg_insertion.launch.py compose:=false    # the critic as a process of its own
 
 The node set (names, executables, parameters) comes from ``bresa_control.ros.bringup.node_set``, the
-same description ``bresa demo`` runs without the ``ros2`` CLI. Every node reads the shipped
-``config/peg_insertion.yaml`` and then the file given as ``config`` (only the keys it changes).
+same description ``bresa demo`` runs without the ``ros2`` CLI: by default (``compose:=true``) the
+safety critic runs in the arm's process and 1 kHz loop (``mujoco_sim`` or ``franka_arm``) beside
+``task_policy``; ``compose:=false`` starts it as the ``safety_critic`` process between them. Every
+node reads the shipped ``config/peg_insertion.yaml`` and then the file given as ``config`` (only
+the keys it changes).
 """
 
 from launch import LaunchDescription
@@ -19,6 +23,7 @@ from bresa_control.ros.bringup import DEMO_SEED, PACKAGE, config_files, node_set
 
 ARGUMENTS = {
     "use_sim": ("true", "true: start mujoco_sim as the arm; false: franka_arm drives the Franka at robot_ip"),
+    "compose": ("true", "true: the safety critic runs in the arm's process and loop; false: as a process of its own"),
     "robot_ip": ("", "real arm only: the address of the robot's FCI"),
     "robot_urdf": ("", "real arm only: the arm's URDF (empty: robot.urdf_path of the config)"),
     "flange_link": ("", "real arm only: the URDF link the peg is fixed to (empty: robot.flange_link of the config)"),
@@ -27,6 +32,8 @@ ARGUMENTS = {
     "seed": (str(DEMO_SEED), "simulation only: episode seed (hole position, perception error, start pose)"),
     "policy": ("sac", "sac (trained residual policy) or scripted (spiral search)"),
     "hole_estimate": ("", "real arm only: x,y,z of the hole's top centre in the base frame (m)"),
+    "wrench_topic": ("", "real arm only: relay a wrist F/T sensor's WrenchStamped from this topic "
+                         "(empty: the robot's own estimate)"),
 }
 
 
@@ -34,11 +41,14 @@ def _nodes(context, *args, **kwargs):
     def arg(name):
         return LaunchConfiguration(name).perform(context)
 
-    use_sim = arg("use_sim").strip().lower() in ("true", "1", "yes")
+    def flag(name):
+        return arg(name).strip().lower() in ("true", "1", "yes")
+
     config = arg("config") or None
     hole = [float(v) for v in arg("hole_estimate").split(",")] if arg("hole_estimate") else None
-    specs = node_set(config, use_sim=use_sim, seed=int(arg("seed")), hole_estimate_m=hole, policy=arg("policy"),
-                     robot_ip=arg("robot_ip"), robot_urdf=arg("robot_urdf"), flange_link=arg("flange_link"))
+    specs = node_set(config, use_sim=flag("use_sim"), seed=int(arg("seed")), hole_estimate_m=hole,
+                     policy=arg("policy"), robot_ip=arg("robot_ip"), robot_urdf=arg("robot_urdf"),
+                     flange_link=arg("flange_link"), compose=flag("compose"), wrench_topic=arg("wrench_topic"))
     return [
         Node(
             package=PACKAGE,

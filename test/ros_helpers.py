@@ -43,6 +43,7 @@ class Probe(Node):
         self.commands = 0
         self.joint_speed = np.inf
         self.diagnostics: dict[str, dict[str, str]] = {}
+        self.history: list[tuple[str, str, str]] = []  # (name, level, message) of every status seen
         self.create_subscription(DiagnosticArray, contract.DIAGNOSTICS, self._on_diagnostics, 10)
         self.create_subscription(WrenchStamped, contract.WRENCH, self._on_wrench, messages.FAST_QOS)
         self.create_subscription(JointState, contract.JOINT_STATES, self._on_joints, messages.FAST_QOS)
@@ -58,7 +59,13 @@ class Probe(Node):
         self.joint_speed = float(np.max(np.abs(msg.velocity)))
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        self.diagnostics.update(messages.diagnostic_fields(msg))
+        fields = messages.diagnostic_fields(msg)
+        self.diagnostics.update(fields)
+        self.history += [(name, status["level"], status["message"]) for name, status in fields.items()]
+
+    def said(self, node: str, text: str, level: str | None = None) -> bool:
+        """Whether ``node`` ever reported a diagnostics message containing ``text`` (at ``level``)."""
+        return any(n == node and text in m and (level is None or lv == level) for n, lv, m in self.history)
 
     def level(self, node: str) -> str | None:
         """The latest diagnostics level a node reported."""
@@ -96,7 +103,10 @@ class Probe(Node):
 
 
 def adversarial_action(config: BresaConfig, hole_estimate_m: np.ndarray) -> np.ndarray:
-    """5 cm below the hole's top face, at the controller's maximum stiffness."""
+    """5 cm below the hole's top face (where the tip is once in contact: 5 cm below the tip), at
+    the controller's maximum stiffness (3000 N/m). As a task action the critic checks it; published
+    straight to ``bresa/impedance_command`` it is the rogue command of the "reflex in the loop"
+    issue."""
     k_max = config.controller.stiffness_range_n_per_m[1]
     kr_max = config.controller.rotational_stiffness_range_nm_per_rad[1]
     return ImpedanceCommand(

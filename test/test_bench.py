@@ -115,12 +115,16 @@ def test_the_arm_figures_count_missed_robot_ticks_and_reflex_latency_in_ticks() 
     assert command_success_rate_min(gappy) == pytest.approx(0.96)
     stamps = 5000.0 + (robot_ms - 1000.0) * 1e-3
     arm = {"tick_trace": [[s, ms] for s, ms in zip(stamps, robot_ms)],
-           "applied_trace": [[11, stamps[12]], [22, stamps[50]], [33, stamps[51]]]}
-    # fired on the sample of tick 10 (answered at 12), on 48 (its second command answered at 50,
-    # the first never applied), and on a sample the arm never published (unmatched)
-    critic = {"fired_trace": [[stamps[10], [11]], [stamps[48], [99, 22]], [1.0, [33]]]}
+           "applied_trace": [[11, robot_ms[12]], [22, robot_ms[50]], [33, robot_ms[51]], [44, robot_ms[60]],
+                             [55, robot_ms[70]]]}
+    # fired on the sample of tick 10 (answered at 12: two ticks later, and its own period: 3), on 48
+    # (its second command answered at 50, the first never applied), on 60 (answered in that very
+    # tick, as the critic in the arm's loop does: 1), and on a sample the arm never published
+    # (unmatched); a command applied before its sample (55 at tick 70, fired on 80) is no answer
+    critic = {"fired_trace": [[stamps[10], [11]], [stamps[48], [99, 22]], [stamps[60], [44]], [1.0, [33]],
+                              [stamps[80], [55]]]}
     latencies, unmatched = reflex_latencies_ticks(arm, critic)
-    assert latencies == [2, 2] and unmatched == 1
+    assert latencies == [3, 3, 1] and unmatched == 2
 
 
 def test_transfer_summarises_success_violations_and_faults_per_arm() -> None:

@@ -1,6 +1,7 @@
 """The real-arm path: the ``franka_arm`` loop on its own, and the whole stack driving the Franka
 protocol simulator (``franky_sim``: an FR3 in MuJoCo speaking libfranka's network protocol on
-127.0.0.1) through pylibfranka, as it would drive a real arm.
+127.0.0.1) through pylibfranka, as it would drive a real arm: composed (the critic in
+``franka_arm``'s loop, the default) and separate (the critic its own process).
 
 The end-to-end tests assert safety and behaviour (F_max on the simulator's true contact force,
 Franka's torque limits on what the simulated robot received, holds, faults); the loop's rates
@@ -159,9 +160,10 @@ def test_the_arm_loop_drops_bad_commands_and_never_sends_a_non_finite_torque(con
 # ---- the stack against the protocol simulator ------------------------------------------------
 
 
-def _stack(tmp_path: Path, seed: int, nodes: tuple[str, ...], policy: str = "sac", **parameters: object) -> Stack:
+def _stack(tmp_path: Path, seed: int, nodes: tuple[str, ...], policy: str = "sac", compose: bool = True,
+           **parameters: object) -> Stack:
     specs = node_set(seed=seed, run_dir=str(tmp_path), nodes=nodes, policy=policy, protocol_sim=True,
-                     robot_urdf=str(fr3_urdf_path()), flange_link=FLANGE_LINK)
+                     robot_urdf=str(fr3_urdf_path()), flange_link=FLANGE_LINK, compose=compose)
     for spec in specs:
         spec.parameters.update(parameters.get(spec.name, {}))  # type: ignore[call-overload]
     return Stack(specs, config_files(None), tmp_path, "info")
@@ -191,15 +193,19 @@ def test_bresa_demo_on_the_protocol_simulator_inserts_within_franka_limits(tmp_p
     assert world["max_torque_rate_nm_per_tick"] <= config.controller.torque_rate_limit_nm_per_tick + 1e-4
     assert "franka_arm:" in result.stdout and "robot ticks answered" in result.stdout
     assert 0.0 < demo["arm_command_success_rate_min"] <= 1.0 and demo["arm_robot_ticks"] > 1000
-    assert all(ticks >= 1 for ticks in demo["reflex_latency_ticks"])  # a torque answers a later state
+    # Composed, the torque of every tick answers that tick's own state: one tick, by construction.
+    assert demo["composed"] is True and demo["nodes"]["franka_arm"]["critic"]["in_loop"] is True
+    assert all(ticks == 1 for ticks in demo["reflex_latency_ticks"]), demo["reflex_latency_ticks"]
+    # The robot was told to stop at safety.arm_fault_force_n (40 N): its collision thresholds.
+    assert world["collision_force_thresholds_n"][:3] == [config.safety.arm_fault_force_n] * 3
 
 
 @pytest.mark.usefixtures("private_ros_domain")
 def test_an_adversarial_task_action_makes_the_reflex_fire_on_the_protocol_simulator(
     tmp_path: Path, config: BresaConfig
 ) -> None:
-    stack = _stack(tmp_path, seed=0, nodes=("franky_sim", "franka_arm", "safety_critic"))  # the test is the policy
-    hole = np.array(stack.specs["safety_critic"].parameters["hole_estimate_m"])
+    stack = _stack(tmp_path, seed=0, nodes=("franky_sim", "franka_arm"))  # composed; the test is the policy
+    hole = np.array(stack.specs["franka_arm"].parameters["hole_estimate_m"])
     probe = Probe()
     stack.start()
     try:
@@ -208,7 +214,8 @@ def test_an_adversarial_task_action_makes_the_reflex_fire_on_the_protocol_simula
     finally:
         stack.stop()
         probe.destroy_node()
-    world, critic, arm = (stack.summary(n) for n in ("franky_sim", "safety_critic", "franka_arm"))
+    world, arm = (stack.summary(n) for n in ("franky_sim", "franka_arm"))
+    critic = arm["critic"]
     assert critic["reflex_count"] >= 1  # the reflex, not luck, kept the force down
     assert world["peak_force_n"] < config.safety.max_force_n and world["faults"] == []
     assert world["torque_rate_violations"] == 0 and world["torque_limit_violations"] == 0
@@ -217,8 +224,9 @@ def test_an_adversarial_task_action_makes_the_reflex_fire_on_the_protocol_simula
 
 @pytest.mark.usefixtures("private_ros_domain")
 def test_killing_the_task_policy_or_the_critic_leaves_the_franka_holding(tmp_path: Path, config: BresaConfig) -> None:
+    # Separate: the critic its own process, so that it can be killed under the arm.
     stack = _stack(tmp_path, seed=3, nodes=("franky_sim", "franka_arm", "safety_critic", "task_policy"),
-                   policy="scripted")
+                   policy="scripted", compose=False)
     probe = Probe()
     stack.start()
     try:
@@ -255,7 +263,7 @@ def test_a_robot_fault_stops_the_motion_for_good_and_is_reported_with_its_name(
     # stiffness, past the arm's 40 N collision threshold, where the (simulated) robot aborts the
     # motion with cartesian_reflex, as a real one would.
     seed = 0
-    stack = _stack(tmp_path, seed=seed, nodes=("franky_sim", "franka_arm"))
+    stack = _stack(tmp_path, seed=seed, nodes=("franky_sim", "franka_arm"), compose=False)  # it follows the topic
     start_tip = draw_episode(config, np.random.default_rng(seed)).start_tip_m
     k_max = config.controller.stiffness_range_n_per_m[1]
     push = _command(start_tip - np.array([0.0, 0.0, 0.1]), config, stiffness=k_max)
@@ -287,6 +295,84 @@ def test_a_robot_fault_stops_the_motion_for_good_and_is_reported_with_its_name(
     assert world["torque_commands"] + world["late_torque_commands"] == int(arm["ticks"])
     assert world["late_torque_commands"] <= 5
     assert world["torque_rate_violations"] == 0 and world["torque_limit_violations"] == 0
+
+
+@pytest.mark.usefixtures("private_ros_domain")
+def test_a_rogue_publisher_of_impedance_commands_cannot_move_the_composed_franka(
+    tmp_path: Path, config: BresaConfig
+) -> None:
+    """Composed, franka_arm takes commands only from the critic in its loop: an outsider publishing
+    bresa/impedance_command (5 cm below the tip at 3000 N/m, best effort, ~1 kHz) during an insertion
+    is counted and warned about, and the true contact force stays under F_max."""
+    stack = _stack(tmp_path, seed=3, nodes=("franky_sim", "franka_arm", "task_policy"), policy="scripted")
+    hole = np.array(stack.specs["franka_arm"].parameters["hole_estimate_m"])
+    probe = Probe()
+    rogue = probe.create_publisher(messages.Float64MultiArray, contract.IMPEDANCE_COMMAND, messages.FAST_QOS)
+    attack = messages.set_values(messages.command_message(), adversarial_action(config, hole))
+    stack.start()
+    try:
+        probe.spin_until(lambda: probe.force_n > 2.0, timeout_s=120, stack=stack)  # in contact: mid-insertion
+        probe.spin_until(lambda: probe.said("franka_arm", "foreign publisher", "WARN"), timeout_s=30, stack=stack)
+        probe.spin_for(4.0, every=lambda: rogue.publish(attack), period_s=0.001)
+    finally:
+        stack.stop()
+        probe.destroy_node()
+    world, arm = stack.summary("franky_sim"), stack.summary("franka_arm")
+    assert world["peak_force_n"] < config.safety.max_force_n and world["faults"] == [] and arm["error"] == ""
+    assert arm["foreign_command_messages"] > 0 and "/test_probe" in arm["foreign_command_publishers"]
+
+
+@pytest.mark.usefixtures("private_ros_domain")
+def test_separate_a_second_command_publisher_is_warned_about_and_the_franka_stops_at_the_fault_force(
+    tmp_path: Path, config: BresaConfig
+) -> None:
+    """Separate, franka_arm follows whoever publishes bresa/impedance_command: it warns when a second
+    publisher appears, and the robot's collision threshold, which franka_arm set to
+    safety.arm_fault_force_n, stops the motion with cartesian_reflex; it does not resume."""
+    stack = _stack(tmp_path, seed=3, nodes=("franky_sim", "franka_arm", "safety_critic", "task_policy"),
+                   policy="scripted", compose=False)
+    hole = np.array(stack.specs["safety_critic"].parameters["hole_estimate_m"])
+    probe = Probe()
+    attack = messages.set_values(messages.command_message(), adversarial_action(config, hole))
+    stack.start()
+    try:
+        probe.spin_until(lambda: probe.force_n > 2.0, timeout_s=120, stack=stack)  # in contact: mid-insertion
+        rogue = probe.create_publisher(messages.Float64MultiArray, contract.IMPEDANCE_COMMAND, messages.FAST_QOS)
+        probe.spin_until(lambda: probe.said("franka_arm", "has 2 publishers", "WARN"), timeout_s=30, stack=stack)
+        deadline = time.monotonic() + 60
+        while _arm_state(probe).get("level") != "ERROR":
+            assert time.monotonic() < deadline, [stack.log_tail(n) for n in stack.specs]
+            probe.spin_for(0.2, every=lambda: rogue.publish(attack), period_s=0.001)
+        probe.spin_for(1.0, every=lambda: rogue.publish(attack), period_s=0.001)  # it keeps coming
+        after = dict(_arm_state(probe))
+    finally:
+        stack.stop()
+        probe.destroy_node()
+    world, arm = stack.summary("franky_sim"), stack.summary("franka_arm")
+    fault = config.safety.arm_fault_force_n
+    assert world["collision_force_thresholds_n"][:3] == [fault] * 3  # what franka_arm told the robot
+    assert "cartesian_reflex" in arm["error"] and after["level"] == "ERROR"  # stopped, never resumed
+    # The robot stopped on the first physics step the force reached 40 N (below it on every step
+    # before); from then on it executed no torque the arm sent (at most those in flight when it
+    # stopped) and holds with franky-sim's own joint position controller.
+    assert world["peak_force_before_stop_n"] < fault <= world["stop_force_n"] and len(world["faults"]) == 1
+    assert world["late_torque_commands"] <= 5
+    assert "bresa/impedance_command has 2 publishers (/safety_critic, /test_probe)" in stack.log_tail("franka_arm", 400)
+
+
+@pytest.mark.usefixtures("private_ros_domain")
+def test_franka_arm_reports_that_it_waits_for_its_readers(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, seed=0, nodes=("franky_sim", "franka_arm"), compose=False,
+                   franka_arm={"wait_for_subscribers": 3})  # the probe is one reader: it waits
+    probe = Probe()
+    stack.start()
+    try:
+        probe.spin_until(lambda: probe.said("franka_arm", "waiting for 3 subscribers", "WARN"), timeout_s=120,
+                         stack=stack)
+    finally:
+        stack.stop()
+        probe.destroy_node()
+    assert stack.summary("franka_arm")["robot_ticks"] == 0  # the motion never started
 
 
 def _franka_arm(tmp_path: Path, *params: str) -> subprocess.CompletedProcess[str]:

@@ -30,12 +30,17 @@ NODE_START = {
         "from bresa_control.runtime.policy_loop import PolicyLoop\n"
         "config = load_config()\n"
         "PolicyLoop(config, ResidualController(load_task_policy(models_folder()), config), np.zeros(3))\n"),
-    "bresa_control.ros.franka_arm_node": (
+    "bresa_control.ros.franka_arm_node": (  # composed: the critic's models and loop in the arm's loop
         "from bresa_control.control.robot import RobotModel\n"
         "from bresa_control.runtime.franka_loop import FrankaArmLoop\n"
-        "import bresa_control.runtime.franka_robot\n"
-        "config = load_config()\n"
-        "FrankaArmLoop(config, RobotModel.from_config(config))\n"),
+        "from bresa_control.runtime.safety_loop import InLoopCritic, SafetyLoop\n"
+        "from bresa_control.safety.models import load_reflex_models\n"
+        "import bresa_control.runtime.franka_robot, bresa_control.runtime.realtime\n"
+        "config = load_config(overrides={'reflex': {'mode': 'control-rate'}})\n"
+        "critic, recovery, _ = load_reflex_models(config)\n"
+        "robot = RobotModel.from_config(config)\n"
+        "loop = SafetyLoop(config, critic, recovery, np.array([0.55, 0.0, 0.035]))\n"
+        "FrankaArmLoop(config, robot, critic=InLoopCritic(loop, robot))\n"),
 }
 
 

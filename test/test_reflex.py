@@ -215,9 +215,10 @@ def _peak_force_when_firing_above_the_face(config: BresaConfig, speed_m_per_s: f
     over the next 0.3 s."""
     import dataclasses
 
+    from sim_helpers import place_tip
+
     from bresa_control.control.actions import ActionMap
     from bresa_control.simulation.simulator import PegInsertionSim
-    from sim_helpers import place_tip
 
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate",
                                                                     brake_s=brake_s))

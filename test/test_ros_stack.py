@@ -1,8 +1,11 @@
-"""Integration tests on real rclpy (nothing of ROS is mocked): the three nodes as processes.
+"""Integration tests on real rclpy (nothing of ROS is mocked): the nodes as processes, composed (the
+critic in the arm's loop: ``mujoco_sim`` and ``task_policy``, the default) and separate (the
+critic its own process between them).
 
 Each test runs its nodes in a ROS domain of its own on localhost, so tests and a demo running
-beside them do not hear each other. Limits checked here are safety limits (F_max); speed and rates
-are measured by bench/bench_stack.py, not asserted here.
+beside them do not hear each other. Limits checked here are safety limits (F_max, the arm's stop
+at ``safety.arm_fault_force_n``); speed and rates are measured by bench/bench_stack.py, not
+asserted here.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from rosbags.highlevel import AnyReader
 from bresa_control import contract
 from bresa_control.common.cards import CRITIC_FILE, RECOVERY_FILE, models_folder
 from bresa_control.common.config import BresaConfig
+from bresa_control.ros import messages
 from bresa_control.ros.bringup import config_files, node_set
 from bresa_control.ros.runner import Stack
 
@@ -33,12 +37,14 @@ pytestmark = pytest.mark.usefixtures("private_ros_domain")
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _stack(tmp_path: Path, seed: int, nodes: tuple[str, ...], policy: str = "sac") -> Stack:
-    specs = node_set(seed=seed, run_dir=str(tmp_path), nodes=nodes, policy=policy)
+def _stack(tmp_path: Path, seed: int, nodes: tuple[str, ...], policy: str = "sac", compose: bool = True) -> Stack:
+    specs = node_set(seed=seed, run_dir=str(tmp_path), nodes=nodes, policy=policy, compose=compose)
     return Stack(specs, config_files(None), tmp_path, "info")
 
 
-def test_bresa_demo_runs_the_three_nodes_and_inserts_the_peg(tmp_path: Path, config: BresaConfig) -> None:
+def test_bresa_demo_runs_the_arm_with_the_critic_in_its_loop_and_inserts_the_peg(
+    tmp_path: Path, config: BresaConfig
+) -> None:
     out = tmp_path / "demo.json"
     result = subprocess.run(
         [sys.executable, "-m", "bresa_control.app.cli", "demo", "--json", str(out), "--run-dir", str(tmp_path / "run")],
@@ -51,7 +57,12 @@ def test_bresa_demo_runs_the_three_nodes_and_inserts_the_peg(tmp_path: Path, con
     assert demo["critic_rate_hz"] > 0 and demo["critic_period_p99_ms"] > 0
     assert isinstance(demo["reflex_count"], int)
     assert demo["nodes"]["task_policy"]["done"] is True  # the policy saw the peg in and held
-    for name in ("mujoco_sim", "safety_critic", "task_policy"):
+    assert demo["composed"] is True and set(demo["nodes"]) == {"mujoco_sim", "task_policy"}
+    assert demo["nodes"]["mujoco_sim"]["critic"]["in_loop"] is True
+    # What real-time scheduling the arm's loop got (granted or refused: the machine decides), said.
+    assert set(demo["realtime"]) >= {"fifo_priority", "cpus", "memory_locked", "gc_frozen", "warnings"}
+    assert demo["arm_rate_hz"] > 0 and demo["arm_compute_p99_ms"] > 0 and demo["arm_error"] == ""
+    for name in ("mujoco_sim", "task_policy"):
         assert (tmp_path / "run" / f"{name}.log").is_file()
     # The bag: MCAP, opens with rosbags, holds every contract topic, every message the nodes say
     # they published (the 1 kHz writers keep a second of history for the reliable recorder).
@@ -94,7 +105,9 @@ def test_killing_the_task_policy_mid_insertion_leaves_the_arm_holding_safely(
     tmp_path: Path, config: BresaConfig
 ) -> None:
     # The spiral search as the policy: the task_policy node's scripted path runs here.
-    stack = _stack(tmp_path, seed=3, nodes=("mujoco_sim", "safety_critic", "task_policy"), policy="scripted")
+    # Separate: the critic its own process, so that the arm can go silent under it at the end.
+    stack = _stack(tmp_path, seed=3, nodes=("mujoco_sim", "safety_critic", "task_policy"), policy="scripted",
+                   compose=False)
     probe = Probe()
     stack.start()
     try:
@@ -129,14 +142,14 @@ def test_killing_the_task_policy_mid_insertion_leaves_the_arm_holding_safely(
 def test_adversarial_and_malformed_task_actions_never_reach_the_arm_unchecked(
     tmp_path: Path, config: BresaConfig
 ) -> None:
-    stack = _stack(tmp_path, seed=0, nodes=("mujoco_sim", "safety_critic"))  # the test is the policy
-    hole = np.array(next(s for s in stack.specs.values() if s.name == "safety_critic").parameters["hole_estimate_m"])
+    stack = _stack(tmp_path, seed=0, nodes=("mujoco_sim",))  # composed; the test is the policy
+    hole = np.array(stack.specs["mujoco_sim"].parameters["hole_estimate_m"])
     attack = adversarial_action(config, hole)
     probe = Probe()
     stack.start()
     try:
         probe.spin_until(lambda: probe.commands > 100, timeout_s=90, stack=stack)  # critic up, holding
-        refused = _set_parameter(probe, "safety_critic", "safety.max_force_n", 60.0)
+        refused = _set_parameter(probe, "mujoco_sim", "safety.max_force_n", 60.0)
         probe.spin_for(4.0, every=lambda: probe.publish(attack))
         nan = attack.copy()
         nan[9] = np.nan
@@ -148,12 +161,78 @@ def test_adversarial_and_malformed_task_actions_never_reach_the_arm_unchecked(
     finally:
         stack.stop()
         probe.destroy_node()
-    sim, critic = stack.summary("mujoco_sim"), stack.summary("safety_critic")
-    assert sim["peak_force_n"] < config.safety.max_force_n
+    sim = stack.summary("mujoco_sim")
+    critic = sim["critic"]
+    assert sim["peak_force_n"] < config.safety.max_force_n and sim["error"] == ""
     assert critic["reflex_count"] >= 1  # the reflex, not luck, kept the force down
     assert critic["clamped"] >= 1
     assert critic["dropped_malformed"] == 2 and critic["dropped_out_of_range"] == 1
     assert not refused.successful and "read-only" in refused.reason  # configured at startup only
+
+
+def test_a_rogue_publisher_of_impedance_commands_cannot_move_the_composed_arm(
+    tmp_path: Path, config: BresaConfig
+) -> None:
+    """An outsider on the domain publishes straight to bresa/impedance_command during an insertion
+    (5 cm below the tip at 3000 N/m, best effort, ~1 kHz): composed, the arm takes commands only
+    from the critic in its loop, so the force stays under F_max; the outsider is counted and warned
+    about."""
+    stack = _stack(tmp_path, seed=3, nodes=("mujoco_sim", "task_policy"), policy="scripted")
+    hole = np.array(stack.specs["mujoco_sim"].parameters["hole_estimate_m"])
+    probe = Probe()
+    rogue = probe.create_publisher(messages.Float64MultiArray, contract.IMPEDANCE_COMMAND, messages.FAST_QOS)
+    attack = messages.set_values(messages.command_message(), adversarial_action(config, hole))
+    stack.start()
+    try:
+        probe.spin_until(lambda: probe.force_n > 2.0, timeout_s=120, stack=stack)  # in contact: mid-insertion
+        probe.spin_until(lambda: probe.said("mujoco_sim", "foreign publisher", "WARN"), timeout_s=30, stack=stack)
+        probe.spin_for(4.0, every=lambda: rogue.publish(attack), period_s=0.001)
+    finally:
+        stack.stop()
+        probe.destroy_node()
+    sim = stack.summary("mujoco_sim")
+    assert sim["peak_force_n"] < config.safety.max_force_n and sim["error"] == ""
+    assert sim["foreign_command_messages"] > 0 and "/test_probe" in sim["foreign_command_publishers"]
+    log = stack.log_tail("mujoco_sim", 400)
+    assert "ignoring 1 foreign publisher(s) of bresa/impedance_command (/test_probe" in log
+
+
+def test_separate_a_second_command_publisher_is_warned_about_and_the_arm_stops_at_the_fault_force(
+    tmp_path: Path, config: BresaConfig
+) -> None:
+    """Separate, the arm follows whoever publishes bresa/impedance_command: it warns as soon as a
+    second publisher appears, and its own last line, the stop at safety.arm_fault_force_n (40 N),
+    ends the motion; it does not resume."""
+    stack = _stack(tmp_path, seed=3, nodes=("mujoco_sim", "safety_critic", "task_policy"), policy="scripted",
+                   compose=False)
+    hole = np.array(stack.specs["safety_critic"].parameters["hole_estimate_m"])
+    probe = Probe()
+    attack = messages.set_values(messages.command_message(), adversarial_action(config, hole))
+    stack.start()
+    try:
+        probe.spin_until(lambda: probe.force_n > 2.0, timeout_s=120, stack=stack)  # in contact: mid-insertion
+        rogue = probe.create_publisher(messages.Float64MultiArray, contract.IMPEDANCE_COMMAND, messages.FAST_QOS)
+        probe.spin_until(lambda: probe.said("mujoco_sim", "has 2 publishers", "WARN"), timeout_s=30, stack=stack)
+        deadline = time.monotonic() + 60
+        while probe.level("mujoco_sim") != "ERROR":
+            assert time.monotonic() < deadline, [stack.log_tail(n) for n in stack.specs]
+            probe.spin_for(0.2, every=lambda: rogue.publish(attack), period_s=0.001)
+        at_stop = probe.diagnostics["mujoco_sim"]["message"]
+        probe.spin_for(1.0, every=lambda: rogue.publish(attack), period_s=0.001)  # it keeps coming
+        after = probe.diagnostics["mujoco_sim"]
+    finally:
+        stack.stop()
+        probe.destroy_node()
+    sim = stack.summary("mujoco_sim")
+    assert "collision reflex" in at_stop and "collision reflex" in sim["error"]
+    assert after["level"] == "ERROR"  # never resumed
+    # It stopped on the first tick the force reached 40 N: below 40 N on every tick before, and its
+    # joints held from the next tick on. (The force on that tick, and in the few ticks the held
+    # joints take to stop the arm, depends on how fast the rogue command drove it, as on a real
+    # arm: a peg pushed down into the hole can meet its floor with well over 40 N within a tick.)
+    assert sim["peak_force_before_stop_n"] < config.safety.arm_fault_force_n <= sim["stop_force_n"]
+    log = stack.log_tail("mujoco_sim", 400)
+    assert "bresa/impedance_command has 2 publishers (/safety_critic, /test_probe)" in log
 
 
 def _set_parameter(probe: Probe, node: str, name: str, value: float) -> Any:
@@ -165,8 +244,9 @@ def _set_parameter(probe: Probe, node: str, name: str, value: float) -> Any:
     return future.result().results[0]
 
 
-def _refusal(tmp_path: Path, *params: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "bresa_control.ros.critic_node", "--ros-args"]
+def _refusal(tmp_path: Path, *params: str,
+             module: str = "bresa_control.ros.critic_node") -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", module, "--ros-args"]
     for path in config_files(None):
         cmd += ["--params-file", path]
     cmd += ["-p", "reflex.mode:=control-rate"]
@@ -179,6 +259,10 @@ def test_critic_node_refuses_to_start_without_its_model_files(tmp_path: Path) ->
     result = _refusal(tmp_path, f"models_dir:={tmp_path}")
     assert result.returncode == 2
     assert f"{tmp_path / CRITIC_FILE} does not exist" in result.stderr
+    # Composed, the arm runs the critic: it refuses in the same way, before the arm starts.
+    arm = _refusal(tmp_path, f"models_dir:={tmp_path}", "compose:=true", module="bresa_control.ros.sim_node")
+    assert arm.returncode == 2 and "[mujoco_sim] refusing to start" in arm.stderr
+    assert f"{tmp_path / CRITIC_FILE} does not exist" in arm.stderr
 
 
 def test_critic_node_refuses_a_model_whose_card_does_not_match(tmp_path: Path) -> None:

@@ -132,9 +132,9 @@ class CommandFollower:
         self.last_drop_reason = ""
         self.hold_ticks = 0
         self._trace = trace
-        self._command_crc = 0
-        self._traced_crc: int | None = None
-        self.applied_trace: list[tuple[int, float]] = []  # (crc32 of a command, first applied s)
+        # With trace: crc32 of the newest accepted command's values (the arm records when it first
+        # applies each one, for the reflex-latency benchmark).
+        self.command_crc = 0
 
     def on_command(self, values: object, now_s: float) -> bool:
         """An impedance command arrived at ``now_s`` (s); returns whether it was accepted."""
@@ -146,7 +146,7 @@ class CommandFollower:
             return False
         self._command, self._command_time_s = command, now_s
         if self._trace:
-            self._command_crc = values_crc(values)
+            self.command_crc = values_crc(values)
         return True
 
     def command(self, q: np.ndarray, now_s: float) -> tuple[ImpedanceCommand, bool]:
@@ -155,9 +155,6 @@ class CommandFollower:
         command = self._command
         if command is not None and now_s - self._command_time_s <= self._timeout_s:
             self.hold.release()
-            if self._trace and self._command_crc != self._traced_crc:
-                self.applied_trace.append((self._command_crc, now_s))
-                self._traced_crc = self._command_crc
             return command, False
         self.hold_ticks += 1
         return self.hold.command(q), True

@@ -7,7 +7,8 @@ The law (design brief, section 1)::
 with ``e`` the tip's pose error (position, and the rotation vector of R R_d^T), ``xdot = J dq``,
 ``N = I - J^T (J^T)^+`` the nullspace projector, then Franka's limits: at most 1 Nm of change per
 1 ms tick and the joint torque limits. ``g(q)`` is added only in simulation; the real arm
-compensates gravity itself.
+compensates gravity itself (and the controller then computes the nonlinear effects without it,
+in the same single dynamics pass).
 
 :class:`ImpedanceCommand` is the 19-value message of the topic contract: target pose, stiffness
 and damping travel together so the controller never applies a target with mismatched gains.
@@ -178,6 +179,10 @@ class CartesianImpedanceController:
     """The impedance law plus Franka's torque-rate and torque limits (stateful: last torque).
 
     One instance drives one arm; call :meth:`reset` when the arm's state jumps (episode start).
+    A tick is :meth:`compute`, or its two halves: :meth:`observe` (the state's kinematics and
+    dynamics, independent of the command) then :meth:`torque`. An arm whose critic runs in its
+    loop observes first, lets the critic decide from the same tip pose and velocity, then asks
+    for the torque: one kinematics pass per tick for both.
     """
 
     def __init__(self, robot: RobotModel, config: ControllerConfig) -> None:
@@ -189,15 +194,18 @@ class CartesianImpedanceController:
         self._last_tau = np.zeros(robot.nq)
         self._regulariser = 1e-9 * np.eye(6)
         self._gain_limits = GainLimits(config)
-        # Tip position (m) and linear velocity (m/s) at the state the last compute() saw.
+        # Tip position (m), linear velocity (m/s) and rotation at the state the last observe() saw.
         self.tip_position_m = np.zeros(3)
         self.tip_velocity_m_per_s = np.zeros(3)
+        self.tip_rotation = np.eye(3)
         self._validated: ImpedanceCommand | None = None  # last command that passed the check
+        self._observed: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def reset(self, q: np.ndarray) -> None:
         """Start from rest at ``q``: it becomes the nullspace posture; the torque starts at g(q)."""
         self._q_rest = np.array(q, dtype=float)
         self._last_tau = self.robot.gravity(q) if self.config.gravity_compensation else np.zeros(self.robot.nq)
+        self._observed = None
 
     @property
     def last_torque(self) -> np.ndarray:
@@ -205,19 +213,42 @@ class CartesianImpedanceController:
         return self._last_tau.copy()
 
     def compute(self, q: np.ndarray, dq: np.ndarray, command: ImpedanceCommand) -> np.ndarray:
-        """Joint torques (Nm) for one control tick.
+        """Joint torques (Nm) for one control tick: :meth:`observe` then :meth:`torque`.
 
         Raises ``ValueError`` (naming the gain) for a command whose gains are non-finite or outside
         the configured ranges: such a command never reaches the motors.
         """
+        self.check(command)
+        self.observe(q, dq)
+        return self.torque(command)
+
+    def check(self, command: ImpedanceCommand) -> None:
+        """Raise ``ValueError`` (naming the gain) unless ``command`` may reach the motors; a command
+        that passed is not checked again."""
         if command is not self._validated:
             self._gain_limits.check(command)
             self._validated = command
-        pose, jac, nle = self.robot.tcp_state(q, dq)
+
+    def observe(self, q: np.ndarray, dq: np.ndarray) -> None:
+        """The state of this tick, joints ``q`` (rad) and ``dq`` (rad/s): tip pose, Jacobian and
+        the nonlinear effects (with gravity only where ``gravity_compensation``: the real arm adds
+        it itself), in one pinocchio pass. Sets :attr:`tip_position_m`, :attr:`tip_velocity_m_per_s`
+        and :attr:`tip_rotation`."""
+        pose, jac, nle = self.robot.tcp_state(q, dq, gravity=self.config.gravity_compensation)
         twist = jac @ dq
         self.tip_position_m = pose.position_m
         self.tip_velocity_m_per_s = twist[:3]
-        error = pose_error(pose.position_m, pose.rotation, command)
+        self.tip_rotation = pose.rotation
+        self._observed = (q, dq, jac, twist, nle)
+
+    def torque(self, command: ImpedanceCommand) -> np.ndarray:
+        """Joint torques (Nm) for ``command`` at the state the last :meth:`observe` saw, within
+        Franka's limits; raises ``ValueError`` for a command :meth:`check` refuses."""
+        self.check(command)
+        if self._observed is None:
+            raise RuntimeError("CartesianImpedanceController.torque() called before observe()")
+        q, dq, jac, twist, nle = self._observed
+        error = pose_error(self.tip_position_m, self.tip_rotation, command)
         error = np.minimum(np.maximum(error, -self._clip), self._clip)
         wrench = -command.stiffness * error - command.damping * twist
         tau_task = jac.T @ wrench
@@ -229,10 +260,7 @@ class CartesianImpedanceController:
         posture = k_ns * (self._q_rest - q) - 2.0 * np.sqrt(k_ns) * dq
         tau_null = posture - jac.T @ np.linalg.solve(jac @ jac.T + self._regulariser, jac @ posture)
 
-        tau = tau_task + tau_null + nle  # nle = C dq + g
-        if not self.config.gravity_compensation:
-            tau = tau - self.robot.gravity(q)
-        return self._limit(tau)
+        return self._limit(tau_task + tau_null + nle)  # nle = C dq (+ g where the controller adds it)
 
     def _limit(self, tau: np.ndarray) -> np.ndarray:
         rate = self.config.torque_rate_limit_nm_per_tick

@@ -150,6 +150,11 @@ class RobotModel:
         self.flange_id = self.model.getFrameId(FLANGE_FRAME)
         self.q_lower = self.model.lowerPositionLimit.copy()
         self.q_upper = self.model.upperPositionLimit.copy()
+        # The same arm without gravity: its nonlinear effects are C(q, dq) dq alone, for an arm that
+        # compensates gravity itself (one dynamics pass per tick, not nle and then g to subtract).
+        self._no_gravity = self.model.copy()
+        self._no_gravity.gravity = pin.Motion.Zero()
+        self._no_gravity_data = self._no_gravity.createData()
 
     @classmethod
     def from_config(cls, config: BresaConfig) -> RobotModel:
@@ -175,14 +180,18 @@ class RobotModel:
             self.model, self.data, q, frame_id, pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
         )
 
-    def tcp_state(self, q: np.ndarray, dq: np.ndarray) -> tuple[Pose, np.ndarray, np.ndarray]:
-        """Tip pose, tip Jacobian and nonlinear effects C(q, dq) dq + g(q), in one pass."""
+    def tcp_state(self, q: np.ndarray, dq: np.ndarray, gravity: bool = True) -> tuple[Pose, np.ndarray, np.ndarray]:
+        """Tip pose, tip Jacobian and nonlinear effects C(q, dq) dq + g(q) (without ``gravity``:
+        C(q, dq) dq alone), in one kinematics and one dynamics pass."""
         pin.computeJointJacobians(self.model, self.data, q)
         pin.updateFramePlacement(self.model, self.data, self.tcp_id)
         jac = pin.getFrameJacobian(
             self.model, self.data, self.tcp_id, pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
         )
-        nle = pin.nonLinearEffects(self.model, self.data, q, dq)
+        if gravity:
+            nle = pin.nonLinearEffects(self.model, self.data, q, dq)
+        else:
+            nle = pin.nonLinearEffects(self._no_gravity, self._no_gravity_data, q, dq)
         placement = self.data.oMf[self.tcp_id]
         return Pose(placement.translation.copy(), placement.rotation.copy()), jac, nle.copy()
 

@@ -2,7 +2,8 @@
 
 ``launch/peg_insertion.launch.py`` turns each :class:`NodeSpec` into a ``launch_ros`` ``Node``;
 the embedded runner (:mod:`bresa_control.ros.runner`) turns the same specs into processes. So the
-two bring up the same nodes with the same parameters. Imports no ROS.
+two bring up the same nodes with the same parameters, composed (the critic in the arm's process,
+the default) or separate (``compose=False``: the critic a process of its own). Imports no ROS.
 """
 
 from __future__ import annotations
@@ -63,21 +64,28 @@ def node_set(
     trace: bool = False,
     recorder: bool = False,
     nodes: tuple[str, ...] | None = None,
+    compose: bool = True,
+    wrench_topic: str = "",
 ) -> list[NodeSpec]:
     """The nodes of the peg-insertion stack.
 
-    In simulation (``use_sim``) the arm is ``mujoco_sim``, the episode (hole position, perception
-    error, start pose) is drawn from ``seed`` and the critic and policy are told where the robot
-    believes the hole is. On a Franka (``use_sim=False``) the arm is ``franka_arm`` at ``robot_ip``,
-    and ``hole_estimate_m`` (x y z of the hole's top centre, m, base frame) must be given;
-    ``robot_urdf`` and ``flange_link``, when set, override ``robot.urdf_path`` and
-    ``robot.flange_link`` for every node. ``protocol_sim`` puts ``franky_sim`` (the Franka protocol
-    simulator holding episode ``seed``) in front of ``franka_arm`` on 127.0.0.1; the hole estimate
-    then comes from the seed. ``run_dir``, when set, is where each node writes its summary JSON at
-    shutdown; ``trace`` adds what the reflex-latency benchmark needs to it. ``nodes`` picks a subset
-    (tests leave out the policy and play it themselves). The arm starts once every node that reads
-    its state (and the bag recorder, with ``recorder``) has subscribed, the critic once the arm
-    (and the recorder) listen to its commands, and the policy decides only once the critic (and the
+    ``compose`` (the default): the safety critic runs in the arm's process and loop (the arm node
+    gets the critic's parameters), so the node set is the arm and ``task_policy``; without it the
+    critic is the ``safety_critic`` process between them (three processes, and a command a tick or
+    more later). In simulation (``use_sim``) the arm is ``mujoco_sim``, the episode (hole position,
+    perception error, start pose) is drawn from ``seed`` and the critic and policy are told where
+    the robot believes the hole is. On a Franka (``use_sim=False``) the arm is ``franka_arm`` at
+    ``robot_ip``, and ``hole_estimate_m`` (x y z of the hole's top centre, m, base frame) must be
+    given; ``robot_urdf`` and ``flange_link``, when set, override ``robot.urdf_path`` and
+    ``robot.flange_link`` for every node; ``wrench_topic``, when set, makes ``franka_arm`` relay a
+    wrist F/T sensor from that topic instead of the robot's estimate. ``protocol_sim`` puts
+    ``franky_sim`` (the Franka protocol simulator holding episode ``seed``) in front of
+    ``franka_arm`` on 127.0.0.1; the hole estimate then comes from the seed. ``run_dir``, when set,
+    is where each node writes its summary JSON at shutdown; ``trace`` adds what the reflex-latency
+    benchmark needs to it. ``nodes`` picks a subset (tests leave out the policy and play it
+    themselves). The arm starts once every node that reads its state (and the bag recorder, with
+    ``recorder``) has subscribed, the critic once the arm (and the recorder) listen to its commands
+    (composed: once the recorder does), and the policy decides only once the critic (and the
     recorder) listen to ``bresa/task_action``: no message is lost to start-up, and the episode's
     time does not run while the policy is still loading.
     """
@@ -96,7 +104,11 @@ def node_set(
         raise ValueError("on the real arm (use_sim false) the robot's address must be given: robot_ip")
     hole = [float(v) for v in estimate]
     arm = "mujoco_sim" if use_sim else "franka_arm"
-    wanted = set(nodes) if nodes is not None else {arm, "safety_critic", "task_policy", "franky_sim"}
+    names = {arm, "task_policy", "franky_sim"} | (set() if compose else {"safety_critic"})
+    wanted = set(nodes) if nodes is not None else names
+    if compose and "safety_critic" in wanted:
+        raise ValueError("composed (compose true) the safety critic runs in the arm's process: there is no "
+                         "safety_critic node to start; compose false starts it as a process of its own")
     model = {**({"robot.urdf_path": robot_urdf} if robot_urdf else {}),
              **({"robot.flange_link": flange_link} if flange_link else {})}
 
@@ -105,6 +117,11 @@ def node_set(
             return {}
         return {"summary_path": str(Path(run_dir) / f"{name}.json")}
 
+    # The critic's parameters, for the process that runs it.
+    critic = {"hole_estimate_m": hole, "models_dir": models_dir, "reflex.mode": reflex_mode,
+              "wait_for_reflex_subscribers": int(recorder)}
+    in_arm = ({"compose": True, **critic, "wait_for_command_subscribers": int(recorder)} if compose
+              else {"compose": False})
     readers = sum(name in wanted for name in ("safety_critic", "task_policy")) + int(recorder)
     specs = []
     if protocol_sim:
@@ -113,18 +130,19 @@ def node_set(
     if use_sim:
         specs.append(NodeSpec("mujoco_sim", "mujoco_sim", f"{PACKAGE}.ros.sim_node",
                               {"seed": seed, "niceness": FAST_NICENESS, "trace": trace,
-                               "wait_for_subscribers": readers, **outputs("mujoco_sim")}))
+                               "wait_for_subscribers": readers, **in_arm, **outputs("mujoco_sim")}))
     else:
         specs.append(NodeSpec("franka_arm", "franka_arm", f"{PACKAGE}.ros.franka_arm_node",
                               {"robot_ip": robot_ip, "realtime": not protocol_sim, "niceness": ARM_NICENESS,
-                               "connect_wait_s": 60.0 if protocol_sim else 0.0,
-                               "trace": trace, "wait_for_subscribers": readers, **model, **outputs("franka_arm")}))
-    specs.append(NodeSpec("safety_critic", "safety_critic", f"{PACKAGE}.ros.critic_node",
-                          {"hole_estimate_m": hole, "models_dir": models_dir, "reflex.mode": reflex_mode,
-                           "niceness": FAST_NICENESS, "trace": trace, **model,
-                           "wait_for_subscribers": int(arm in wanted) + int(recorder),
-                           "wait_for_reflex_subscribers": int(recorder), **outputs("safety_critic")}))
-    action_readers = int("safety_critic" in wanted) + int(recorder)
+                               "connect_wait_s": 60.0 if protocol_sim else 0.0, "wrench_topic": wrench_topic,
+                               "trace": trace, "wait_for_subscribers": readers, **in_arm, **model,
+                               **outputs("franka_arm")}))
+    if not compose:
+        specs.append(NodeSpec("safety_critic", "safety_critic", f"{PACKAGE}.ros.critic_node",
+                              {**critic, "niceness": FAST_NICENESS, "trace": trace, **model,
+                               "wait_for_subscribers": int(arm in wanted) + int(recorder),
+                               **outputs("safety_critic")}))
+    action_readers = int(("safety_critic" if not compose else arm) in wanted) + int(recorder)
     specs.append(NodeSpec("task_policy", "task_policy", f"{PACKAGE}.ros.policy_node",
                           {"hole_estimate_m": hole, "models_dir": models_dir, "policy": policy,
                            "niceness": POLICY_NICENESS, "wait_for_subscribers": action_readers, **model,

@@ -42,6 +42,9 @@ from bresa_control.contract import ARM_JOINTS, BASE_FRAME, COMMAND_LABELS
 # the bag lost some. Diagnostics also keep their last ten for readers that join late (a recorder
 # discovered after a node's first status, a monitoring tool started mid-run), as /rosout does.
 FAST_QOS = qos_profile_sensor_data
+# Counting what others publish on the command topic (ros/command_watch.py): best effort, with
+# room for a tick's worth of the arm's own messages and a fast outsider's between two takes.
+COUNT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
 FAST_PUB_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 RELIABLE_QOS = QoSProfile(depth=10)
 DIAGNOSTICS_QOS = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -94,6 +97,19 @@ def take(subscription: Any) -> Any:
     with subscription.handle:
         taken = subscription.handle.take_message(subscription.msg_type, subscription.raw)
     return None if taken is None else taken[0]
+
+
+def take_with_info(subscription: Any) -> tuple[Any, Mapping[str, Any]] | None:
+    """:func:`take`, with the message's info (``publisher_gid`` among others), or None."""
+    with subscription.handle:
+        taken = subscription.handle.take_message(subscription.msg_type, subscription.raw)
+    return None if taken is None else (taken[0], taken[1])
+
+
+def publisher_gid(info: Mapping[str, Any]) -> bytes | None:
+    """The GID of the publisher of a received message (from its message info), or None."""
+    gid = info.get("publisher_gid")
+    return bytes(gid["data"]) if gid else None
 
 
 class JointReader:
@@ -149,9 +165,18 @@ def wrench_arrays(msg: WrenchStamped) -> tuple[np.ndarray, np.ndarray]:
 
 def diagnostics(node_name: str, level: str, message: str, fields: Mapping[str, Any], time_s: float) -> DiagnosticArray:
     """One DiagnosticStatus named after the node, numbers formatted to 4 significant digits."""
-    status = DiagnosticStatus(level=LEVELS[level], name=node_name, message=message, hardware_id="bresa_control")
-    status.values = [KeyValue(key=k, value=f"{v:.4g}" if isinstance(v, float) else str(v)) for k, v in fields.items()]
-    out = DiagnosticArray(status=[status])
+    return diagnostic_array([(node_name, level, message, fields)], time_s)
+
+
+def diagnostic_array(statuses: list[tuple[str, str, str, Mapping[str, Any]]], time_s: float) -> DiagnosticArray:
+    """A DiagnosticArray of (name, level, message, fields) statuses (an arm with the critic in its
+    loop reports both), numbers formatted to 4 significant digits."""
+    out = DiagnosticArray()
+    for name, level, message, fields in statuses:
+        status = DiagnosticStatus(level=LEVELS[level], name=name, message=message, hardware_id="bresa_control")
+        status.values = [KeyValue(key=k, value=f"{v:.4g}" if isinstance(v, float) else str(v))
+                         for k, v in fields.items()]
+        out.status.append(status)
     out.header.stamp = stamp(time_s)
     return out
 

@@ -110,7 +110,7 @@ class BresaNode(Node):
             if not publisher.wait_for_all_acked(Duration(seconds=max(deadline - time.monotonic(), 0.0)))
         ]
         if unflushed:
-            self.get_logger().warn(f"not every reader acknowledged the last messages on {', '.join(unflushed)} "
+            self.get_logger().warning(f"not every reader acknowledged the last messages on {', '.join(unflushed)} "
                                    f"within {timeout_s} s; a recording may miss them")
 
     def spin(self, executor: Any, stop: threading.Event) -> None:
@@ -159,7 +159,7 @@ class BresaNode(Node):
         try:
             os.setpriority(os.PRIO_PROCESS, 0, niceness)
         except OSError as exc:
-            self.get_logger().warn(f"could not set niceness {niceness}: {exc}; running at normal priority")
+            self.get_logger().warning(f"could not set niceness {niceness}: {exc}; running at normal priority")
 
     # ---- diagnostics and summary ---------------------------------------------------------
 
@@ -167,9 +167,13 @@ class BresaNode(Node):
         """(level OK/WARN/ERROR, message, key values) for ``diagnostics``; nodes override it."""
         return "OK", "running", {}
 
+    def statuses(self) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """Every (name, level, message, fields) this node reports: its own :meth:`status` under its
+        name; an arm with the critic in its loop adds the critic's."""
+        return [(self.get_name(), *self.status())]
+
     def _publish_diagnostics(self) -> None:
-        level, message, fields = self.status()
-        self.send(self._diagnostics, messages.diagnostics(self.get_name(), level, message, fields, time.time()))
+        self.send(self._diagnostics, messages.diagnostic_array(self.statuses(), time.time()))
 
     def summary(self) -> dict[str, Any]:
         """What the node writes to ``summary_path`` at shutdown; nodes override it."""

@@ -4,7 +4,8 @@ machines without the ``ros2`` CLI.
 :class:`Stack` starts each :class:`~bresa_control.ros.bringup.NodeSpec` as its own process on real rclpy
 (same parameters as ``launch/peg_insertion.launch.py``), with its log in the run folder, and stops
 them with SIGINT so each writes its summary. :class:`Monitor` is a small rclpy node that watches
-``diagnostics`` for the insertion. :func:`run_demo` runs one insertion and reports.
+``diagnostics`` for the insertion. :func:`run_demo` runs one insertion and reports, composed (the
+critic in the arm's process, the default) or separate (the critic its own process).
 """
 
 from __future__ import annotations
@@ -142,10 +143,10 @@ class Monitor(Node):
         """Whether task_policy reports the task done: it has seen the peg in and holds."""
         return self.latest.get("task_policy", {}).get("done") == "True"
 
-    def arm_error(self) -> str | None:
-        """franka_arm's message once it reports ERROR (its motion stopped for good), else None."""
-        arm = self.latest.get("franka_arm", {})
-        return arm.get("message") if arm.get("level") == "ERROR" else None
+    def arm_error(self, arm: str = "franka_arm") -> str | None:
+        """The arm node's message once it reports ERROR (its motion stopped for good), else None."""
+        status = self.latest.get(arm, {})
+        return status.get("message") if status.get("level") == "ERROR" else None
 
 
 def run_demo(
@@ -159,6 +160,7 @@ def run_demo(
     trace: bool = False,
     record: bool = True,
     arm: str = "mujoco",
+    separate: bool = False,
 ) -> dict[str, Any]:
     """Start the stack, run one insertion (and keep holding until the arm's simulated clock reaches
     ``duration_s``, if given), stop it. Without ``duration_s`` it gives up on the insertion at
@@ -166,25 +168,30 @@ def run_demo(
 
     With ``record`` every contract topic goes into an MCAP bag in the run folder. Returns
     ``inserted``, ``peak_force_n``, ``critic_rate_hz``, ``critic_period_p99_ms``, ``reflex_count``,
-    ``bag`` and more; raises ``RuntimeError`` if a node fails to start.
+    ``bag``, the arm loop's figures (``arm_*``: its rate, period and per-tick compute, critic
+    included when composed), ``realtime`` (what real-time scheduling the composed arm got) and
+    more; with ``trace`` (always over the protocol) ``reflex_latency_ticks``. Raises
+    ``RuntimeError`` if a node fails to start.
 
     ``arm``: ``mujoco`` (the ``mujoco_sim`` node) or ``franky-sim``: ``franka_arm`` driving the Franka
-    protocol simulator (``franky_sim``, an FR3 with the same fixture) over libfranka on 127.0.0.1;
-    the result then also holds the arm loop's figures (``arm_*``).
+    protocol simulator (``franky_sim``, an FR3 with the same fixture) over libfranka on 127.0.0.1.
+    ``separate``: the critic as a process of its own instead of in the arm's loop.
     """
     if arm not in ARMS:
         raise ValueError(f"unknown arm '{arm}'; choose from {', '.join(ARMS)}")
     config = load_config(config_path)
     run_dir = Path(run_dir) if run_dir else Path("results") / time.strftime("demo-%Y%m%d-%H%M%S")
     world = "mujoco_sim" if arm == "mujoco" else "franky_sim"
+    arm_node = "mujoco_sim" if arm == "mujoco" else "franka_arm"
     fr3: dict[str, Any] = {}
     if arm == "franky-sim":
         from bresa_control.simulation.franka_fixture import FLANGE_LINK, fr3_urdf_path
 
         fr3 = {"protocol_sim": True, "robot_urdf": str(fr3_urdf_path()), "flange_link": FLANGE_LINK}
     # Over the protocol the demo reports the reflex latency in robot ticks: that needs the traces.
+    trace = trace or arm == "franky-sim"
     specs = node_set(config_path, seed=seed, policy=policy, models_dir=models_dir, run_dir=str(run_dir),
-                     trace=trace or arm == "franky-sim", recorder=record, **fr3)
+                     trace=trace, recorder=record, compose=not separate, **fr3)
     stack = Stack(specs, config_files(config_path), run_dir, log_level)
     # Limits in simulated time (the arm's clock), so that a slow or busy machine gets as much of
     # the episode as a fast one; the wall-clock guard only stops a stack whose arm is stuck.
@@ -217,8 +224,8 @@ def run_demo(
             failure = stack.failed()
             if failure:
                 break
-            if monitor.arm_error():
-                failure = f"franka_arm stopped: {monitor.arm_error()}"
+            if monitor.arm_error(arm_node):
+                failure = f"{arm_node} stopped: {monitor.arm_error(arm_node)}"
                 print(f"[bresa demo] {failure}", file=sys.stderr, flush=True)
                 break
             if inserted_at is None and monitor.inserted():
@@ -240,9 +247,10 @@ def run_demo(
         monitor.destroy_node()
         rclpy.try_shutdown()
     summaries = {name: stack.summary(name) for name in stack.specs}
-    if failure and not summaries.get("franka_arm", {}).get("error"):
+    if failure and not summaries.get(arm_node, {}).get("error"):
         raise RuntimeError(f"the stack did not run: {failure} (logs in {run_dir})")
-    sim, critic = summaries[world], summaries["safety_critic"]
+    sim, arm_summary = summaries[world], summaries[arm_node]
+    critic = summaries["safety_critic"] if separate else arm_summary.get("critic", {})
     if not sim or not critic:
         raise RuntimeError(f"a node wrote no summary at shutdown (logs in {run_dir})")
     published: dict[str, int] = {}
@@ -268,25 +276,30 @@ def run_demo(
         "bag_missing": recorder.missing(published) if recorder is not None else None,
         "published": published,
         "arm": arm,
-        **(_arm_figures(summaries["franka_arm"], sim, critic) if arm == "franky-sim" else {}),
+        "composed": not separate,
+        "realtime": arm_summary.get("realtime", {}),
+        "arm_rate_hz": arm_summary.get("rate_hz"), "arm_period_p50_ms": arm_summary.get("period_p50_ms"),
+        "arm_period_p99_ms": arm_summary.get("period_p99_ms"),
+        "arm_compute_p50_ms": arm_summary.get("compute_p50_ms"),
+        "arm_compute_p99_ms": arm_summary.get("compute_p99_ms"),
+        "arm_error": arm_summary.get("error", ""),
+        **({"reflex_latency_ticks": reflex_latencies_ticks(arm_summary, critic)[0]} if trace else {}),
+        **(_protocol_figures(arm_summary, sim) if arm == "franky-sim" else {}),
         "nodes": summaries,
     }
 
 
-def _arm_figures(arm: dict[str, Any], world: dict[str, Any], critic: dict[str, Any]) -> dict[str, Any]:
-    """What the demo reports of the arm loop over the protocol: its period, the share of the
-    robot's ticks it answered (worst 100-tick window), the reflex latency in robot ticks, a fault
-    if the motion stopped, and the robot side's audit of Franka's limits."""
+def _protocol_figures(arm: dict[str, Any], world: dict[str, Any]) -> dict[str, Any]:
+    """What the demo reports of the arm loop over the protocol: the share of the robot's ticks it
+    answered (worst 100-tick window), a fault if the motion stopped, and the robot side's audit of
+    Franka's limits and of the collision thresholds it was given."""
     robot_ms = np.array(arm.get("tick_trace", []), dtype=float).reshape(-1, 2)[:, 1]
-    latencies, _ = reflex_latencies_ticks(arm, critic)
     return {
-        "arm_rate_hz": arm.get("rate_hz"), "arm_period_p50_ms": arm.get("period_p50_ms"),
-        "arm_period_p99_ms": arm.get("period_p99_ms"),
         "arm_control_command_success_rate_min": arm.get("control_command_success_rate_min"),
         "arm_command_success_rate_min": command_success_rate_min(robot_ms),
         "arm_missed_robot_ticks": arm.get("missed_robot_ticks"), "arm_robot_ticks": arm.get("robot_ticks"),
-        "reflex_latency_ticks": latencies,
-        "arm_error": arm.get("error", ""), "arm_faults": world.get("faults", []),
+        "arm_faults": world.get("faults", []),
+        "collision_force_thresholds_n": world.get("collision_force_thresholds_n"),
         "torque_rate_violations": world.get("torque_rate_violations"),
         "torque_limit_violations": world.get("torque_limit_violations"),
     }
@@ -306,26 +319,34 @@ def command_success_rate_min(robot_ms: np.ndarray, window_ticks: int = 100) -> f
 
 
 def reflex_latencies_ticks(arm: dict[str, Any], critic: dict[str, Any]) -> tuple[list[int], int]:
-    """Latency in robot ticks of every reflex firing, from the tick whose state sample made the
-    risk cross ``eps_safe`` to the first tick whose torque answers it (the arm applied one of the
-    recovery commands, matched by CRC); and how many firings could not be matched. Needs the
-    nodes' traces (``trace``)."""
+    """Latency in control ticks of every reflex firing: the number of the arm's ticks from the one
+    that read the state sample on which the risk crossed ``eps_safe`` to the one whose torque
+    answers it (the first that applied one of the recovery commands, matched by CRC), counting
+    that tick's own period, in which its torque acts: 1 is the least possible (the answer computed
+    and applied in the sample's own tick: the critic in the arm's loop), and a critic in another
+    process answers at 2 or more on the real arm's clock. Measured the same way composed and
+    separate, from the nodes' traces (``trace``): the arm's ``tick_trace`` (stamp of a state sample,
+    the tick that read it; over the protocol the robot's clock in ms) and ``applied_trace`` (CRC of a
+    command, the tick that first applied it), the critic's ``fired_trace``. Also returns how many
+    firings could not be matched."""
     ticks = np.array(arm.get("tick_trace", []), dtype=float).reshape(-1, 2)
-    stamps, robot_ms = ticks[:, 0], ticks[:, 1]
+    stamps, tick_numbers = ticks[:, 0], ticks[:, 1]
 
-    def robot_tick(stamp_s: float) -> float | None:
+    def tick_of(stamp_s: float) -> float | None:
         i = int(np.searchsorted(stamps, stamp_s - 1e-6))
-        return robot_ms[i] if i < len(stamps) and abs(stamps[i] - stamp_s) < 1e-6 else None
+        return tick_numbers[i] if i < len(stamps) and abs(stamps[i] - stamp_s) < 1e-6 else None
 
-    applied = {crc: robot_tick(t) for crc, t in arm.get("applied_trace", [])}
+    applied: dict[int, list[float]] = {}  # crc -> every tick that began applying it
+    for crc, tick in arm.get("applied_trace", []):
+        applied.setdefault(int(crc), []).append(tick)
     out, unmatched = [], 0
     for stamp_s, crcs in critic.get("fired_trace", []):
-        sample = robot_tick(stamp_s)
-        answers = [applied[c] for c in crcs if applied.get(c) is not None]
+        sample = tick_of(stamp_s)
+        answers = [t for c in crcs for t in applied.get(int(c), []) if sample is not None and t >= sample]
         if sample is None or not answers:
             unmatched += 1
             continue
-        out.append(int(min(answers) - sample))
+        out.append(int(min(answers) - sample) + 1)
     return out, unmatched
 
 

@@ -1,26 +1,36 @@
 """The real arm's 1 kHz loop, without ROS: what the ``franka_arm`` node runs at every tick of
 libfranka's torque control.
 
-Each tick the robot's state comes in (joint angles and velocities, its wrench estimate), the
-newest ``bresa/impedance_command`` goes through the same :class:`~bresa_control.control.guard.CommandFollower`
-and :class:`~bresa_control.control.impedance.CartesianImpedanceController` the simulated arm runs,
-and joint torques go out. Gravity is left out (``controller.gravity_compensation`` is forced off):
-the robot adds gravity and friction compensation itself. The controller clips the torques to
-Franka's limits (1 Nm per tick, 87/12 Nm), and a non-finite torque stops the loop instead of
-reaching the arm. Talking to the robot is :mod:`bresa_control.runtime.franka_robot`'s job.
+Each tick the robot's state comes in (joint angles and velocities, and the wrist wrench: the robot's
+estimate or a relayed F/T sensor's reading), the controller observes it (one kinematics and
+dynamics pass), the command for it is chosen, and joint torques go out. The command is
+
+* **composed** (an :class:`~bresa_control.runtime.safety_loop.InLoopCritic` given): the critic's
+  answer to this very state, computed in this tick, or its fail-closed hold;
+* **separate**: the newest ``bresa/impedance_command`` through the same
+  :class:`~bresa_control.control.guard.CommandFollower` the simulated arm runs (a compliant hold
+  when it is older than ``runtime.command_timeout_s``).
+
+Gravity is left out (``controller.gravity_compensation`` is forced off): the robot adds gravity
+and friction compensation itself. The controller clips the torques to Franka's limits (1 Nm per
+tick, 87/12 Nm), and a non-finite torque stops the loop instead of reaching the arm. Talking to
+the robot is :mod:`bresa_control.runtime.franka_robot`'s job.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from bresa_control.common.config import BresaConfig
-from bresa_control.control.guard import CommandFollower
+from bresa_control.control.guard import CommandFollower, values_crc
 from bresa_control.control.impedance import CartesianImpedanceController
 from bresa_control.control.robot import RobotModel
+from bresa_control.runtime.safety_loop import HOLDING, InLoopCritic, SafetyTick
+from bresa_control.runtime.timing import TraceRing
 
 
 class ModelMismatch(ValueError):
@@ -31,16 +41,42 @@ class UnsafeTorque(RuntimeError):
     """The controller produced a torque that must not be sent (not finite)."""
 
 
-class FrankaArmLoop:
-    """Impedance commands in, joint torques (without gravity) out, one call per 1 ms tick."""
+class WrenchSample(NamedTuple):
+    """One wrist wrench reading: force (N) and torque (Nm) on the tool at the flange, sampled at
+    ``stamp_s`` (s, wall clock), in base-frame axes or, with ``flange_axes``, in the flange's (a
+    wrist F/T sensor's own axes: the loop turns them with the rotation its controller has just
+    computed)."""
 
-    def __init__(self, config: BresaConfig, robot: RobotModel, trace: bool = False) -> None:
+    force_n: np.ndarray
+    torque_nm: np.ndarray
+    stamp_s: float
+    flange_axes: bool = False
+
+
+class FrankaArmLoop:
+    """Impedance commands in (or a critic inside), joint torques (without gravity) out, one call
+    per 1 ms tick."""
+
+    def __init__(self, config: BresaConfig, robot: RobotModel, trace: bool = False,
+                 critic: InLoopCritic | None = None) -> None:
+        """``critic``: run composed, the critic deciding every tick's command; None: follow
+        ``on_command``. ``trace``: record, per command, the tick that first applied it."""
         controller = dataclasses.replace(config.controller, gravity_compensation=False)
         self.robot = robot
         self.controller = CartesianImpedanceController(robot, controller)
         self.follower = CommandFollower(config, robot, trace)
+        self.critic = critic
+        if critic is not None:
+            critic.validate = self.controller.check  # the controller's check, done once per command
+        self.decision: SafetyTick | None = None  # the critic's answer of the last tick (composed)
         self.ticks = 0
-        self.held = False  # whether the last tick held (no fresh command)
+        self.held = False  # whether the last tick held (no fresh command, or the critic's hold)
+        self.hold_ticks = 0
+        # The wrench of the newest sample in base-frame axes (N, Nm) and its stamp (s); None before one.
+        self.wrench: WrenchSample | None = None
+        self._trace = trace
+        self.applied_trace = TraceRing()  # (crc32 of a command, the tick that first applied it)
+        self._applied_crc: int | None = None
 
     def start(self, q: np.ndarray) -> None:
         """The torque motion starts at joints ``q`` (rad): the nullspace posture, and a commanded
@@ -48,17 +84,42 @@ class FrankaArmLoop:
         self.controller.reset(q)
 
     def on_command(self, values: object, now_s: float) -> bool:
-        """An impedance command arrived at ``now_s`` (s); returns whether it was accepted."""
+        """An impedance command arrived at ``now_s`` (s) (separate mode); returns whether it was
+        accepted."""
         return self.follower.on_command(values, now_s)
 
-    def tick(self, q: np.ndarray, dq: np.ndarray, now_s: float) -> np.ndarray:
+    def tick(self, q: np.ndarray, dq: np.ndarray, now_s: float, wrench: WrenchSample | None = None,
+             tick_id: float = 0.0) -> np.ndarray:
         """Joint torques (Nm, gravity excluded) for the state ``q`` (rad), ``dq`` (rad/s) read at
-        ``now_s`` (s). Raises :class:`UnsafeTorque` rather than return a non-finite torque."""
-        command, self.held = self.follower.command(q, now_s)
-        tau = self.controller.compute(q, dq, command)
+        ``now_s`` (s), with the wrist ``wrench`` that came with it (None: no new sample since the
+        last tick; the critic keeps the one it has and sees it age). ``tick_id``: the robot's clock
+        (ms) of this state, for the trace. Raises :class:`UnsafeTorque` rather than return a
+        non-finite torque."""
+        controller = self.controller
+        controller.observe(q, dq)
+        if wrench is not None:
+            if wrench.flange_axes:  # the tip frame is fixed to the flange with its axes (attach_peg)
+                rotation = controller.tip_rotation
+                wrench = WrenchSample(rotation @ wrench.force_n, rotation @ wrench.torque_nm, wrench.stamp_s)
+            self.wrench = wrench
+        if self.critic is not None:
+            sample = None if wrench is None else (wrench.force_n, wrench.torque_nm, wrench.stamp_s)
+            out = self.critic.tick(q, dq, now_s, controller.tip_position_m, controller.tip_velocity_m_per_s, sample)
+            assert out.command is not None  # InLoopCritic always answers with a command
+            self.decision = out
+            command, self.held = out.command, out.status in HOLDING
+        else:
+            command, self.held = self.follower.command(q, now_s)
+        tau = controller.torque(command)
         if not np.all(np.isfinite(tau)):
             raise UnsafeTorque(f"the controller produced a non-finite torque {tau} from q={q}, dq={dq}")
+        if self._trace and not self.held:
+            crc = values_crc(command.values) if self.critic is not None else self.follower.command_crc
+            if crc != self._applied_crc:
+                self.applied_trace.record(crc, tick_id)
+                self._applied_crc = crc
         self.ticks += 1
+        self.hold_ticks += int(self.held)
         return tau
 
 

@@ -80,6 +80,26 @@ def set_tool_load(robot: pylibfranka.Robot, mass_kg: float, center_m: Sequence[f
     robot.set_load(float(mass_kg), [float(v) for v in center_m], inertia)
 
 
+# The robot's collision thresholds (libfranka's setCollisionBehavior), set once at start by
+# :func:`set_collision_thresholds`. The Cartesian force thresholds on x, y and z are
+# ``safety.arm_fault_force_n`` (40 N): the stop the evaluation assumes (an episode ends there) and
+# franky-sim's fixture applies. The others are set high enough that the force threshold is what
+# stops the arm in a contact: 25 Nm about each axis (franka_ros's default), and Franka's joint
+# torque limits for the external joint torques (a 40 N push at the peg tip, 0.5-0.8 m out, puts
+# 20-32 Nm on the shoulder joints, past franka_ros's 20 Nm defaults there).
+COLLISION_TORQUE_THRESHOLD_NM = 25.0
+COLLISION_JOINT_THRESHOLDS_NM = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)
+
+
+def set_collision_thresholds(robot: pylibfranka.Robot, force_n: float) -> None:
+    """Stop the robot's motion (``cartesian_reflex``) once the external force on the end effector
+    reaches ``force_n`` (N) along x, y or z. The contact thresholds (libfranka's lower ones, which
+    only flag a contact) are the same, so the robot's contact flags mark where it would stop."""
+    cartesian = [float(force_n)] * 3 + [COLLISION_TORQUE_THRESHOLD_NM] * 3
+    joints = [float(v) for v in COLLISION_JOINT_THRESHOLDS_NM]
+    robot.set_collision_behavior(joints, joints, cartesian, cartesian)
+
+
 class TorqueMotion:
     """One torque-control motion of the robot."""
 

@@ -18,23 +18,44 @@ compliant gains. Task actions are checked on arrival
 (:class:`~bresa_control.control.guard.TaskActionCheck`): malformed or out-of-range ones are dropped and
 counted, nothing unchecked is forwarded. The reflex itself is :class:`~bresa_control.safety.reflex.Reflex`,
 the class the gymnasium environment trains with.
+
+Composed (the default bringup) the loop runs inside the arm's own 1 kHz loop through
+:class:`InLoopCritic`: the arm hands it the state it has just read, and applies the answer in the
+same tick. It fails closed there too; in addition to the rows above:
+
+=====================  ===========================================================================
+``critic-error``       hold (ERROR): the critic's tick raised, or answered a non-finite risk or a
+                       command the controller would refuse (non-finite, gains out of range)
+``critic-overrun``     hold (WARN): the critic's tick took longer than ``runtime.critic_budget_s``;
+                       this tick's command is the hold, not the late answer
+=====================  ===========================================================================
+
+This module imports no arm: the arms (``simulation/arm_loop.py``, ``runtime/franka_loop.py``)
+import it, never the other way round (an import-linter contract in ``pyproject.toml``).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from bresa_control.common.config import BresaConfig
 from bresa_control.control.guard import CommandRejected, Hold, TaskActionCheck, values_crc
-from bresa_control.control.impedance import ImpedanceCommand
+from bresa_control.control.impedance import GainLimits, ImpedanceCommand
 from bresa_control.control.robot import RobotModel
 from bresa_control.safety.reflex import RecoveryModel, Reflex, RiskModel
 from bresa_control.safety.risk_features import TickState
 
 TRACED_RECOVERY_COMMANDS = 5  # per firing, for the reflex-latency benchmark
+TRACED_FIRINGS = 10_000  # firings kept in the trace (the newest): bounded on a long run
+# Statuses whose command is a hold (bresa/reflex's "holding"), and those the critic scored.
+HOLDING = ("state-stale", "no-task-action", "critic-error", "critic-overrun")
+SCORED = ("task", "reflex")
 
 
 @dataclass(frozen=True)
@@ -100,11 +121,13 @@ class SafetyLoop:
         self.status_ticks: Counter[str] = Counter()
         # Per firing: (stamp s of the wrench sample that fired it, crc32 of its first recovery commands):
         # the arm may apply the first of them or, if a later tick superseded it in time, the next.
-        self.fired_trace: list[tuple[float, list[int]]] = []
+        self.fired_trace: deque[tuple[float, list[int]]] = deque(maxlen=TRACED_FIRINGS)
         self._trace = trace
         self._action_time_s = -np.inf
         self._have_action = False
         self._tick_cache: tuple[float, float, TickState] | None = None
+        # The tip's kinematics for the joints of one stamp, when the arm has computed them already.
+        self._kinematics: tuple[float, np.ndarray, np.ndarray] | None = None
         self._applied: ImpedanceCommand | None = None
 
     # ---- inputs --------------------------------------------------------------------------
@@ -116,6 +139,20 @@ class SafetyLoop:
     def on_wrench(self, force_n: np.ndarray, torque_nm: np.ndarray, stamp_s: float) -> None:
         """Wrist wrench (N, Nm, base frame) sampled at ``stamp_s``."""
         self.state.force_n, self.state.torque_nm, self.state.wrench_stamp_s = force_n, torque_nm, stamp_s
+
+    def on_kinematic_state(self, q: np.ndarray, dq: np.ndarray, stamp_s: float, tip_position_m: np.ndarray,
+                           tip_velocity_m_per_s: np.ndarray) -> None:
+        """Joints (rad, rad/s) sampled at ``stamp_s`` with the tip's position (m) and linear velocity
+        (m/s, base frame) the arm's controller has just computed from them: the loop then runs no
+        kinematics of its own for this sample (the arm loop with the critic inside)."""
+        self.on_joints(q, dq, stamp_s)
+        self._kinematics = (stamp_s, tip_position_m, tip_velocity_m_per_s)
+        self._tick_cache = None  # keyed by stamps: a caller may repeat one with new joints
+
+    def applied_instead(self, command: ImpedanceCommand) -> None:
+        """The arm applied ``command`` (a hold) instead of this tick's answer: the next decision's
+        gains ramp from what really ran."""
+        self._applied = command
 
     def on_task_action(self, values: object, now_s: float) -> bool:
         """A task action arrived; returns whether it was accepted (else counted in ``dropped``)."""
@@ -167,7 +204,11 @@ class SafetyLoop:
         assert s.q is not None and s.dq is not None and s.force_n is not None and s.torque_nm is not None
         key = (s.joints_stamp_s, s.wrench_stamp_s)
         if self._tick_cache is None or self._tick_cache[:2] != key:
-            position, velocity = self.robot.tip_position_velocity(s.q, s.dq)
+            given = self._kinematics
+            if given is not None and given[0] == s.joints_stamp_s:
+                position, velocity = given[1], given[2]
+            else:
+                position, velocity = self.robot.tip_position_velocity(s.q, s.dq)
             self._tick_cache = (*key, TickState(s.force_n, s.torque_nm, position, velocity))
         return self._tick_cache[2]
 
@@ -190,3 +231,89 @@ class SafetyLoop:
         self.status_ticks[result.status] += 1
         return result
 
+
+
+class InLoopCritic:
+    """The safety critic's tick inside the arm's 1 kHz loop (composed mode), failing closed.
+
+    The arm reads its state, lets its controller compute the tip's kinematics
+    (:meth:`~bresa_control.control.impedance.CartesianImpedanceController.observe`), calls
+    :meth:`tick` with both and applies the command it returns in the same tick: the answer to a
+    state sample acts on the period that follows it, never a tick later. The command is a compliant
+    hold (latched at the tip, ``runtime.hold_stiffness_n_per_m``) when the :class:`SafetyLoop`
+
+    * raises (status ``critic-error``),
+    * answers a non-finite risk or a command the controller would refuse: non-finite values,
+      gains out of range, a non-unit quaternion (``critic-error``),
+    * takes longer than ``runtime.critic_budget_s`` (``critic-overrun``, measured with ``clock``,
+      :func:`time.perf_counter` unless a test gives another): the late answer is not applied,
+    * or decides a hold itself (no fresh task action; no wrench yet from a relayed sensor).
+
+    Each tick is tried afresh: the arm follows the critic again on the first tick it answers in
+    time. Faults are counted in :attr:`faults` by kind (``raised``, ``non-finite``, ``overrun``).
+    """
+
+    def __init__(self, loop: SafetyLoop, robot: RobotModel, clock: Callable[[], float] = time.perf_counter) -> None:
+        """``robot``: the arm's model (the hold latches the tip from it, independent of the loop's)."""
+        config = loop.config
+        self.loop = loop
+        self.budget_s = config.runtime.critic_budget_s
+        self.hold = Hold(config, robot)
+        # What a command must pass to reach the motors: the controller's own check, once the arm
+        # hands it over (its controller then knows the command passed and does not check it again).
+        self.validate: Callable[[ImpedanceCommand], None] = GainLimits(config.controller).check
+        self._clock = clock
+        self.faults: Counter[str] = Counter()
+        self.last_fault = ""
+        self.compute_s = 0.0  # how long the last tick's critic took (s, by ``clock``)
+
+    def observe(self, q: np.ndarray, dq: np.ndarray, now_s: float, tip_position_m: np.ndarray,
+                tip_velocity_m_per_s: np.ndarray, wrench: tuple[np.ndarray, np.ndarray, float]) -> None:
+        """Hand the loop a state without deciding anything (the state an arm publishes before its
+        first tick: a task action that answers it then finds the state it needs). Arguments as
+        :meth:`tick`'s."""
+        self.loop.on_kinematic_state(q, dq, now_s, tip_position_m, tip_velocity_m_per_s)
+        self.loop.on_wrench(*wrench)
+
+    def tick(self, q: np.ndarray, dq: np.ndarray, now_s: float, tip_position_m: np.ndarray,
+             tip_velocity_m_per_s: np.ndarray,
+             wrench: tuple[np.ndarray, np.ndarray, float] | None) -> SafetyTick:
+        """This tick's command for the joints ``q`` (rad), ``dq`` (rad/s) the arm read at ``now_s``
+        (s, wall clock; also their stamp), with the tip's kinematics from them and the wrist
+        ``wrench`` (force N, torque Nm, base frame; its sample time s), or None if no new wrench
+        sample came with this state. The returned command is never None."""
+        start = self._clock()
+        try:
+            self.loop.on_kinematic_state(q, dq, now_s, tip_position_m, tip_velocity_m_per_s)
+            if wrench is not None:
+                self.loop.on_wrench(*wrench)
+            out = self.loop.tick(now_s)
+        except Exception as exc:  # whatever broke in the critic, the arm holds this tick
+            self.compute_s = self._clock() - start
+            return self._fault("raised", f"the critic raised {type(exc).__name__}: {exc}", q, now_s, "critic-error")
+        self.compute_s = elapsed_s = self._clock() - start
+        command = out.command
+        if command is None:  # no complete state yet (a relayed wrench not yet arrived): hold
+            return SafetyTick(self._hold(q), out.status, math.nan, False, out.state_stamp_s)
+        if out.status in SCORED and not math.isfinite(out.risk):
+            return self._fault("non-finite", f"the critic answered risk {out.risk}", q, now_s, "critic-error")
+        try:
+            self.validate(command)
+        except ValueError as exc:
+            return self._fault("non-finite", f"the critic answered a command the arm refuses: {exc}", q, now_s,
+                               "critic-error")
+        if elapsed_s > self.budget_s:
+            return self._fault("overrun", f"the critic took {elapsed_s * 1e3:.2f} ms, over its budget of "
+                               f"{self.budget_s * 1e3:g} ms (runtime.critic_budget_s)", q, now_s, "critic-overrun")
+        self.hold.release()
+        return out
+
+    def _hold(self, q: np.ndarray) -> ImpedanceCommand:
+        command = self.hold.command(q)
+        self.loop.applied_instead(command)
+        return command
+
+    def _fault(self, kind: str, reason: str, q: np.ndarray, stamp_s: float, status: str) -> SafetyTick:
+        self.faults[kind] += 1
+        self.last_fault = reason
+        return SafetyTick(self._hold(q), status, math.nan, False, stamp_s)

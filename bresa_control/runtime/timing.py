@@ -3,6 +3,7 @@
 The 1 kHz nodes record every tick here and report the figures in ``diagnostics`` and in their
 summary file; ``bench/bench_stack.py`` reads them. Only the most recent ``window`` ticks are kept
 for percentiles (memory stays bounded on a long run); the rate is over the whole run.
+:class:`TraceRing` keeps the reflex-latency traces bounded the same way.
 :func:`machine_info` says which machine a benchmark's figures belong to.
 """
 
@@ -47,17 +48,35 @@ class LoopStats:
         self._n = 0  # ticks recorded
         self._first_s: float | None = None
         self._last_s: float | None = None
+        self._recent_period_max_s = 0.0  # since the last recent() call
+        self._recent_compute_max_s = 0.0
 
     def record(self, start_s: float, compute_s: float) -> None:
         """One tick that started at ``start_s`` and took ``compute_s`` of work."""
         i = self._n % len(self._compute)
         self._compute[i] = compute_s
+        if compute_s > self._recent_compute_max_s:
+            self._recent_compute_max_s = compute_s
         if self._last_s is not None:
-            self._periods[(self._n - 1) % len(self._periods)] = start_s - self._last_s
+            period_s = start_s - self._last_s
+            self._periods[(self._n - 1) % len(self._periods)] = period_s
+            if period_s > self._recent_period_max_s:
+                self._recent_period_max_s = period_s
         else:
             self._first_s = start_s
         self._last_s = start_s
         self._n += 1
+
+    def recent(self) -> dict[str, float]:
+        """What a loop can report without leaving its tick budget: ticks, the rate over the run and
+        the longest period and compute (ms) since the last call, all kept up tick by tick (no
+        sorting). Percentiles are :meth:`summary`'s, for a timer or the end of the run."""
+        out = {"ticks": float(self._n), "period_max_ms_recent": self._recent_period_max_s * 1e3,
+               "compute_max_ms_recent": self._recent_compute_max_s * 1e3}
+        if self._n >= 2 and self._first_s is not None and self._last_s is not None and self._last_s > self._first_s:
+            out["rate_hz"] = (self._n - 1) / (self._last_s - self._first_s)
+        self._recent_period_max_s = self._recent_compute_max_s = 0.0
+        return out
 
     @property
     def ticks(self) -> int:
@@ -91,3 +110,32 @@ class LoopStats:
             return ring[:held]
         end = count % len(ring)
         return ring[end - last:end] if end >= last else np.concatenate([ring[end - last:], ring[:end]])
+
+
+class TraceRing:
+    """The newest ``capacity`` rows of two numbers each (a tick's state stamp and the tick's number,
+    a command's CRC and the tick that first applied it), for the reflex-latency traces: a loop that
+    runs for hours keeps a bounded record (at 1 kHz the default holds the last two minutes)."""
+
+    def __init__(self, capacity: int = 120_000) -> None:
+        if capacity < 1:
+            raise ValueError(f"a trace ring holds at least one row, got capacity {capacity}")
+        self._rows = np.zeros((capacity, 2))
+        self._n = 0  # rows recorded
+
+    def record(self, first: float, second: float) -> None:
+        """Append a row; the oldest goes once the ring is full."""
+        row = self._rows[self._n % len(self._rows)]
+        row[0], row[1] = first, second
+        self._n += 1
+
+    def __len__(self) -> int:
+        return min(self._n, len(self._rows))
+
+    def rows(self) -> list[list[float]]:
+        """The rows held, oldest first (plain lists: for a JSON summary)."""
+        capacity = len(self._rows)
+        if self._n <= capacity:
+            return self._rows[: self._n].tolist()
+        start = self._n % capacity
+        return np.concatenate([self._rows[start:], self._rows[:start]]).tolist()

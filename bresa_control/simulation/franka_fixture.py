@@ -13,8 +13,13 @@ what a real FR3 does that franky-sim leaves out:
   (:class:`~bresa_control.simulation.scene.PegWrenchSensor`), moved to the K frame;
 * **friction compensation**: the FCI takes "gravity and friction compensated" joint torques; franky-sim
   compensates gravity but keeps its MJCF's joint friction loss (up to 1.1 Nm), so it is set to 0;
-* **the arm's own reflex**: when the true contact force reaches ``safety.arm_fault_force_n`` (40 N)
-  the motion is aborted with ``cartesian_reflex``, as the arm's collision detection would;
+* **the arm's own reflex**: when the true contact force reaches the Cartesian force threshold the
+  robot was given (libfranka's ``setCollisionBehavior``, which ``franka_arm`` sets from
+  ``safety.arm_fault_force_n``; franky-sim only acknowledges it), or ``safety.arm_fault_force_n``
+  (40 N) before any was given, the motion is aborted with ``cartesian_reflex``, as the arm's
+  collision detection would (on the force's magnitude: the real arm compares each axis with its
+  threshold, which stops no later for a push along one axis, as in the insertion). The thresholds
+  received are in the summary (``collision_force_thresholds_n``);
 * **Franka's command limits checked on the robot's side**: every torque command received is
   compared with the joint torque limits and the 1 Nm-per-tick rate limit (:class:`TorqueAudit`);
 * **loopback only**: the TCP servers and the UDP socket are bound to 127.0.0.1 (franky-sim binds
@@ -40,7 +45,7 @@ from typing import Any
 
 import numpy as np
 from franky_sim import SimulationServer
-from franky_sim.franka_robot_protocol import MoveStatus, RobotCommand, UDPCommand
+from franky_sim.franka_robot_protocol import MoveStatus, RobotCommand, SetCollisionBehaviorCommand, UDPCommand
 from franky_sim.franka_robot_server import ControlMode
 from franky_sim.franka_server import (
     BaseCommand,
@@ -147,6 +152,11 @@ class FrankaFixture:
         self.inserted = False
         self.insertion_time_s: float | None = None
         self.faults: list[str] = []
+        # The upper Cartesian thresholds (x y z N, then Nm) the client set, or None before it did.
+        self.collision_force_thresholds: list[float] | None = None
+        self.stop_force_n: float | None = None  # the true contact force on the step that stopped the arm
+        self.peak_force_before_stop_n = 0.0  # the highest of the steps before that one
+        self._fault_force_n = config.safety.arm_fault_force_n
         self._force_n = np.zeros(3)
         self._wrench_k = np.zeros(6)  # O_F_ext_hat_K of the last step
         self._was_torque = False
@@ -154,6 +164,7 @@ class FrankaFixture:
         self._robot_server = self.server.robot_servers[0]
         if library_version is not None:
             _claim_version(self._robot_server, library_version)
+        _record_collision_behavior(self._robot_server, self._on_collision_behavior)
         self._after_compile()
 
     # ---- scene ---------------------------------------------------------------------------
@@ -258,8 +269,15 @@ class FrankaFixture:
         if not self.inserted and inserted(data.site_xpos[self._tip_site], self.hole_top_m, self._hole.half_side_m,
                                           self.config.env.success_depth_m):
             self.inserted, self.insertion_time_s = True, self.sim_time_s
-        if magnitude >= self.config.safety.arm_fault_force_n and not self.faults and self._torque_mode():
+        if not self.faults and magnitude < self._fault_force_n:
+            self.peak_force_before_stop_n = max(self.peak_force_before_stop_n, magnitude)
+        if magnitude >= self._fault_force_n and not self.faults and self._torque_mode():
             self._reflex(magnitude)
+
+    def _on_collision_behavior(self, upper_force_thresholds: list[float]) -> None:
+        """The client set the robot's collision thresholds: stop at its translational force threshold."""
+        self.collision_force_thresholds = [float(v) for v in upper_force_thresholds]
+        self._fault_force_n = min(self.collision_force_thresholds[:3])
 
     def _wrench_in_k(self, state: Any) -> tuple[float, ...]:
         rotation = pose_matrix(state.O_T_EE)[:3, :3]
@@ -267,6 +285,7 @@ class FrankaFixture:
 
     def _reflex(self, force_n: float) -> None:
         """The arm's collision reflex: abort the torque motion with cartesian_reflex."""
+        self.stop_force_n = force_n
         self.faults.append(f"cartesian_reflex at {force_n:.1f} N, t = {self.sim_time_s:.3f} s")
         server = self._robot_server
         motion_id = server.current_motion_id
@@ -309,7 +328,10 @@ class FrankaFixture:
                 "insertion_time_s": self.insertion_time_s if self.insertion_time_s is not None else -1.0,
                 "peak_force_n": self.peak_force_n, "faults": list(self.faults),
                 "hole_top_m": self.hole_top_m.tolist(), "hole_estimate_m": self.hole_estimate_m.tolist(),
-                "start_q": self.start_q.tolist(), **self.audit.summary()}
+                "start_q": self.start_q.tolist(), "collision_force_thresholds_n": self.collision_force_thresholds,
+                "fault_force_n": self._fault_force_n,
+                "stop_force_n": self.stop_force_n if self.stop_force_n is not None else -1.0,
+                "peak_force_before_stop_n": self.peak_force_before_stop_n, **self.audit.summary()}
 
 
 def _vec(values: Any) -> str:
@@ -329,6 +351,18 @@ def _claim_version(robot_server: Any, version: int) -> None:
 
     robot_server._FrankaServer__library_version = version
     robot_server._FrankaServer__command_class_map[Command.kConnect] = IncompatibleConnect
+
+
+def _record_collision_behavior(robot_server: Any, received: Callable[[list[float]], None]) -> None:
+    """Have the server tell ``received`` the upper nominal Cartesian force thresholds (6 values)
+    of every setCollisionBehavior (franky-sim acknowledges the command and simulates nothing)."""
+
+    class RecordedCollisionBehavior(SetCollisionBehaviorCommand):
+        def handle(self, server: Any) -> None:
+            received(list(self.upper_force_thresholds_nominal))
+            super().handle(server)
+
+    robot_server._FrankaServer__command_class_map[RobotCommand.kSetCollisionBehavior] = RecordedCollisionBehavior
 
 
 def _loopback_udp(robot_server: Any) -> Callable[[int], None]:

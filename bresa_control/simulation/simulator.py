@@ -110,6 +110,13 @@ class PegInsertionSim:
         self.controller.observe(self.q, self.dq)
         return self.step(command)
 
+    def step_torque(self, tau_nm: np.ndarray) -> None:
+        """Advance physics one control period with joint torques ``tau_nm`` (Nm) from elsewhere than
+        the impedance controller (the arm's own stop after its collision reflex: a joint hold)."""
+        self.data.ctrl[:] = tau_nm
+        mujoco.mj_step(self.model, self.data)
+        self._ticked = True
+
     def step(self, command: ImpedanceCommand) -> np.ndarray:
         """Advance physics one control period with the torque for ``command`` at the state the
         controller has just observed (``controller.observe(q, dq)`` of this instant: the
