@@ -11,9 +11,12 @@ messages, the checks, the features, the critic (and the recovery while the refle
 publishing ``bresa/impedance_command`` and, on a change or every 10th tick, ``bresa/reflex``.
 Prints and writes p50 / p99 / max over all ticks and over the ticks where the reflex held, the
 same for ``SafetyLoop.tick`` alone (no messages), and for one call of the critic network alone,
-back to back and after a 0.9 ms sleep (as between the node's ticks). The targets (issue "1 kHz with headroom") are
-p50 <= 0.15 ms and p99 <= 0.3 ms. Timing only: nothing here is a test. Over loopback only
-(``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``); no other process listens.
+back to back and after a 0.9 ms sleep (as between the node's ticks). ``--models-dir`` picks the
+critic and recovery (default: the shipped ones), so a narrower critic can be set against the
+shipped one on the same ticks. (The per-tick target of the issue "1 kHz with headroom", p50 <= 0.15
+and p99 <= 0.3 ms, was withdrawn: what counts now is the whole arm tick, bench_stack.py.) Timing
+only: nothing here is a test. Over loopback only (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``); no
+other process listens.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ from bresa_control.runtime.timing import machine_info
 from bresa_control.simulation.layout import draw_episode
 
 TRACE = Path(__file__).resolve().parents[1] / "test" / "data" / "safety_trace.npz"
-TARGETS_MS = {"p50": 0.15, "p99": 0.3}
 STATUSES = ("waiting-for-state", "state-stale", "no-task-action", "task", "reflex")
 
 
@@ -65,7 +67,7 @@ def replay(node: SafetyCriticNode, trace: dict[str, np.ndarray]) -> tuple[list[f
             messages.wrench(trace["force"][k], trace["torque"][k], now, wrench)
         action = trace["action"][k]
         if not np.all(np.isnan(action)):  # 10 Hz, not part of a 1 kHz tick's work
-            node._on_task_action(messages.set_values(action_msg, action))
+            node.port._on_task_action(messages.set_values(action_msg, action))
         start = time.perf_counter()
         if fresh:  # the sample drives the tick, as in the running node
             node._on_joints(joints)
@@ -73,7 +75,7 @@ def replay(node: SafetyCriticNode, trace: dict[str, np.ndarray]) -> tuple[list[f
         else:  # no sample: the node's watchdog ticks
             node.tick()
         computes.append(time.perf_counter() - start)
-        held.append(node._reflex_state == "reflex")
+        held.append(node.port._reflex_state == "reflex")
     return computes, held
 
 
@@ -115,6 +117,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="passes over the 3,000-tick trace")
     parser.add_argument("--json", default="results/bench_critic.json")
+    parser.add_argument("--models-dir", default="", help="the critic and recovery to time (default: the shipped)")
     args = parser.parse_args()
 
     trace = dict(np.load(TRACE))
@@ -125,7 +128,8 @@ def main() -> int:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # read by rclpy.init
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
     rclpy.init(args=["--ros-args", "--params-file", str(config_file), "-p", "reflex.mode:=control-rate",
-                     "-p", f"hole_estimate_m:={[float(v) for v in hole]}"])
+                     "-p", f"hole_estimate_m:={[float(v) for v in hole]}",
+                     *(["-p", f"models_dir:={Path(args.models_dir).resolve()}"] if args.models_dir else [])])
     node = SafetyCriticNode()
     computes: list[float] = []
     held: list[bool] = []
@@ -148,12 +152,12 @@ def main() -> int:
     figures = {"node_tick_ms": percentiles_ms(computes), "node_tick_reflex_held_ms": percentiles_ms(held_s),
                "safety_loop_tick_ms": percentiles_ms(loop_s), "critic_call_back_to_back_ms": percentiles_ms(critic_hot),
                "critic_call_after_sleep_ms": percentiles_ms(critic_after_sleep)}
-    met = {k: figures["node_tick_ms"][k] <= bound for k, bound in TARGETS_MS.items()}
+    hidden = node.port.critic_card.get("training", {}).get("hidden")
+    print(f"critic: {args.models_dir or 'the shipped models'} ({hidden} units per hidden layer)")
     for name, f in figures.items():
         print(f"{name:28s} p50 {f['p50']:.3f} / p99 {f['p99']:.3f} / max {f['max']:.2f} ms over {f['ticks']} ticks")
-    print("targets: " + ", ".join(f"node tick {k} <= {b} ms: {'met' if met[k] else 'NOT met'}"
-                                  for k, b in TARGETS_MS.items()))
-    write_json_atomic(args.json, {"figures": figures, "targets_ms": TARGETS_MS, "met": met,
+    write_json_atomic(args.json, {"figures": figures, "models_dir": args.models_dir or "models",
+                                  "critic_hidden": hidden,
                                   "command": " ".join([Path(sys.executable).name, *sys.argv]),
                                   "machine": machine_info()})
     print(f"wrote {args.json}")

@@ -278,7 +278,9 @@ def test_evaluation_is_recorded_in_the_policy_card_on_request(
     assert main(argv) == 0
     recorded = read_card(models / "task_policy.zip")["evaluation"]["force-guard/nominal"]
     written = json.loads((tmp_path / "r.json").read_text())
-    assert recorded["command"] == ["bresa", *argv] == written["command"]
+    # The command as given, its folders outside the working folder named by their last part only.
+    portable = [arg if not arg.startswith(str(tmp_path)) else f"<outside>/{Path(arg).name}" for arg in argv]
+    assert recorded["command"] == ["bresa", *portable] == written["command"]
     assert recorded["episodes"] == 2 and recorded["success_rate"] == written["success_rate"]
     assert read_card(models / "task_policy.zip")["timesteps"] == 40  # the rest of the card is kept
     # The scripted controller has no card: refused before any episode runs.
@@ -336,11 +338,11 @@ def test_policy_training_writes_the_best_checkpoint_it_evaluated(tiny_policy: Pa
     assert np.mean([r.inserted for r in results]) == selection["selected"]["success_rate"]
 
 
-def test_checkpoints_rank_by_insertions_without_a_violation_then_time() -> None:
+def test_checkpoints_rank_by_violations_then_return() -> None:
     from bresa_control.learning.policy_training import _rank
 
-    rows = [{"safe_success_rate": 0.9, "insertion_time_s": 7.0}, {"safe_success_rate": 0.95, "insertion_time_s": 9.0},
-            {"safe_success_rate": 0.95, "insertion_time_s": 8.0}, {"safe_success_rate": 0.0, "insertion_time_s": None}]
+    rows = [{"violation_rate": 0.0, "mean_return": -40.0}, {"violation_rate": 0.05, "mean_return": -10.0},
+            {"violation_rate": 0.0, "mean_return": -30.0}, {"violation_rate": 0.1, "mean_return": -35.0}]
     assert max(rows, key=_rank) == rows[2] and min(rows, key=_rank) == rows[3]
 
 

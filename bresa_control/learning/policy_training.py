@@ -116,8 +116,8 @@ class CriticRefinement(BaseCallback):
 
 class BestCheckpoint(BaseCallback):
     """Every ``every`` decisions, and at the end, runs the deterministic policy on the same
-    ``episodes`` held-out episodes in ``env`` and keeps the weights with the most insertions
-    without a violation (ties: the shortest mean insertion time); at the end of training the model holds them."""
+    ``episodes`` held-out episodes in ``env`` and keeps the weights with the fewest violations and
+    then the highest mean return (:func:`_rank`); at the end of training the model holds them."""
 
     def __init__(self, env: PegInsertion, every: int, episodes: int, residual_scale: float = RESIDUAL_SCALE,
                  wrap: Callable[[Controller], Controller] = lambda controller: controller) -> None:
@@ -151,6 +151,7 @@ class BestCheckpoint(BaseCallback):
         row = {"timestep": self.num_timesteps, "success_rate": summary["success_rate"],
                "violation_rate": summary["violation_rate"],
                "safe_success_rate": sum(r.inserted and not r.violation for r in results) / len(results),
+               "mean_return": float(np.mean([r.episode_return for r in results])),
                "insertion_time_s": time_s if np.isfinite(time_s) else None}
         self.history.append(row)
         self.logger.record("selection/success_rate", row["success_rate"])
@@ -162,10 +163,13 @@ class BestCheckpoint(BaseCallback):
 
 
 def _rank(row: dict[str, Any]) -> tuple[float, float]:
-    """Order of checkpoints: insertions without a violation first, then shorter insertion time.
-    (Success alone chose checkpoints that inserted as often but pressed past F_max on the way.)"""
-    time_s = row["insertion_time_s"]
-    return row["safe_success_rate"], -(time_s if time_s is not None else np.inf)
+    """Order of checkpoints: fewer violations first, then the higher mean return of the task's
+    reward (success, distance, force and time together: what the policy was trained for).
+
+    Success first, then time (the rule before) chose a slow early checkpoint that inserted 20 of
+    20 over ones that inserted 19 of 20 in three quarters of its time: on 20 episodes one episode
+    decided, and the time the issue asks for was never weighed against it."""
+    return -row["violation_rate"], row["mean_return"]
 
 
 class ProgressBar(ProgressBarCallback):

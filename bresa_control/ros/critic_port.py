@@ -52,6 +52,7 @@ class CriticPort:
         torch.set_num_threads(1)  # one small MLP per tick: threads only add jitter
         config = node.config
         critic, recovery, card = load_reflex_models(config, node.param("models_dir") or None)
+        self.critic_card = card  # the critic's model card (its settings and held-out figures)
         hole = np.array(node.param("hole_estimate_m"), dtype=float)
         self.loop = SafetyLoop(config, critic, recovery, hole, trace=trace)
         self.in_loop: InLoopCritic | None = None  # set by an arm that ticks the loop in its own

@@ -24,6 +24,7 @@ class EpisodeResult:
     peak_force_n: float
     insertion_time_s: float | None
     steps: int
+    episode_return: float = 0.0  # the environment's reward summed over the episode
 
 
 def run_episode(env: PegInsertion, controller: Controller, seed: int) -> EpisodeResult:
@@ -33,10 +34,12 @@ def run_episode(env: PegInsertion, controller: Controller, seed: int) -> Episode
     violation = fault = inserted = False
     peak_force_n = 0.0
     steps = 0
+    episode_return = 0.0
     info: dict[str, Any] = {}
     while True:
-        observation, _, terminated, truncated, info = env.step(controller.act(observation))
+        observation, reward, terminated, truncated, info = env.step(controller.act(observation))
         steps += 1
+        episode_return += float(reward)
         violation |= info["cost"] > 0.0
         fault |= info["fault"]
         peak_force_n = max(peak_force_n, info["peak_force_n"])
@@ -51,6 +54,7 @@ def run_episode(env: PegInsertion, controller: Controller, seed: int) -> Episode
         peak_force_n=peak_force_n,
         insertion_time_s=info["time_s"] if inserted else None,
         steps=steps,
+        episode_return=episode_return,
     )
 
 
