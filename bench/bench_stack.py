@@ -67,6 +67,7 @@ def main() -> int:
     parser.add_argument("--separate", action="store_true",
                         help="the critic as a process of its own (compose:=false) instead of in the arm's loop")
     parser.add_argument("--busy", action="store_true", help="keep one core busy with `yes > /dev/null`")
+    parser.add_argument("--config", help="YAML laid over config/peg_insertion.yaml (e.g. runtime.realtime_priority)")
     args = parser.parse_args()
     with busy_core(args.busy):
         return _bench(args, TARGETS)
@@ -81,8 +82,8 @@ def _bench(args: argparse.Namespace, targets: dict[str, tuple[str, float]]) -> i
         started = time.monotonic()
         run_dir = Path("results") / f"bench_stack-{mode}-{seed}"
         shutil.rmtree(run_dir, ignore_errors=True)  # this benchmark's own scratch folder
-        result = run_demo(seed=seed, duration_s=args.duration, run_dir=run_dir, trace=True, log_level="warn",
-                          record=args.bag, separate=args.separate)
+        result = run_demo(config_path=args.config, seed=seed, duration_s=args.duration, run_dir=run_dir, trace=True,
+                          log_level="warn", record=args.bag, separate=args.separate)
         arm = result["nodes"]["mujoco_sim"]
         critic = result["nodes"]["safety_critic"] if args.separate else arm.get("critic", {})
         run_latencies, run_unmatched = reflex_latencies_ticks(arm, critic)
