@@ -113,3 +113,20 @@ def adversarial_action(config: BresaConfig, hole_estimate_m: np.ndarray) -> np.n
         hole_estimate_m - np.array([0.0, 0.0, 0.05]), np.array(config.env.target_orientation_xyzw),
         np.array([k_max] * 3 + [kr_max] * 3), np.array([200.0] * 3 + [10.0] * 3),
     ).to_array()
+
+
+def attack_the_composed_arm(stack: Stack, probe: Probe, arm: str, config: BresaConfig, seconds: float = 4.0) -> None:
+    """Start ``stack`` (composed: no safety_critic process) and, once the peg is in contact, publish
+    the rogue command (:func:`adversarial_action`) straight to ``bresa/impedance_command`` at about
+    1 kHz for ``seconds``, after ``arm`` has warned about the foreign publisher. Stops the stack."""
+    hole = np.array(stack.specs[arm].parameters["hole_estimate_m"])
+    rogue = probe.create_publisher(Float64MultiArray, contract.IMPEDANCE_COMMAND, messages.FAST_QOS)
+    attack = messages.set_values(messages.command_message(), adversarial_action(config, hole))
+    stack.start()
+    try:
+        probe.spin_until(lambda: probe.force_n > 2.0, timeout_s=120, stack=stack)  # in contact: mid-insertion
+        probe.spin_until(lambda: probe.said(arm, "foreign publisher", "WARN"), timeout_s=30, stack=stack)
+        probe.spin_for(seconds, every=lambda: rogue.publish(attack), period_s=0.001)
+    finally:
+        stack.stop()
+        probe.destroy_node()

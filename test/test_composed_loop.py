@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pinocchio as pin
 import pytest
+from sim_helpers import FixedRisk
 
 from bresa_control.common.config import BresaConfig
 from bresa_control.contract import target_rotation
@@ -32,16 +33,6 @@ from bresa_control.simulation.franka_fixture import FLANGE_LINK, fr3_model
 from bresa_control.simulation.layout import HOME_Q
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])
-
-
-class FixedRisk:
-    """A critic that answers one value."""
-
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def risk(self, features: np.ndarray) -> float:
-        return self.value
 
 
 class FakeClock:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from geometry_msgs.msg import WrenchStamped
-from ros_helpers import Probe, adversarial_action, private_ros_domain  # noqa: F401 (a fixture)
+from ros_helpers import Probe, adversarial_action, attack_the_composed_arm, private_ros_domain  # noqa: F401 (a fixture)
 
 from bresa_control import contract
 from bresa_control.common.config import BresaConfig, ConfigError, load_config
@@ -305,18 +305,7 @@ def test_a_rogue_publisher_of_impedance_commands_cannot_move_the_composed_franka
     bresa/impedance_command (5 cm below the tip at 3000 N/m, best effort, ~1 kHz) during an insertion
     is counted and warned about, and the true contact force stays under F_max."""
     stack = _stack(tmp_path, seed=3, nodes=("franky_sim", "franka_arm", "task_policy"), policy="scripted")
-    hole = np.array(stack.specs["franka_arm"].parameters["hole_estimate_m"])
-    probe = Probe()
-    rogue = probe.create_publisher(messages.Float64MultiArray, contract.IMPEDANCE_COMMAND, messages.FAST_QOS)
-    attack = messages.set_values(messages.command_message(), adversarial_action(config, hole))
-    stack.start()
-    try:
-        probe.spin_until(lambda: probe.force_n > 2.0, timeout_s=120, stack=stack)  # in contact: mid-insertion
-        probe.spin_until(lambda: probe.said("franka_arm", "foreign publisher", "WARN"), timeout_s=30, stack=stack)
-        probe.spin_for(4.0, every=lambda: rogue.publish(attack), period_s=0.001)
-    finally:
-        stack.stop()
-        probe.destroy_node()
+    attack_the_composed_arm(stack, Probe(), "franka_arm", config)
     world, arm = stack.summary("franky_sim"), stack.summary("franka_arm")
     assert world["peak_force_n"] < config.safety.max_force_n and world["faults"] == [] and arm["error"] == ""
     assert arm["foreign_command_messages"] > 0 and "/test_probe" in arm["foreign_command_publishers"]

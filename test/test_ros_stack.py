@@ -23,7 +23,7 @@ import pytest
 import rclpy  # installed by ./run.sh setup: the ROS wheels, or your sourced ROS 2
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
-from ros_helpers import Probe, adversarial_action, private_ros_domain  # noqa: F401 (a fixture)
+from ros_helpers import Probe, adversarial_action, attack_the_composed_arm, private_ros_domain  # noqa: F401 (a fixture)
 from rosbags.highlevel import AnyReader
 
 from bresa_control import contract
@@ -178,18 +178,7 @@ def test_a_rogue_publisher_of_impedance_commands_cannot_move_the_composed_arm(
     from the critic in its loop, so the force stays under F_max; the outsider is counted and warned
     about."""
     stack = _stack(tmp_path, seed=3, nodes=("mujoco_sim", "task_policy"), policy="scripted")
-    hole = np.array(stack.specs["mujoco_sim"].parameters["hole_estimate_m"])
-    probe = Probe()
-    rogue = probe.create_publisher(messages.Float64MultiArray, contract.IMPEDANCE_COMMAND, messages.FAST_QOS)
-    attack = messages.set_values(messages.command_message(), adversarial_action(config, hole))
-    stack.start()
-    try:
-        probe.spin_until(lambda: probe.force_n > 2.0, timeout_s=120, stack=stack)  # in contact: mid-insertion
-        probe.spin_until(lambda: probe.said("mujoco_sim", "foreign publisher", "WARN"), timeout_s=30, stack=stack)
-        probe.spin_for(4.0, every=lambda: rogue.publish(attack), period_s=0.001)
-    finally:
-        stack.stop()
-        probe.destroy_node()
+    attack_the_composed_arm(stack, Probe(), "mujoco_sim", config)
     sim = stack.summary("mujoco_sim")
     assert sim["peak_force_n"] < config.safety.max_force_n and sim["error"] == ""
     assert sim["foreign_command_messages"] > 0 and "/test_probe" in sim["foreign_command_publishers"]

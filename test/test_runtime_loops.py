@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sim_helpers import FixedRisk
 
 from bresa_control.common.config import BresaConfig
 from bresa_control.control.guard import CommandRejected, TaskActionCheck
@@ -26,16 +27,6 @@ from bresa_control.simulation.arm_loop import ArmLoop
 from bresa_control.simulation.layout import draw_episode
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])
-
-
-class FixedRisk:
-    """A critic that answers one value."""
-
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def risk(self, features: np.ndarray) -> float:
-        return self.value
 
 
 @pytest.fixture(scope="module")
