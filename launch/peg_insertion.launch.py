@@ -30,7 +30,7 @@ ARGUMENTS = {
     "config": ("", "YAML file laid over config/peg_insertion.yaml (empty: the defaults)"),
     "log_level": ("info", "debug, info, warn or error"),
     "seed": (str(DEMO_SEED), "simulation only: episode seed (hole position, perception error, start pose)"),
-    "policy": ("sac", "sac (trained residual policy) or scripted (spiral search)"),
+    "policy": ("sac", "sac (trained residual policy), fisor (FISOR's diffusion policy) or scripted (spiral search)"),
     "hole_estimate": ("", "real arm only: x,y,z of the hole's top centre in the base frame (m)"),
     "wrench_topic": ("", "real arm only: relay a wrist F/T sensor's WrenchStamped from this topic "
                          "(empty: the robot's own estimate)"),

@@ -355,6 +355,71 @@ def test_from_collected_data(tmp_path: Path) -> None:
     assert action.shape == (7,) and np.abs(action).max() <= 1.0
 
 
+def _tiny_flags() -> list[str]:
+    """TINY as command-line flags."""
+    flags: list[str] = []
+    for name, value in TINY.items():
+        flags += ["--" + name.replace("_", "-"), *(map(str, value) if isinstance(value, tuple) else [str(value)])]
+    return flags
+
+
+def test_train_fisor_then_evaluate_and_train_seeds_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The wiring: bresa train-fisor writes the model and a card with held-out figures, bresa
+    evaluate --controller fisor runs it, train-seeds --method fisor writes a seed's folder."""
+    from bresa_control.app.cli import main
+    from bresa_control.common.config import load_config
+
+    config = load_config()
+    data = collect.collect(config, episodes=3, seed=0, max_steps=5, progress=False)
+    file = tmp_path / "risk.npz"
+    collect.save(file, data, collect.metadata(config, data, 0, ["bresa", "collect", "--max-steps", "5"], True))
+    models = tmp_path / "models"
+    assert main(["train-fisor", "--steps", "20", "--evaluate-episodes", "1", "--data", str(file), "--models-dir",
+                 str(models), "--no-progress", *_tiny_flags()]) == 0
+    card = json.loads(card_path(models / "fisor" / FISOR_FILE).read_text())
+    assert card["kind"] == "fisor_policy" and card["seed"] == 0 and card["command"][:2] == ["bresa", "train-fisor"]
+    assert card["selection_episodes"]["episodes"] == 1 and "v_h_auroc_holdout" in card["holdout"]
+    assert card["training"]["steps"] == 20 and card["data"]["format"] == collect.FORMAT
+    assert "fisor, seed 0" in capsys.readouterr().out
+
+    result = tmp_path / "fisor.json"
+    assert main(["evaluate", "--controller", "fisor", "--episodes", "1", "--models-dir", str(models), "--json",
+                 str(result), "--plot", str(tmp_path / "fisor.png"), "--no-progress"]) == 0
+    document = json.loads(result.read_text())
+    assert document["controller"] == "fisor" and document["episodes"] == 1 and document["complete"]
+
+    assert main(["train-seeds", "--method", "fisor", "--seeds", "1", "--steps", "10", "--evaluate-episodes", "1",
+                 "--data", str(file), "--out", str(tmp_path / "seeds"), "--no-progress", *_tiny_flags()]) == 0
+    assert json.loads(card_path(tmp_path / "seeds/fisor/seed1/fisor" / FISOR_FILE).read_text())["seed"] == 1
+    # a setting FISOR does not have is refused by name, before anything runs
+    with pytest.raises(SystemExit) as stop:
+        main(["train-seeds", "--method", "fisor", "--seeds", "2", "--timesteps", "10", "--data", str(file),
+              "--out", str(tmp_path / "seeds")])
+    assert stop.value.code == 2 and "fisor has no setting --timesteps" in capsys.readouterr().err
+    assert not (tmp_path / "seeds/fisor/seed2").exists()
+
+
+def test_the_task_policy_by_name_loads_fisor_and_refuses_what_it_cannot_vouch_for(
+    trained: Trained, tmp_path: Path
+) -> None:
+    """What the task_policy node runs for policy:=fisor, and its failures (the node turns them
+    into a startup error)."""
+    from bresa_control.common.config import load_config
+    from bresa_control.policies.by_name import POLICY_DIRS, load_policy
+
+    config = load_config()
+    folder = tmp_path / POLICY_DIRS["fisor"]
+    with pytest.raises(ModelError, match="does not exist"):
+        load_policy("fisor", config, folder)
+    folder.mkdir()
+    export_fisor(trained[0], folder, {"seed": 0})
+    assert isinstance(load_policy("fisor", config, folder), FisorPolicy)
+    with pytest.raises(ValueError, match="unknown task policy 'diffusion'"):
+        load_policy("diffusion", config, folder)
+
+
 def test_runtime_policy_loads_no_simulator_or_training_code() -> None:
     code = ("import sys, bresa_control.policies.fisor; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('mujoco', 'gymnasium', 'stable_baselines3') "

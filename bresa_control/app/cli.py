@@ -5,6 +5,8 @@
     bresa train-critic --data data/risk_data.npz --seed 0 --out-dir models
     bresa train-policy --timesteps 50000 --seed 0 --models-dir models
     bresa train-recovery-rl --timesteps 25000 --seed 0 --models-dir models
+    bresa train-fisor --steps 20000 --seed 0 --models-dir models
+    bresa train-seeds --method sac-lagrangian --seeds 1 2 --timesteps 25000 --out models/seeds
     bresa demo --json results/demo.json
     bresa plot results/demo-<time>/bag
     bresa render --controller bresa --seed 0 --out results/insertion.gif
@@ -33,17 +35,13 @@ import numpy as np
 
 from bresa_control.app.evaluate import CONTROLLERS, evaluate, format_table, plot_episode, policy_folder, report
 from bresa_control.app.sweep import RayUnavailable
-from bresa_control.common.cards import RECOVERY_RL_DIR, SAC_LAGRANGIAN_DIR, ModelError, record_evaluation
+from bresa_control.common.cards import ModelError, record_evaluation
 from bresa_control.common.config import ConfigError, load_config
 from bresa_control.common.files import write_json_atomic
 from bresa_control.common.paths import portable_command
-from bresa_control.learning.settings import (
-    CriticTraining,
-    PolicyTraining,
-    RecoveryRLTraining,
-    SacLagrangianTraining,
-    SacTraining,
-)
+from bresa_control.learning.registry import METHODS
+from bresa_control.learning.settings import CriticTraining
+from bresa_control.policies.by_name import POLICIES
 from bresa_control.ros.bringup import DEMO_SEED
 from bresa_control.runtime import doctor
 from bresa_control.simulation.rollout import EpisodeResult, summarise
@@ -93,41 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--no-progress", action="store_true")
     tc.set_defaults(func=_train_critic)
 
-    tp = commands.add_parser("train-policy", help="train the SAC task policy with the reflex in the loop")
-    add_settings(tp, PolicyTraining)
-    tp.add_argument("--data", default="data/risk_data.npz", help="offline risk data for refinement")
-    tp.add_argument("--models-dir", default="models",
-                    help="critic and recovery in; task_policy.zip and safety_critic_refined.pt out")
-    tp.add_argument("--tensorboard", default="runs", help="TensorBoard log folder")
-    tp.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
-    tp.add_argument("--no-progress", action="store_true")
-    tp.set_defaults(func=_train_policy)
+    for method in METHODS.values():  # bresa train-policy, train-recovery-rl, train-sac-lagrangian, train-fisor
+        tm = commands.add_parser(method.command, help=method.help)
+        add_settings(tm, method.settings)
+        if method.uses_data:
+            tm.add_argument("--data", default="data/risk_data.npz", help="offline data written by 'bresa collect'")
+        tm.add_argument("--models-dir", default="models", help=method.models_dir_help)
+        tm.add_argument("--tensorboard", default="runs", help="TensorBoard log folder")
+        tm.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+        tm.add_argument("--no-progress", action="store_true")
+        tm.set_defaults(func=_train_method, method=method.name)
 
-    tl = commands.add_parser("train-sac-lagrangian",
-                             help="train the SAC-Lagrangian baseline (no reflex; a learned multiplier on the cost)")
-    add_settings(tl, SacLagrangianTraining)
-    tl.add_argument("--models-dir", default="models", help="writes sac_lagrangian/task_policy.zip and its card here")
-    tl.add_argument("--tensorboard", default="runs", help="TensorBoard log folder")
-    tl.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
-    tl.add_argument("--no-progress", action="store_true")
-    tl.set_defaults(func=_train_sac_lagrangian)
-
-    tr = commands.add_parser("train-recovery-rl",
-                             help="train the Recovery RL baseline: its own critic and recovery, then its task policy")
-    add_settings(tr, RecoveryRLTraining)
-    tr.add_argument("--data", default="data/risk_data.npz", help="file written by 'bresa collect' (decision rows)")
-    tr.add_argument("--models-dir", default="models", help="writes recovery_rl/ (three models, their cards) here")
-    tr.add_argument("--tensorboard", default="runs", help="TensorBoard log folder")
-    tr.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
-    tr.add_argument("--no-progress", action="store_true")
-    tr.set_defaults(func=_train_recovery_rl)
-
-    ts = commands.add_parser("train-seeds", help="train one learned method's task policy once per seed")
-    ts.add_argument("--method", choices=("bresa", "recovery-rl", "sac-lagrangian"), required=True)
+    ts = commands.add_parser("train-seeds", help="train one learned method once per seed")
+    ts.add_argument("--method", choices=list(METHODS), required=True)
     ts.add_argument("--seeds", type=int, nargs="+", required=True, help="training seeds (0: the shipped models)")
-    add_settings(ts, SacTraining, skip=("seed",))  # what the methods share; their own settings keep their defaults
+    add_method_settings(ts)
     ts.add_argument("--out", default="models/seeds", help="seed N of method M goes to OUT/M/seedN/")
-    ts.add_argument("--data", default="data/risk_data.npz", help="offline risk data (bresa, recovery-rl)")
+    ts.add_argument("--data", default="data/risk_data.npz", help="offline risk data (methods that train on it)")
     ts.add_argument("--models-dir", help="bresa: the critic and recovery to train with (default: the shipped)")
     ts.add_argument("--tensorboard", default="runs", help="TensorBoard log folder")
     ts.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
@@ -157,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--duration", type=_positive_float, metavar="S",
                     help="keep the stack running (holding after the insertion) until the arm's simulated clock "
                          "reaches S seconds")
-    de.add_argument("--policy", choices=("sac", "scripted"), default="sac")
+    de.add_argument("--policy", choices=POLICIES, default="sac", help="the task policy (default sac)")
     de.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     de.add_argument("--models-dir", default="", help="trained models (default: the shipped models/)")
     de.add_argument("--run-dir", help="node logs and summaries (default: results/demo-<time>)")
@@ -319,62 +299,25 @@ def _training(run: Callable[[], dict[str, Any]]) -> dict[str, Any] | int:
         return 2
 
 
-def _selected(card: dict[str, Any]) -> str:
-    """The checkpoint a training card says was selected, and how it did on the held-out episodes."""
-    best = card["checkpoint_selection"]["selected"]
-    return (f"checkpoint of step {best['timestep']}, {best['success_rate']:.0%} inserted in "
-            f"{card['checkpoint_selection']['episodes']} held-out episodes")
-
-
-def _train_policy(args: argparse.Namespace) -> int:
-    from bresa_control.learning.policy_training import train_task_policy
-
+def _train_method(args: argparse.Namespace) -> int:
+    """``bresa train-<method>``: one model of a registered method into ``--models-dir``."""
+    method = METHODS[args.method]
     config = load_config(args.config)
-    settings = settings_from(args, PolicyTraining)
-    card = _training(lambda: train_task_policy(config, args.models_dir, args.data, settings, args.tensorboard,
-                                               not args.no_progress, args.command_line))
+    settings = settings_from(args, method.settings)
+    card = _training(lambda: method.train(config, args.models_dir, settings, getattr(args, "data", None),
+                                          args.tensorboard, not args.no_progress, args.command_line))
     if isinstance(card, int):
         return card
-    print(f"wrote {args.models_dir}/task_policy.zip ({card['timesteps']} steps, seed {card['seed']}): the "
-          f"{_selected(card)} with the reflex")
-    return 0
-
-
-def _train_sac_lagrangian(args: argparse.Namespace) -> int:
-    from bresa_control.learning.sac_lagrangian import train_sac_lagrangian
-
-    config = load_config(args.config)
-    settings = settings_from(args, SacLagrangianTraining)
-    card = _training(lambda: train_sac_lagrangian(config, args.models_dir, settings, args.tensorboard,
-                                                  not args.no_progress, args.command_line))
-    if isinstance(card, int):
-        return card
-    print(f"wrote {args.models_dir}/{SAC_LAGRANGIAN_DIR}/task_policy.zip ({card['timesteps']} steps, seed "
-          f"{card['seed']}): the {_selected(card)}; final lambda {card['lagrange']['final']:.3g}")
-    return 0
-
-
-def _train_recovery_rl(args: argparse.Namespace) -> int:
-    from bresa_control.learning.recovery_rl import train_recovery_rl
-
-    config = load_config(args.config)
-    settings = settings_from(args, RecoveryRLTraining)
-    card = _training(lambda: train_recovery_rl(config, args.models_dir, args.data, settings, args.tensorboard,
-                                               not args.no_progress, args.command_line))
-    if isinstance(card, int):
-        return card
-    print(f"wrote {args.models_dir}/{RECOVERY_RL_DIR}/ (critic, recovery, task policy; seed {card['seed']}): critic "
-          f"held-out AUROC {card['recovery_rl']['critic_auroc_holdout']:.3f}; the policy {_selected(card)} "
-          "behind the layer")
+    print(f"wrote {Path(args.models_dir) / method.policy_dir} ({args.method}, seed {card['seed']}): "
+          f"{method.describe(card)}")
     return 0
 
 
 def _train_seeds(args: argparse.Namespace) -> int:
-    from bresa_control.learning.seeds import SETTINGS, seed_folder, train_seed
+    from bresa_control.learning.seeds import seed_folder, train_seed
 
     config = load_config(args.config)
-    settings = {seed: SETTINGS[args.method](**dataclasses.asdict(settings_from(args, SacTraining, seed=seed)))
-                for seed in args.seeds}
+    settings = {seed: method_settings(args, METHODS[args.method].settings, seed) for seed in args.seeds}
     if args.ray is not None:
         return _train_seeds_on_ray(args, config, settings)
     done: list[int] = []
@@ -396,9 +339,8 @@ def _train_seeds(args: argparse.Namespace) -> int:
 
 
 def _seed_done(method: str, seed: int, card: dict[str, Any]) -> None:
-    best = card["checkpoint_selection"]["selected"]
-    print(f"train-seeds: {method} seed {seed} done in {card['training_wall_time_s']:.0f} s: checkpoint of "
-          f"step {best['timestep']}, {best['success_rate']:.0%} held-out insertions", flush=True)
+    print(f"train-seeds: {method} seed {seed} done in {card['training_wall_time_s']:.0f} s: "
+          f"{METHODS[method].describe(card)}", flush=True)
 
 
 def _train_seeds_on_ray(args: argparse.Namespace, config: Any, settings: dict[int, Any]) -> int:
@@ -409,16 +351,16 @@ def _train_seeds_on_ray(args: argparse.Namespace, config: Any, settings: dict[in
     from bresa_control.learning.seeds import reflex_model_files, seed_folder
 
     data = Path(args.data)
-    if args.method != "sac-lagrangian" and not data.is_file():
+    uses_data, with_reflex = METHODS[args.method].uses_data, METHODS[args.method].trains_with_reflex
+    if uses_data and not data.is_file():
         print(f"bresa: {data} does not exist; make it with 'bresa collect'", file=sys.stderr)
         return 2
     failed: dict[int, str] = {}
     done: list[int] = []
     try:
         with RaySession(args.ray) as session:
-            data_ref = session.put(data.read_bytes() if args.method != "sac-lagrangian" else b"")
-            models = session.put(pack(models_folder(args.models_dir), reflex_model_files())
-                                 if args.method == "bresa" else {})
+            data_ref = session.put(data.read_bytes() if uses_data else b"")
+            models = session.put(pack(models_folder(args.models_dir), reflex_model_files()) if with_reflex else {})
             for seed in args.seeds:
                 session.submit(seed, training_task, args.method, seed, config, settings[seed], data_ref, models,
                                args.command_line)
@@ -454,6 +396,11 @@ def _compare(args: argparse.Namespace) -> int:
         cells = compare.plan(args.controllers, args.scenarios, args.training_seeds)
     except ValueError as exc:
         print(f"bresa: {exc}", file=sys.stderr)
+        return 2
+    missing = compare.missing_models(cells, args.models_dir, args.seeds_dir)
+    if missing:
+        print("bresa: models missing, nothing run (train them with 'bresa train-seeds', or leave those controllers "
+              "out with --controllers):\n  " + "\n  ".join(missing), file=sys.stderr)
         return 2
     status = 0
     try:
@@ -496,10 +443,71 @@ def add_settings(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ..
             continue
         flag = "--" + f.name.replace("_", "-")
         help_text = f"{f.metadata.get('help', '')} (default {f.default})"
-        if isinstance(f.default, tuple):
-            parser.add_argument(flag, type=int, nargs="+", default=list(f.default), help=help_text)
-        else:
-            parser.add_argument(flag, type=type(f.default), default=f.default, help=help_text)
+        parser.add_argument(flag, default=list(f.default) if isinstance(f.default, tuple) else f.default,
+                            help=help_text, **_flag_type(f.default))
+
+
+def _fit(value: Any, default: Any, name: str) -> Any:
+    """A flag's value in the shape of the setting's default (a tuple, or one value)."""
+    if not isinstance(value, list):
+        return value
+    if isinstance(default, tuple):
+        return tuple(value)
+    if len(value) != 1:
+        print(f"bresa: --{name.replace('_', '-')} takes one value for this method, got {value}", file=sys.stderr)
+        raise SystemExit(2)
+    return value[0]
+
+
+def _flag_type(default: Any) -> dict[str, Any]:
+    """argparse's type (and nargs) for a setting with this default."""
+    if isinstance(default, bool):
+        return {"type": _boolean, "metavar": "{true,false}"}
+    if isinstance(default, tuple):
+        return {"type": int, "nargs": "+"}
+    return {"type": type(default)}
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}")
+    return text.lower() in ("true", "1", "yes")
+
+
+def add_method_settings(parser: argparse.ArgumentParser) -> None:
+    """``train-seeds``: a flag for every setting of any registered method but the seed, with no
+    default: a method keeps its own defaults unless a flag is given (:func:`method_settings`)."""
+    owners: dict[str, list[tuple[str, dataclasses.Field[Any]]]] = {}
+    for method in METHODS.values():
+        for f in dataclasses.fields(method.settings):
+            if f.name != "seed":
+                owners.setdefault(f.name, []).append((method.name, f))
+    for name, fields in owners.items():
+        defaults = [f.default for _, f in fields]
+        # one method's list is another's single value (critic_hidden): take a list, method_settings fits it
+        kind = _flag_type(next((d for d in defaults if isinstance(d, tuple)), defaults[0]))
+        parser.add_argument("--" + name.replace("_", "-"), default=argparse.SUPPRESS, **kind,
+                            help=f"{fields[0][1].metadata.get('help', '')} ({', '.join(m for m, _ in fields)}; "
+                                 "default: the method's)")
+
+
+def method_settings(args: argparse.Namespace, cls: type, seed: int) -> Any:
+    """A method's settings for one seed: its defaults, the flags given, and ``seed``; a flag the
+    method has no setting for exits with status 2 naming it."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    given = {f.name for m in METHODS.values() for f in dataclasses.fields(m.settings) if hasattr(args, f.name)}
+    foreign = sorted(given - names)
+    if foreign:
+        print(f"bresa: {args.method} has no setting {', '.join('--' + n.replace('_', '-') for n in foreign)}; "
+              f"its settings: {', '.join(sorted(names - {'seed'}))}", file=sys.stderr)
+        raise SystemExit(2)
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    values = {n: _fit(getattr(args, n), defaults[n], n) for n in given}
+    try:
+        return cls(**values, seed=seed)
+    except ValueError as exc:
+        print(f"bresa: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def settings_from(args: argparse.Namespace, cls: type, **fixed: Any) -> Any:

@@ -37,21 +37,19 @@ from typing import Any
 
 import numpy as np
 
-from bresa_control.app.evaluate import CONTROLLERS, evaluate, report
+from bresa_control.app.evaluate import evaluate, model_files, report
 from bresa_control.common.cards import models_folder
 from bresa_control.common.config import BresaConfig, config_to_dict
 from bresa_control.common.files import write_json_atomic
 from bresa_control.common.paths import portable
+from bresa_control.learning.registry import CONTROLLERS
 from bresa_control.simulation.rollout import EpisodeResult, summarise
 from bresa_control.simulation.scenarios import SCENARIOS
 
-# The controller's trained method, whose seeds it runs (None: nothing trained).
-METHOD = {"scripted": None, "sac": "bresa", "force-guard": "bresa", "recovery-rl": "recovery-rl",
-          "bresa": "bresa", "sac-lagrangian": "sac-lagrangian"}
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 # The learned controllers `bresa` is measured against in the issue's target (target_check).
-LEARNED_BASELINES = ("sac", "force-guard", "recovery-rl", "sac-lagrangian")
+LEARNED_BASELINES = tuple(name for name, spec in CONTROLLERS.items() if spec.method is not None and name != "bresa")
 INTERVAL = ("95 %: hull of a two-level percentile bootstrap (training seeds, then episodes within each, "
             f"{BOOTSTRAP_RESAMPLES} resamples, rng seed {BOOTSTRAP_SEED}) and the Wilson score interval of the "
             "pooled episodes")
@@ -91,8 +89,24 @@ def plan(controllers: Sequence[str], scenarios: Sequence[str], training_seeds: S
     for scenario in scenarios:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario '{scenario}'; choose from {', '.join(SCENARIOS)}")
-    return [Cell(c, s, None if METHOD[c] is None else t)
-            for s in scenarios for c in controllers for t in (training_seeds if METHOD[c] else [None])]
+    trained = {c: CONTROLLERS[c].method is not None for c in controllers}
+    return [Cell(c, s, t if trained[c] else None)
+            for s in scenarios for c in controllers for t in (training_seeds if trained[c] else [None])]
+
+
+def missing_models(cells: Sequence[Cell], models_dir: str | Path | None, seeds_dir: str | Path) -> list[str]:
+    """The model files the cells would load that are not there, one line per (controller, training
+    seed): a comparison checks this before it runs anything, instead of failing hours in."""
+    lines = []
+    for cell in cells:
+        folder = _models(cell, models_dir, seeds_dir)
+        if folder is None:
+            continue
+        absent = [name for name in model_files(cell.controller) if not (folder / name).is_file()]
+        line = f"{cell.controller}, training seed {cell.training_seed}: {', '.join(absent)} not in {folder}"
+        if absent and line not in lines:
+            lines.append(line)
+    return lines
 
 
 def run_cells(
@@ -130,7 +144,6 @@ def _run_on_ray(
 ) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
-    from bresa_control.app.evaluate import model_files
     from bresa_control.app.sweep import RaySession, chunks, episode_task, pack
 
     seeds = [seed + i for i in range(episodes)]
@@ -180,8 +193,6 @@ def fingerprint(cell: Cell, config: BresaConfig, episodes: int, seed: int, model
     digest.update(json.dumps(settings, sort_keys=True).encode())
     folder = _models(cell, models_dir, seeds_dir)
     if folder is not None:
-        from bresa_control.app.evaluate import model_files
-
         for name in model_files(cell.controller):
             path = folder / name
             digest.update(name.encode())
@@ -198,7 +209,7 @@ def _finished(path: Path, expected_fingerprint: str) -> dict[str, Any] | None:
 
 
 def _models(cell: Cell, models_dir: str | Path | None, seeds_dir: str | Path) -> Path | None:
-    method = METHOD[cell.controller]
+    method = CONTROLLERS[cell.controller].method
     if method is None or cell.training_seed is None:
         return None
     return seed_models_dir(method, cell.training_seed, models_dir, seeds_dir)

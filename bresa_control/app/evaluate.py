@@ -15,35 +15,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bresa_control.common.cards import (
-    CRITIC_FILE,
-    POLICY_FILE,
-    RECOVERY_FILE,
-    RECOVERY_RL_DIR,
-    SAC_LAGRANGIAN_DIR,
-    card_path,
-    models_folder,
-)
+from bresa_control.common.cards import models_folder
 from bresa_control.common.config import BresaConfig
 from bresa_control.contract import Controller
-from bresa_control.policies.residual import ResidualController, load_task_policy
-from bresa_control.policies.scripted import SpiralSearch
+from bresa_control.learning.registry import CONTROLLERS, controller
 from bresa_control.safety.models import load_reflex_models
-from bresa_control.safety.recovery_rl import RecoveryRLController, load_recovery_rl
 from bresa_control.safety.reflex import ForceGuardRisk, RecoveryModel, RiskModel, SoftenGains
 from bresa_control.simulation.env import PegInsertion
 from bresa_control.simulation.rollout import EpisodeResult, run_episode
 from bresa_control.simulation.scenarios import SCENARIOS
 
-# name -> (policy, reflex mode, where the reflex models come from)
-CONTROLLERS = {
-    "scripted": ("scripted", "off", None),  # spiral search, the classical baseline
-    "sac": ("sac", "off", None),  # the SAC task policy alone
-    "force-guard": ("sac", "control-rate", "rule"),  # + soften gains past 80 % of F_max
-    "recovery-rl": ("recovery-rl", "off", None),  # its own policy, critic and recovery, once per decision
-    "bresa": ("sac", "control-rate", "learned"),  # + critic at every control tick
-    "sac-lagrangian": ("sac-lagrangian", "off", None),  # SAC trained with a learned cost multiplier
-}
+__all__ = ["CONTROLLERS", "ControllerSetup", "build", "evaluate", "make_controller", "model_files", "policy_folder"]
 
 
 @dataclass
@@ -57,35 +39,29 @@ class ControllerSetup:
 
 
 def make_controller(name: str, config: BresaConfig, models_dir: str | Path | None = None) -> ControllerSetup:
-    """Build a named controller from the shipped (or given) models; nothing is trained here."""
-    if name not in CONTROLLERS:
-        raise ValueError(f"unknown controller '{name}'; choose from {', '.join(CONTROLLERS)}")
-    policy_kind, mode, reflex = CONTROLLERS[name]
+    """Build a named controller (:data:`~bresa_control.learning.registry.CONTROLLERS`) from the
+    shipped (or given) models; nothing is trained here."""
+    spec = controller(name)
+    mode = "control-rate" if spec.reflex != "off" else "off"
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode=mode))
-    folder = models_folder(models_dir)
-    policy_dir = policy_folder(name, models_dir)
-    policy: Controller = (SpiralSearch(config) if policy_dir is None
-                          else ResidualController(load_task_policy(policy_dir), config))
-    if policy_kind == "recovery-rl":
-        policy = RecoveryRLController(policy, load_recovery_rl(config, models_dir))
+    policy = spec.load_policy(config, models_dir)
     critic: RiskModel | None = None
     recovery: RecoveryModel | None = None
-    if reflex == "rule":
+    if spec.reflex == "rule":
         critic, recovery = ForceGuardRisk(config.reflex.force_guard_fraction), SoftenGains()
-    elif reflex == "learned":
-        critic, recovery, _ = load_reflex_models(config, folder)
+    elif spec.reflex == "learned":
+        critic, recovery, _ = load_reflex_models(config, models_folder(models_dir))
     return ControllerSetup(policy, config, critic, recovery)
 
 
 def policy_folder(name: str, models_dir: str | Path | None = None) -> Path | None:
-    """Where a controller's trained task policy and its card are (None: it runs the spiral search).
-    ``sac-lagrangian`` and ``recovery-rl`` have their own (``bresa train-sac-lagrangian``, ``bresa
-    train-recovery-rl``); the others share Bresa's."""
-    policy_kind = CONTROLLERS[name][0]
-    if policy_kind == "scripted":
-        return None
-    folder = models_folder(models_dir)
-    return folder / {"sac-lagrangian": SAC_LAGRANGIAN_DIR, "recovery-rl": RECOVERY_RL_DIR}.get(policy_kind, "")
+    """Where a controller's trained task policy and its card are (None: it runs the spiral search)."""
+    return controller(name).policy_folder(models_dir)
+
+
+def model_files(controller_name: str) -> list[str]:
+    """The files (relative to the models folder) a controller loads: what a Ray worker is sent."""
+    return controller(controller_name).model_files()
 
 
 def evaluate(
@@ -155,17 +131,6 @@ def build(
     torch.set_num_threads(1)
     setup = make_controller(controller_name, config, models_dir)
     return PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario), setup.policy
-
-
-def model_files(controller_name: str) -> list[str]:
-    """The files (relative to the models folder) a controller loads: what a Ray worker is sent."""
-    folder = policy_folder(controller_name, "")
-    if folder is None:
-        return []
-    names = [POLICY_FILE]
-    if CONTROLLERS[controller_name][2] == "learned" or CONTROLLERS[controller_name][0] == "recovery-rl":
-        names += [CRITIC_FILE, RECOVERY_FILE]  # Bresa's layer, or Recovery RL's beside its policy
-    return [str(folder / path) for name in names for path in (Path(name), card_path(name))]
 
 
 def format_table(summaries: list[dict[str, Any]]) -> str:

@@ -1,11 +1,10 @@
 """``bresa train-seeds``: one learned method's task policy, trained once per seed, by its own command.
 
 Seed N of method M goes to ``<out>/M/seedN/``, a models folder laid out as the shipped one
-(``bresa compare`` reads it as training seed N; seed 0 is the shipped ``models/``):
-
-* ``bresa``: ``task_policy.zip`` beside a copy of the critic and recovery it was trained with;
-* ``sac-lagrangian``: ``sac_lagrangian/task_policy.zip``;
-* ``recovery-rl``: ``recovery_rl/`` (its critic, recovery and task policy).
+(``bresa compare`` reads it as training seed N; seed 0 is the shipped ``models/``), the method's
+models under its ``policy_dir`` (:mod:`bresa_control.learning.registry`): ``bresa``'s
+``task_policy.zip`` beside a copy of the critic and recovery it was trained with,
+``sac_lagrangian/``, ``recovery_rl/``, ``fisor/``.
 
 Seeds run one after another; each writes its models only when it finishes, so an interrupted run
 keeps every finished seed and no half-written one.
@@ -20,10 +19,7 @@ from typing import Any
 
 from bresa_control.common.cards import CRITIC_FILE, RECOVERY_FILE, card_path, models_folder
 from bresa_control.common.config import BresaConfig
-from bresa_control.learning.settings import PolicyTraining, RecoveryRLTraining, SacLagrangianTraining, SacTraining
-
-SETTINGS: dict[str, type[SacTraining]] = {"bresa": PolicyTraining, "recovery-rl": RecoveryRLTraining,
-                                          "sac-lagrangian": SacLagrangianTraining}
+from bresa_control.learning.registry import method as method_named
 
 
 def seed_folder(out: str | Path, method: str, seed: int) -> Path:
@@ -32,31 +28,18 @@ def seed_folder(out: str | Path, method: str, seed: int) -> Path:
 
 
 def train_seed(
-    method: str, seed: int, config: BresaConfig, out: str | Path, settings: SacTraining, data_path: str | Path,
+    method: str, seed: int, config: BresaConfig, out: str | Path, settings: Any, data_path: str | Path,
     models_dir: str | Path | None = None, tensorboard_dir: str | None = "runs", progress: bool = True,
     command: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Train one seed of one method into :func:`seed_folder`; returns its task policy's card."""
-    if method not in SETTINGS:
-        raise ValueError(f"unknown method '{method}'; choose from {', '.join(SETTINGS)}")
-    if not isinstance(settings, SETTINGS[method]):
-        raise ValueError(f"{method} trains with {SETTINGS[method].__name__}, got {type(settings).__name__}")
+    """Train one seed of one method (:data:`~bresa_control.learning.registry.METHODS`) into
+    :func:`seed_folder`; returns its model's card."""
+    entry = method_named(method)
     folder = seed_folder(out, method, seed)
     folder.mkdir(parents=True, exist_ok=True)
-    if method == "bresa":
-        from bresa_control.learning.policy_training import train_task_policy
-
+    if entry.trains_with_reflex:
         copy_reflex_models(models_folder(models_dir), folder)
-        return train_task_policy(config, folder, data_path, settings, tensorboard_dir,  # type: ignore[arg-type]
-                                 progress, command)
-    if method == "recovery-rl":
-        from bresa_control.learning.recovery_rl import train_recovery_rl
-
-        return train_recovery_rl(config, folder, data_path, settings, tensorboard_dir,  # type: ignore[arg-type]
-                                 progress, command)
-    from bresa_control.learning.sac_lagrangian import train_sac_lagrangian
-
-    return train_sac_lagrangian(config, folder, settings, tensorboard_dir, progress, command)  # type: ignore[arg-type]
+    return entry.train(config, folder, settings, data_path, tensorboard_dir, progress, command)
 
 
 def reflex_model_files() -> list[str]:

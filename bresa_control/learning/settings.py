@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from bresa_control.common.config import BresaConfig
+from bresa_control.policies.fisor import SELECTIONS, FisorArchitecture
 from bresa_control.policies.residual import RESIDUAL_SCALE
 
 
@@ -136,3 +137,84 @@ class CriticTraining:
     polyak: float = _setting(0.005, "target critic update rate")
     holdout_fraction: float = _setting(0.2, "share of episodes held out for the AUROC")
     positive_fraction: float = _setting(0.1, "share of each batch drawn from ticks before a violation")
+
+
+@dataclass(frozen=True)
+class FisorTraining:
+    """Every setting of FISOR's offline training (``bresa train-fisor``, :mod:`bresa_control.learning.fisor`).
+    Defaults are the reference code's (``configs/train_config.py``: ``fisor``) unless the help says otherwise."""
+
+    steps: int = _setting(20_000, "training steps (reference: 1e6 on 1M-row benchmarks; here ~19k rows, each seen "
+                                  "~270 times by the critics; ~0.4 s a step on one busy CPU thread)")
+    seed: int = _setting(0, "seed of torch, the batches and the held-out split")
+    holdout_fraction: float = _setting(0.2, "share of episodes held out for the figures (not in the reference)")
+    label_decisions: int = _setting(10, "held-out figures: a row is positive if a violation follows within this "
+                                        "many decisions of its episode (10: 1 s)")
+    gamma: float = _setting(0.99, "discount per decision, reward and reachability critics alike")
+    polyak: float = _setting(0.005, "target critic update rate (reference tau)")
+    actor_ema: float = _setting(0.001, "rate of the exponential moving average of the policy that runs "
+                                       "(reference actor_tau)")
+    cost_scale: float = _setting(25.0, "h = +cost_scale on a violating decision, -1 otherwise")
+    reward_expectile: float = _setting(0.9, "V_r: upper expectile of Q_r (reference critic_hyperparam)")
+    cost_expectile: float = _setting(0.9, "V_h: weight of Q_h < V_h in the expectile regression, so V_h tends "
+                                          "to the minimum over data actions (reference cost_critic_hyperparam)")
+    reward_temperature: float = _setting(3.0, "feasible region: weight exp(reward_temperature (Q_r - V_r))")
+    cost_temperature: float = _setting(5.0, "infeasible region: weight exp(cost_temperature (V_h - Q_h))")
+    reward_weight_max: float = _setting(100.0, "clip of the feasible region's weights")
+    cost_weight_max: float = _setting(150.0, "clip of the infeasible region's weights (reference cost_ub)")
+    critic_hidden: tuple[int, ...] = _setting((256, 256), "hidden units of Q_h, V_h, Q_r and V_r (ReLU)")
+    actor_hidden: int = _setting(256, "width of the noise model's residual blocks (4x inside)")
+    actor_blocks: int = _setting(3, "residual blocks of the noise model")
+    actor_dropout: float = _setting(0.1, "dropout in the noise model's blocks while training")
+    actor_layer_norm: bool = _setting(True, "layer norm in the noise model's blocks")
+    time_features: int = _setting(64, "Fourier features of the diffusion step")
+    time_hidden: tuple[int, ...] = _setting((128, 128), "MLP (Mish) from the step's features to the condition")
+    diffusion_steps: int = _setting(5, "DDPM steps T (vp schedule)")
+    ddpm_temperature: float = _setting(1.0, "scale of the noise added at each reverse step when sampling")
+    samples: int = _setting(16, "actions sampled per decision at run time, one kept by the critics")
+    selection: str = _setting("min-qh", "which sample runs: min-qh (reference: lowest Q_h), max-qr, or "
+                                        "feasible-max-qr (highest Q_r among Q_h <= 0, else lowest Q_h)")
+    actor_batch_size: int = _setting(1024, "rows per policy update (reference: a batch of 2048 in two halves)")
+    actor_updates: int = _setting(2, "policy updates per step, each on its own rows")
+    critic_batch_size: int = _setting(256, "rows per critic update")
+    actor_lr: float = _setting(3e-4, "Adam learning rate of the noise model, cosine-decayed")
+    actor_lr_decay: float = _setting(1.5, "the cosine decay spans this many times the policy updates of the run "
+                                          "(reference: 3e6 over 2e6 updates)")
+    critic_lr: float = _setting(3e-4, "Adam learning rate of Q_h and Q_r")
+    value_lr: float = _setting(3e-4, "Adam learning rate of V_h and V_r")
+    normalize_rewards: bool = _setting(True, "scale rewards so that the spread of episode returns equals the "
+                                             "longest episode's decisions (reference normalize_returns)")
+    threads: int = _setting(1, "torch threads")
+    evaluate_episodes: int = _setting(20, "held-out episodes (the checkpoint selection's seeds, nominal) the exported "
+                                          "policy runs once, for its card; nothing is chosen by them (not in the "
+                                          "reference)")
+    COMMAND: ClassVar[str] = "train-fisor"
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "label_decisions", "diffusion_steps", "samples", "actor_batch_size", "actor_updates",
+                     "critic_batch_size", "actor_hidden", "actor_blocks", "time_features", "threads",
+                     "evaluate_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{self.COMMAND} setting {name} = {getattr(self, name)} must be at least 1")
+        checks = {
+            "gamma": 0.0 < self.gamma < 1.0, "polyak": 0.0 < self.polyak <= 1.0,
+            "actor_ema": 0.0 < self.actor_ema <= 1.0, "cost_scale": self.cost_scale > 0.0,
+            "reward_expectile": 0.0 < self.reward_expectile < 1.0, "cost_expectile": 0.0 < self.cost_expectile < 1.0,
+            "holdout_fraction": 0.0 < self.holdout_fraction < 1.0, "actor_dropout": 0.0 <= self.actor_dropout < 1.0,
+            "reward_weight_max": self.reward_weight_max > 0.0, "cost_weight_max": self.cost_weight_max > 0.0,
+            "actor_lr_decay": self.actor_lr_decay >= 1.0, "time_features": self.time_features % 2 == 0,
+            "selection": self.selection in SELECTIONS,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            found = ", ".join(f"{n} = {getattr(self, n)!r}" for n in bad)
+            raise ValueError(f"{self.COMMAND} settings out of range: {found} (selection one of {SELECTIONS}; "
+                             "time_features even)")
+
+    def architecture(self) -> FisorArchitecture:
+        """The networks' sizes."""
+        return FisorArchitecture(
+            critic_hidden=tuple(self.critic_hidden), actor_hidden=self.actor_hidden, actor_blocks=self.actor_blocks,
+            actor_dropout=self.actor_dropout, actor_layer_norm=self.actor_layer_norm,
+            time_features=self.time_features, time_hidden=tuple(self.time_hidden),
+            diffusion_steps=self.diffusion_steps)

@@ -1,5 +1,5 @@
 """``task_policy``: the 10 Hz decision loop (:class:`~bresa_control.runtime.policy_loop.PolicyLoop` with the
-SB3 policy from ``models/task_policy.zip``, or the scripted spiral search).
+SAC policy from ``models/task_policy.zip``, FISOR's from ``models/fisor/``, or the scripted spiral search).
 
 Subscribes ``joint_states`` and ``ft_sensor/wrench``; publishes ``bresa/task_action`` (19 values)
 once per decision period, and holds once the peg is in.
@@ -19,13 +19,10 @@ from std_msgs.msg import Float64MultiArray
 from bresa_control import contract
 from bresa_control.common.cards import models_folder
 from bresa_control.contract import Controller
-from bresa_control.policies.residual import ResidualController, load_task_policy
-from bresa_control.policies.scripted import SpiralSearch
+from bresa_control.policies.by_name import POLICIES, POLICY_DIRS, load_policy
 from bresa_control.ros import messages
 from bresa_control.ros.node_base import BresaNode, StartupError, run
 from bresa_control.runtime.policy_loop import PolicyLoop
-
-POLICIES = ("sac", "scripted")
 
 
 class TaskPolicyNode(BresaNode):
@@ -35,8 +32,9 @@ class TaskPolicyNode(BresaNode):
         super().__init__("task_policy", {
             "hole_estimate_m": ([0.55, 0.0, 0.035],
                                 "where the robot believes the hole's top centre is (m, base frame)"),
-            "models_dir": ("", "folder with task_policy.zip (empty: the shipped models/)"),
-            "policy": ("sac", "sac (the trained residual SAC policy) or scripted (spiral search)"),
+            "models_dir": ("", "folder with task_policy.zip and fisor/ (empty: the shipped models/)"),
+            "policy": ("sac", "sac (the trained residual SAC policy), fisor (FISOR's diffusion policy) or scripted "
+                              "(spiral search)"),
             "summary_path": ("", "write a JSON summary here at shutdown (empty: none)"),
             "wait_for_subscribers": (0, "decide only once bresa/task_action has this many subscribers "
                                         "(the critic, and a recorder)"),
@@ -60,9 +58,9 @@ class TaskPolicyNode(BresaNode):
         policy = self.param("policy")
         if policy not in POLICIES:
             raise StartupError(f"parameter policy = {policy!r} must be one of: {', '.join(POLICIES)}")
-        if policy == "scripted":
-            return SpiralSearch(self.config)
-        return ResidualController(load_task_policy(models_folder(self.param("models_dir") or None)), self.config)
+        subfolder = POLICY_DIRS[policy]
+        folder = None if subfolder is None else models_folder(self.param("models_dir") or None) / subfolder
+        return load_policy(policy, self.config, folder)
 
     def _keep(self, kind: str, data: bytes) -> None:
         self._latest[kind] = data
