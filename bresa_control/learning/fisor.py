@@ -27,7 +27,8 @@ does the same unless it says otherwise:
 Differences, and why: observations are scaled by the training rows' mean and standard deviation
 (the reference feeds the benchmarks' raw observations; here metres, newtons and the previous
 action differ by three orders of magnitude); the default number of steps is far below the
-reference's 1e6 (a 2-core CPU, 19k rows instead of 1M); the reward must be rebuilt from the
+reference's 1e6 (a 2-core CPU, 19k rows instead of 1M), and so is the policy's batch (256 rows once
+a step, not 2048 in two halves: a step takes a sixth of the time); the reward must be rebuilt from the
 decision rows (:func:`decision_reward`) until ``bresa collect`` records it; a truncated episode's
 last row is left out of the critics' updates (the reference counts time-outs as terminal, which
 would make the cut-off rows of this data's 120-decision episodes look safe and cheap); the
