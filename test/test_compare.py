@@ -142,7 +142,11 @@ def test_train_seeds_for_bresa_needs_the_critic_it_trains_with(tmp_path: Path, c
     code = main(["train-seeds", "--method", "bresa", "--seeds", "1", "--timesteps", "10", "--models-dir",
                  str(tmp_path / "empty"), "--out", str(tmp_path / "seeds"), "--no-progress"])
     assert code == 2
-    assert "safety_critic.pt does not exist: bresa's seeds train with the shipped critic" in capsys.readouterr().err
+    assert "safety_critic.pt does not exist: this method's seeds train with the reflex's models" in (
+        capsys.readouterr().err)
+    code = main(["train-seeds", "--method", "bresa-feasibility", "--seeds", "1", "--timesteps", "10", "--models-dir",
+                 str(tmp_path / "empty"), "--out", str(tmp_path / "seeds"), "--no-progress"])
+    assert code == 2 and "feasibility_critic.pt does not exist" in capsys.readouterr().err
 
 
 def test_training_seed_0_comes_from_the_seeds_folder_only_when_it_has_one(tmp_path: Path) -> None:

@@ -427,3 +427,30 @@ def test_runtime_policy_loads_no_simulator_or_training_code() -> None:
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_feasibility_critic_learns_on_ticks_where_the_feasible_region_ends() -> None:
+    """The gate's critic on synthetic ticks: the first state and the last action feature say
+    whether the episode heads for a violation (+1: one at its 20th tick; -1: never); Q_h > 0 must
+    tell them apart (the gate fires on every tick heading for the violation, on none of the others)."""
+    from bresa_control.learning.feasibility import train_feasibility
+    from bresa_control.learning.settings import FeasibilityTraining
+    from bresa_control.safety.risk_features import FEATURE_SIZE
+
+    rng = np.random.default_rng(0)
+    episodes, length = 40, 20
+    features = rng.normal(scale=0.1, size=(episodes * length, FEATURE_SIZE)).astype(np.float32)
+    episode = np.repeat(np.arange(episodes), length).astype(np.int32)
+    danger = episode % 2 == 1
+    features[:, 0] = features[:, -1] = np.where(danger, 1.0, -1.0)
+    cost = (danger & (np.arange(len(episode)) % length == length - 1)).astype(np.uint8)
+    settings = FeasibilityTraining(steps=400, batch_size=128, hidden=32, gamma_risk=0.9, polyak=0.05,
+                                   learning_rate=1e-3, positive_fraction=0.2)
+    critic, metrics = train_feasibility({"features": features, "cost": cost, "episode": episode}, settings, seed=0,
+                                        progress=False)
+    with torch.no_grad():
+        q_h = critic(torch.as_tensor(features)).numpy()
+    # the reachability value of a violation 19 ticks on is -1 + 0.9^19 * 26 = 2.5 > 0: every tick
+    # of a dangerous episode is outside; the safe action stays inside (h = -1)
+    assert np.mean(q_h[danger] > 0) > 0.9 and np.mean(q_h[~danger] > 0) < 0.1
+    assert metrics["fires_above"] == 0.0 and metrics["holdout_episodes"] == 8

@@ -17,6 +17,7 @@ from bresa_control.common.config import load_config
 from bresa_control.learning import collect as collect_module
 from bresa_control.learning.critic import RecoveryPolicy, TwinRiskCritic, auroc, export, violation_within
 from bresa_control.safety.models import load_reflex_models
+from bresa_control.safety.reflex import RiskGate
 from bresa_control.safety.risk_features import (
     ACTION_SIZE,
     FEATURE_SIZE,
@@ -74,6 +75,8 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     models = folder / "models"
     assert main(["train-critic", "--data", str(data), "--steps", "30", "--recovery-steps", "10",
                  "--hidden", "32", "--out-dir", str(models), "--no-progress"]) == 0
+    assert main(["train-feasibility", "--data", str(data), "--steps", "30", "--hidden", "16", "--out-dir",
+                 str(models), "--no-progress"]) == 0
     return models
 
 
@@ -123,19 +126,19 @@ def test_card_whose_input_size_disagrees_with_its_model_is_refused(tiny_models: 
     assert "safety_critic.pt takes 20 inputs" in message and "says input_size 21" in message
 
 
-@pytest.mark.parametrize(
-    "breakage, fragment",
-    [
-        ("delete_model", "safety_critic.pt does not exist"),
-        ("delete_card", "safety_critic.json for"),
-        ("garbage_model", "cannot load TorchScript model"),
-        ("wrong_kind", "expected a 'safety_critic'"),
-    ],
-)
+GATES = {"q-risk": "safety_critic", "feasibility": "feasibility_critic"}  # reflex.gate -> the model it loads
+
+
+@pytest.mark.parametrize("gate", list(GATES))
+@pytest.mark.parametrize("breakage", ["delete_model", "delete_card", "garbage_model", "wrong_kind"])
 def test_missing_or_broken_model_files_are_refused(tiny_models: Path, tmp_path: Path, breakage: str,
-                                                   fragment: str) -> None:
+                                                   gate: str) -> None:
+    """Whichever gate the reflex runs, it never runs on a model it cannot vouch for."""
     models = _copy(tiny_models, tmp_path)
-    model = models / "safety_critic.pt"
+    kind = GATES[gate]
+    model = models / f"{kind}.pt"
+    fragment = {"delete_model": f"{kind}.pt does not exist", "delete_card": f"{kind}.json for",
+                "garbage_model": "cannot load TorchScript model", "wrong_kind": f"expected a '{kind}'"}[breakage]
     if breakage == "delete_model":
         model.unlink()
     elif breakage == "delete_card":
@@ -144,17 +147,31 @@ def test_missing_or_broken_model_files_are_refused(tiny_models: Path, tmp_path: 
         model.write_bytes(b"not a model")
     else:
         card = read_card(model)
-        card["kind"] = "recovery_policy"
+        card["kind"] = "safety_critic" if gate == "feasibility" else "recovery_policy"
         card_path(model).write_text(json.dumps(card))
     with pytest.raises(ModelError, match=fragment):
-        load_reflex_models(load_config(), models)
+        load_reflex_models(load_config(overrides={"reflex": {"gate": gate}}), models)
 
 
-def test_models_for_another_rate_or_normalisation_are_refused(tiny_models: Path) -> None:
-    faster = load_config(overrides={"env": {"control_period_s": 0.0005}})
-    with pytest.raises(ModelError, match="is for 1000.0 Hz"):
+def test_the_feasibility_gate_loads_its_own_model_and_fires_above_zero(tiny_models: Path) -> None:
+    config = load_config(overrides={"reflex": {"gate": "feasibility", "mode": "control-rate"}})
+    critic, _, card = load_reflex_models(config, tiny_models)
+    assert card["kind"] == "feasibility_critic" and card["command"][:2] == ["bresa", "train-feasibility"]
+    assert {"auroc_holdout", "v_h_auroc_holdout", "feasible_fraction_holdout"} <= set(card["evaluation"])
+    assert np.isfinite(critic.risk(np.zeros(FEATURE_SIZE, np.float32)))
+    gate = RiskGate.from_config(config.reflex, config.env.control_period_s)
+    assert (gate.fire_above, gate.release) == (0.0, config.reflex.feasibility_release_below)
+    assert not gate.update(-0.01) and gate.update(0.01)  # Q_h > 0: the action leaves the feasible region
+    q_risk = RiskGate.from_config(load_config().reflex, config.env.control_period_s)
+    assert (q_risk.fire_above, q_risk.release) == (0.5, 0.5 * load_config().reflex.release_ratio)
+
+
+@pytest.mark.parametrize("gate", list(GATES))
+def test_models_for_another_rate_or_normalisation_are_refused(tiny_models: Path, gate: str) -> None:
+    faster = load_config(overrides={"env": {"control_period_s": 0.0005}, "reflex": {"gate": gate}})
+    with pytest.raises(ModelError, match=f"{GATES[gate]}.json is for 1000.0 Hz"):
         load_reflex_models(faster, tiny_models)
-    other_limit = load_config(overrides={"safety": {"max_force_n": 25.0}})
+    other_limit = load_config(overrides={"safety": {"max_force_n": 25.0}, "reflex": {"gate": gate}})
     with pytest.raises(ModelError, match="force_scale_n"):
         load_reflex_models(other_limit, tiny_models)
 

@@ -53,7 +53,7 @@ def test_intermediate_setpoint_moves_linearly_and_gains_ramp(config: BresaConfig
 
 
 def test_gate_has_hysteresis_and_minimum_dwell() -> None:
-    gate = RiskGate(eps_safe=0.5, release_ratio=0.6, min_active_ticks=5, hysteresis_timeout_ticks=1000)
+    gate = RiskGate(fire_above=0.5, release_below=0.3, min_active_ticks=5, hysteresis_timeout_ticks=1000)
     assert not gate.update(0.49)
     assert gate.update(0.51)  # fires: recovery runs this tick (1 of at least 5)
     assert gate.update(0.45)  # below eps but above release (0.3): holds (2)
@@ -63,7 +63,7 @@ def test_gate_has_hysteresis_and_minimum_dwell() -> None:
 
 
 def test_gate_lets_go_in_the_hysteresis_band_after_its_timeout() -> None:
-    gate = RiskGate(eps_safe=0.5, release_ratio=0.6, min_active_ticks=5, hysteresis_timeout_ticks=30)
+    gate = RiskGate(fire_above=0.5, release_below=0.3, min_active_ticks=5, hysteresis_timeout_ticks=30)
     assert gate.update(0.51)  # fires (tick 1 on)
     held = [gate.update(0.45) for _ in range(40)]  # below eps_safe, above release (0.3)
     assert held[:29] == [True] * 29 and held[29] is False  # on for 30 ticks (as min_active: 5), then off
@@ -157,8 +157,9 @@ class BrokenRisk:
         return float("nan")
 
 
-def test_a_non_finite_risk_or_input_fires_the_reflex() -> None:
-    cfg = load_config(overrides={"reflex": {"mode": "control-rate", "brake_s": 0.0}})  # the recovery itself
+@pytest.mark.parametrize("gate", ["q-risk", "feasibility"])
+def test_a_non_finite_risk_or_input_fires_the_reflex(gate: str) -> None:
+    cfg = load_config(overrides={"reflex": {"mode": "control-rate", "brake_s": 0.0, "gate": gate}})  # the recovery
     reflex = Reflex(cfg, BrokenRisk(), SoftenGains())
     reflex.begin_decision(_command([0.55, 0.0, 0.05], 500.0, 80.0), _tick(), 0.035, None)
     decision = reflex.step(_tick(), 0.035)

@@ -29,7 +29,7 @@ from pathlib import Path
 if sys.argv[1:2] == ["render"]:  # MuJoCo picks its OpenGL backend when first imported
     os.environ.setdefault("MUJOCO_GL", "osmesa")  # CPU offscreen rendering (Debian: libosmesa6)
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -40,12 +40,14 @@ from bresa_control.common.config import ConfigError, load_config
 from bresa_control.common.files import write_json_atomic
 from bresa_control.common.paths import portable_command
 from bresa_control.learning.registry import METHODS
-from bresa_control.learning.settings import CriticTraining
+from bresa_control.learning.settings import CriticTraining, FeasibilityTraining
 from bresa_control.policies.by_name import POLICIES
 from bresa_control.ros.bringup import DEMO_SEED
 from bresa_control.runtime import doctor
 from bresa_control.simulation.rollout import EpisodeResult, summarise
 from bresa_control.simulation.scenarios import SCENARIOS
+
+T = TypeVar("T")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--out-dir", default="models", help="where the .pt files and cards go")
     tc.add_argument("--no-progress", action="store_true")
     tc.set_defaults(func=_train_critic)
+
+    tf = commands.add_parser("train-feasibility", help="train the feasibility gate's reachability critic offline "
+                                                       "(reflex.gate: feasibility)")
+    tf.add_argument("--data", default="data/risk_data.npz", help="file written by 'bresa collect'")
+    tf.add_argument("--seed", type=int, default=0)
+    add_settings(tf, FeasibilityTraining, skip=("gamma_risk",))  # gamma_risk is reflex.gamma_risk of the config
+    tf.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+    tf.add_argument("--out-dir", default="models", help="where feasibility_critic.pt and its card go (beside the "
+                                                        "recovery it runs with)")
+    tf.add_argument("--no-progress", action="store_true")
+    tf.set_defaults(func=_train_feasibility)
 
     for method in METHODS.values():  # bresa train-policy, train-recovery-rl, train-sac-lagrangian, train-fisor
         tm = commands.add_parser(method.command, help=method.help)
@@ -271,23 +284,31 @@ def _train_critic(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     settings = settings_from(args, CriticTraining, gamma_risk=config.reflex.gamma_risk)
-    try:
-        summary = critic_training.train_and_export(
-            config, args.data, args.out_dir, args.seed, settings, progress=not args.no_progress,
-            command=args.command_line,
-        )
-    except KeyboardInterrupt:
-        print("\ninterrupted: no model written", file=sys.stderr)
-        return 130
-    except ValueError as exc:
-        print(f"bresa: {exc}", file=sys.stderr)
-        return 2
-    print(summary)
+    return _print_summary(_training(lambda: critic_training.train_and_export(
+        config, args.data, args.out_dir, args.seed, settings, progress=not args.no_progress,
+        command=args.command_line)))
+
+
+def _train_feasibility(args: argparse.Namespace) -> int:
+    from bresa_control.learning import feasibility
+
+    config = load_config(args.config)
+    settings = settings_from(args, FeasibilityTraining, gamma_risk=config.reflex.gamma_risk)
+    return _print_summary(_training(lambda: feasibility.train_and_export(
+        config, args.data, args.out_dir, args.seed, settings, progress=not args.no_progress,
+        command=args.command_line)))
+
+
+def _print_summary(outcome: str | int) -> int:
+    """An offline training's summary printed (0), or its exit status as is."""
+    if isinstance(outcome, int):
+        return outcome
+    print(outcome)
     return 0
 
 
-def _training(run: Callable[[], dict[str, Any]]) -> dict[str, Any] | int:
-    """Run one training command's work: its card, or the exit status (Ctrl-C: nothing is written,
+def _training(run: Callable[[], T]) -> T | int:
+    """Run one training command's work: its result, or the exit status (Ctrl-C: nothing is written,
     130; a bad setting, file or model: one line, 2)."""
     try:
         return run()
@@ -351,7 +372,7 @@ def _train_seeds_on_ray(args: argparse.Namespace, config: Any, settings: dict[in
     from bresa_control.learning.seeds import reflex_model_files, seed_folder
 
     data = Path(args.data)
-    uses_data, with_reflex = METHODS[args.method].uses_data, METHODS[args.method].trains_with_reflex
+    uses_data, reflex_files = METHODS[args.method].uses_data, METHODS[args.method].reflex_files
     if uses_data and not data.is_file():
         print(f"bresa: {data} does not exist; make it with 'bresa collect'", file=sys.stderr)
         return 2
@@ -360,7 +381,7 @@ def _train_seeds_on_ray(args: argparse.Namespace, config: Any, settings: dict[in
     try:
         with RaySession(args.ray) as session:
             data_ref = session.put(data.read_bytes() if uses_data else b"")
-            models = session.put(pack(models_folder(args.models_dir), reflex_model_files()) if with_reflex else {})
+            models = session.put(pack(models_folder(args.models_dir), reflex_model_files(reflex_files)))
             for seed in args.seeds:
                 session.submit(seed, training_task, args.method, seed, config, settings[seed], data_ref, models,
                                args.command_line)
@@ -602,11 +623,12 @@ def _plot(args: argparse.Namespace) -> int:
 
 def _plot_bag(bag: str | Path, out: str | Path, config_path: str | None) -> Path:
     from bresa_control.app.plots import plot_run, series_from_bag
+    from bresa_control.safety.reflex import gate_thresholds
 
     if not Path(bag).is_dir():
         raise FileNotFoundError(f"bag folder {bag} does not exist")
     config = load_config(config_path)
-    return plot_run(series_from_bag(bag), out, config.safety.max_force_n, config.reflex.eps_safe,
+    return plot_run(series_from_bag(bag), out, config.safety.max_force_n, gate_thresholds(config.reflex)[0],
                     f"bresa demo: {Path(bag).parent.name}")
 
 

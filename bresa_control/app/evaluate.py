@@ -20,7 +20,7 @@ from bresa_control.common.config import BresaConfig
 from bresa_control.contract import Controller
 from bresa_control.learning.registry import CONTROLLERS, controller
 from bresa_control.safety.models import load_reflex_models
-from bresa_control.safety.reflex import ForceGuardRisk, RecoveryModel, RiskModel, SoftenGains
+from bresa_control.safety.reflex import ForceGuardRisk, RecoveryModel, RiskModel, SoftenGains, gate_thresholds
 from bresa_control.simulation.env import PegInsertion
 from bresa_control.simulation.rollout import EpisodeResult, run_episode
 from bresa_control.simulation.scenarios import SCENARIOS
@@ -43,7 +43,7 @@ def make_controller(name: str, config: BresaConfig, models_dir: str | Path | Non
     shipped (or given) models; nothing is trained here."""
     spec = controller(name)
     mode = "control-rate" if spec.reflex != "off" else "off"
-    config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode=mode))
+    config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode=mode, gate=spec.gate))
     policy = spec.load_policy(config, models_dir)
     critic: RiskModel | None = None
     recovery: RecoveryModel | None = None
@@ -171,4 +171,4 @@ def plot_episode(
     result = run_episode(env, policy, seed)
     outcome = "inserted" if result.inserted else "not inserted"
     title = f"{name}, {scenario}, seed {seed}: {outcome}, peak force {result.peak_force_n:.1f} N"
-    return plot_run(trace.series(), out, config.safety.max_force_n, env.config.reflex.eps_safe, title)
+    return plot_run(trace.series(), out, config.safety.max_force_n, gate_thresholds(env.config.reflex)[0], title)

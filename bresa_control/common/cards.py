@@ -18,6 +18,8 @@ from bresa_control.common.paths import find_data
 CRITIC_FILE = "safety_critic.pt"
 POLICY_FILE = "task_policy.zip"
 RECOVERY_FILE = "recovery_policy.pt"
+# The reachability value Q_h the reflex scores with under reflex.gate: feasibility (bresa train-feasibility).
+FEASIBILITY_FILE = "feasibility_critic.pt"
 # What train-policy refines online; never shipped, never loaded by the reflex (docs/architecture.md).
 REFINED_CRITIC_FILE = "safety_critic_refined.pt"
 SAC_LAGRANGIAN_DIR = "sac_lagrangian"  # under the models folder: the SAC-Lagrangian baseline's policy and card

@@ -240,6 +240,7 @@ class RandomisationConfig:
 
 
 REFLEX_MODES = ("control-rate", "off")
+REFLEX_GATES = ("q-risk", "feasibility")
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,11 @@ class ReflexConfig:
     """The risk gate between the task policy and the impedance controller."""
 
     mode: str = _key(choices=REFLEX_MODES, doc="when the critic checks the action")
-    eps_safe: float = _key(0.0, 1.0, "", "risk above this fires the reflex")
+    gate: str = _key(choices=REFLEX_GATES, doc="what scores the action: the risk critic Q_risk (safety_critic.pt) "
+                                               "or the reachability value Q_h (feasibility_critic.pt)")
+    eps_safe: float = _key(0.0, 1.0, "", "q-risk gate: risk above this fires the reflex")
+    feasibility_release_below: float = _key(-1.0, 0.0, "", "feasibility gate (fires at Q_h > 0): ends once Q_h "
+                                                          "is below this")
     gamma_risk: float = _key(0.5, 0.9999, "", "critic discount per control tick")
     force_guard_fraction: float = _key(0.1, 1.0, "", "force-guard baseline: soften past this x F_max")
     release_ratio: float = _key(0.0, 1.0, "", "reflex ends once risk < eps_safe * this")

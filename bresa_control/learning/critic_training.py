@@ -64,8 +64,7 @@ def train_and_export(
         "horizon_ms": 1000.0 * config.env.control_period_s / (1.0 - settings.gamma_risk),
         "seed": seed,
         "command": list(command),
-        "data": {"file": Path(data_path).name, **{k: meta[k] for k in ("seed", "command", "episodes", "ticks",
-                                                                 "violating_episodes", "violating_ticks")}},
+        "data": data_record(data_path, meta),
         "training": settings_dict(settings),
         "torch": torch.__version__,
     }
@@ -89,6 +88,12 @@ def train_and_export(
         f"(recorded action) -> {recovery_metrics['mean_risk_of_recovery_action']:.3f} (recovery action)\n"
         f"wrote {out / CRITIC_FILE}, {out / RECOVERY_FILE} and their cards"
     )
+
+
+def data_record(data_path: str | Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """What a model card says of the data it was trained on (its name, and how it was made)."""
+    return {"file": Path(data_path).name, **{k: meta[k] for k in ("seed", "command", "episodes", "ticks",
+                                                             "violating_episodes", "violating_ticks")}}
 
 
 def save_model(module: torch.nn.Module, path: Path, card: dict[str, Any]) -> None:

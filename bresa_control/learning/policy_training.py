@@ -199,31 +199,60 @@ def train_task_policy(
 ) -> dict[str, Any]:
     """Train the residual SAC policy with Bresa in the loop; write the best checkpoint of the policy
     (see :class:`BestCheckpoint`) as ``task_policy.zip`` and the refined critic as
-    ``safety_critic_refined.pt``: the shipped critic is never written over."""
+    ``safety_critic_refined.pt``: the shipped critic is never written over. Under ``reflex.gate:
+    feasibility`` the loop runs the feasibility critic as shipped: it is not refined online."""
     folder = models_folder(models_dir)
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate"))
     shipped_critic, recovery, critic_card = load_reflex_models(config, folder)
-    critic = _eager_critic(shipped_critic.module, critic_card)
-    offline, _ = collect.load(data_path)
+    refines = config.reflex.gate == "q-risk"
+    critic = _eager_critic(shipped_critic.module, critic_card) if refines else None
+    offline = collect.load(data_path)[0] if refines else None
 
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     started = time.monotonic()
-    base_env = PegInsertion(training_config(config), TorchRisk(critic), recovery)
+    base_env = PegInsertion(training_config(config), TorchRisk(critic) if critic is not None else shipped_critic,
+                            recovery)
     env = Monitor(ResidualTask(base_env, settings.residual_scale))
-    critic_settings = CriticTraining(**{**critic_card["training"], "gamma_risk": config.reflex.gamma_risk})
-    refinement = CriticRefinement(RiskTD(critic, critic_settings), offline, settings.refine_every,
-                                  settings.refine_steps, settings.seed)
-    base_env.tick_recorder = refinement.record
+    callbacks: list[BaseCallback] = []
+    refinement = None
+    if critic is not None and offline is not None:
+        critic_settings = CriticTraining(**{**critic_card["training"], "gamma_risk": config.reflex.gamma_risk})
+        refinement = CriticRefinement(RiskTD(critic, critic_settings), offline, settings.refine_every,
+                                      settings.refine_steps, settings.seed)
+        base_env.tick_recorder = refinement.record
+        callbacks.append(refinement)
     model = make_sac(env, settings, tensorboard_dir)
     # Selection runs what is deployed: the shipped (offline) critic, not the one refined here.
     selection = BestCheckpoint(PegInsertion(config, shipped_critic, recovery), settings.select_every,
                                settings.select_episodes, settings.residual_scale)
-    callbacks: list[BaseCallback] = [refinement, selection] + ([ProgressBar()] if progress else [])
+    callbacks += [selection] + ([ProgressBar()] if progress else [])
     model.learn(total_timesteps=settings.timesteps, callback=callbacks, tb_log_name="sac_bresa")
 
     with atomic_output(folder / POLICY_FILE, suffix=".zip") as tmp:
         model.save(tmp)
+    if critic is not None and refinement is not None:
+        write_refined_critic(folder, critic, critic_card, refinement, settings, command)
+    card = policy_card(settings, config, command, started, selection, "SAC (stable-baselines3), residual on the spiral "
+                       "search", reflex="control-rate",
+                       selected_with=f"bresa (shipped critic of gate {config.reflex.gate}, control-rate)")
+    write_card(folder / POLICY_FILE, card)
+    return card
+
+
+def train_feasibility_gated_policy(
+    config: BresaConfig, models_dir: str | Path | None, data_path: str | Path, settings: PolicyTraining,
+    tensorboard_dir: str | None = "runs", progress: bool = True, command: Sequence[str] = (),
+) -> dict[str, Any]:
+    """``bresa-feasibility``'s task policy: :func:`train_task_policy` with ``reflex.gate:
+    feasibility`` (the reflex scores with ``feasibility_critic.pt``)."""
+    gated = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, gate="feasibility"))
+    return train_task_policy(gated, models_dir, data_path, settings, tensorboard_dir, progress, command)
+
+
+def write_refined_critic(folder: Path, critic: TwinRiskCritic, critic_card: dict[str, Any],
+                         refinement: CriticRefinement, settings: PolicyTraining, command: Sequence[str]) -> None:
+    """``safety_critic_refined.pt`` and its card: the critic as refined online (never shipped)."""
     refined_path = folder / REFINED_CRITIC_FILE
     with atomic_output(refined_path) as tmp:
         export(critic.eval(), tmp)
@@ -237,10 +266,6 @@ def train_task_policy(
                               "online_ticks": len(refinement.cost),
                               "online_violating_ticks": refinement.online_violations},
     })
-    card = policy_card(settings, config, command, started, selection, "SAC (stable-baselines3), residual on the spiral "
-                       "search", reflex="control-rate", selected_with="bresa (shipped critic, control-rate)")
-    write_card(folder / POLICY_FILE, card)
-    return card
 
 
 def make_sac(env: Any, settings: SacTraining, tensorboard_dir: str | None, **extra: Any) -> SAC:

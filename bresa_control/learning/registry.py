@@ -21,6 +21,7 @@ from typing import Any
 
 from bresa_control.common.cards import (
     CRITIC_FILE,
+    FEASIBILITY_FILE,
     POLICY_FILE,
     RECOVERY_FILE,
     RECOVERY_RL_DIR,
@@ -51,7 +52,7 @@ class Method:
     trainer: str  # "module:function"
     policy_dir: str  # under a models folder, where the task policy and its card are ("": the folder itself)
     uses_data: bool  # trains on ``bresa collect``'s offline data
-    trains_with_reflex: bool = False  # its seeds train (and run) with a copy of Bresa's critic and recovery
+    reflex_files: tuple[str, ...] = ()  # the reflex's models its seeds train (and run) with, copied into each seed
     models_dir_help: str = "where the models and their cards are written"
     describe: Callable[[dict[str, Any]], str] = lambda card: ""  # one line on a finished card
 
@@ -74,7 +75,8 @@ class ControllerSpec:
     nothing trained. ``policy`` is a name of :mod:`bresa_control.policies.by_name`, or
     ``recovery-rl`` (a SAC policy behind Recovery RL's decision-level layer). ``reflex``: ``off``,
     ``rule`` (the force guard) or ``learned`` (Bresa's critic and recovery at every tick).
-    ``files`` are what it loads, relative to its method's ``policy_dir``.
+    ``gate``: what the learned reflex scores with (``reflex.gate``). ``files`` are what it loads,
+    relative to its method's ``policy_dir``.
     """
 
     name: str
@@ -83,6 +85,7 @@ class ControllerSpec:
     policy: str
     reflex: str = "off"
     files: tuple[str, ...] = ()
+    gate: str = "q-risk"
 
     def policy_folder(self, models_dir: str | Path | None) -> Path | None:
         """Where its task policy and card are, under ``models_dir`` (None: nothing trained)."""
@@ -118,9 +121,15 @@ def _selected(card: dict[str, Any]) -> str:
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("bresa", "train the SAC task policy with the reflex in the loop", "train-policy", PolicyTraining,
            "bresa_control.learning.policy_training:train_task_policy", "", uses_data=True,
-           trains_with_reflex=True, models_dir_help="critic and recovery in; task_policy.zip and "
-           "safety_critic_refined.pt out",
+           reflex_files=(CRITIC_FILE, RECOVERY_FILE), models_dir_help="critic and recovery in; task_policy.zip "
+           "and safety_critic_refined.pt out",
            describe=lambda card: f"the {_selected(card)} with the reflex"),
+    Method("bresa-feasibility", "train the SAC task policy with the reflex gated by the feasibility critic",
+           "train-policy-feasibility", PolicyTraining,
+           "bresa_control.learning.policy_training:train_feasibility_gated_policy", "", uses_data=True,
+           reflex_files=(FEASIBILITY_FILE, RECOVERY_FILE), models_dir_help="feasibility critic and recovery in "
+           "(bresa train-feasibility, train-critic); task_policy.zip out",
+           describe=lambda card: f"the {_selected(card)} with the feasibility-gated reflex"),
     Method("recovery-rl", "train the Recovery RL baseline: its own critic and recovery, then its task policy",
            "train-recovery-rl", RecoveryRLTraining, "bresa_control.learning.recovery_rl:train_recovery_rl",
            RECOVERY_RL_DIR, uses_data=True, models_dir_help=f"writes {RECOVERY_RL_DIR}/ (three models, their "
@@ -152,6 +161,9 @@ CONTROLLERS: dict[str, ControllerSpec] = {c.name: c for c in (
                    "recovery-rl", files=_LAYER),
     ControllerSpec("bresa", "SAC task policy + learned critic and recovery at every control tick", "bresa", "sac",
                    "learned", _LAYER),
+    ControllerSpec("bresa-feasibility", "its own SAC task policy + the reflex gated by the reachability value Q_h "
+                   "(FISOR's) at every control tick, Bresa's recovery", "bresa-feasibility", "sac", "learned",
+                   (POLICY_FILE, FEASIBILITY_FILE, RECOVERY_FILE), gate="feasibility"),
     ControllerSpec("sac-lagrangian", "SAC trained with a learned cost multiplier", "sac-lagrangian", "sac",
                    files=_SAC),
     ControllerSpec("fisor", "FISOR's diffusion policy, chosen among samples by its critics; no reflex", "fisor",

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bresa_control.common.cards import CRITIC_FILE, RECOVERY_FILE, card_path, models_folder
+from bresa_control.common.cards import card_path, models_folder
 from bresa_control.common.config import BresaConfig
 from bresa_control.learning.registry import method as method_named
 
@@ -37,22 +37,22 @@ def train_seed(
     entry = method_named(method)
     folder = seed_folder(out, method, seed)
     folder.mkdir(parents=True, exist_ok=True)
-    if entry.trains_with_reflex:
-        copy_reflex_models(models_folder(models_dir), folder)
+    if entry.reflex_files:
+        copy_reflex_models(models_folder(models_dir), folder, entry.reflex_files)
     return entry.train(config, folder, settings, data_path, tensorboard_dir, progress, command)
 
 
-def reflex_model_files() -> list[str]:
-    """Bresa's critic and recovery and their cards: what a seed of ``bresa`` trains with."""
-    return [path.name for name in (CRITIC_FILE, RECOVERY_FILE) for path in (Path(name), card_path(name))]
+def reflex_model_files(names: Sequence[str]) -> list[str]:
+    """The reflex's models a method's seeds train with (``Method.reflex_files``) and their cards."""
+    return [path.name for name in names for path in (Path(name), card_path(name))]
 
 
-def copy_reflex_models(source: Path, folder: Path) -> None:
-    """Bresa's critic and recovery (and cards) from ``source`` into a seed's folder: its task policy
-    trains with them and is evaluated with them."""
-    for name in reflex_model_files():
+def copy_reflex_models(source: Path, folder: Path, names: Sequence[str]) -> None:
+    """The reflex's models ``names`` (and cards) from ``source`` into a seed's folder: its task
+    policy trains with them and is evaluated with them."""
+    for name in reflex_model_files(names):
         if not (source / name).is_file():
-            raise ValueError(f"{source / name} does not exist: bresa's seeds train with the shipped critic and "
-                             "recovery")
+            raise ValueError(f"{source / name} does not exist: this method's seeds train with the reflex's models "
+                             f"{', '.join(names)} of that folder (--models-dir)")
         if (source / name).resolve() != (folder / name).resolve():
             shutil.copy2(source / name, folder / name)

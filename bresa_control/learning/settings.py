@@ -140,6 +140,40 @@ class CriticTraining:
 
 
 @dataclass(frozen=True)
+class FeasibilityTraining:
+    """Every setting of ``bresa train-feasibility``: the feasibility gate's reachability critic on
+    the 1 kHz ticks (:mod:`bresa_control.learning.feasibility`). ``gamma_risk`` comes from the
+    config (``reflex.gamma_risk``), as for the risk critic."""
+
+    gamma_risk: float = _setting(0.99, "discount per control tick (from reflex.gamma_risk)")
+    steps: int = _setting(20000, "gradient steps")
+    batch_size: int = _setting(1024, "ticks per minibatch")
+    hidden: int = _setting(64, "units per hidden layer of Q_h (twin) and V_h: the 1 kHz cost of the candidate "
+                               "64-wide risk critic")
+    learning_rate: float = _setting(3e-4, "Adam learning rate")
+    polyak: float = _setting(0.005, "target network update rate")
+    holdout_fraction: float = _setting(0.2, "share of episodes held out for the figures")
+    positive_fraction: float = _setting(0.1, "share of each batch drawn from ticks before a violation")
+    cost_scale: float = _setting(25.0, "h = +cost_scale on a tick followed by a violation, -1 otherwise (FISOR's)")
+    cost_expectile: float = _setting(0.9, "V_h: weight of Q_h < V_h in the expectile regression (FISOR's), so V_h "
+                                          "tends to the best the data's actions did")
+    COMMAND: ClassVar[str] = "train-feasibility"
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{self.COMMAND} setting {name} = {getattr(self, name)} must be at least 1")
+        checks = {"gamma_risk": 0.0 < self.gamma_risk < 1.0, "polyak": 0.0 < self.polyak <= 1.0,
+                  "holdout_fraction": 0.0 < self.holdout_fraction < 1.0, "cost_scale": self.cost_scale > 0.0,
+                  "positive_fraction": 0.0 <= self.positive_fraction < 1.0,
+                  "cost_expectile": 0.0 < self.cost_expectile < 1.0, "learning_rate": self.learning_rate > 0.0}
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"{self.COMMAND} settings out of range: "
+                             + ", ".join(f"{n} = {getattr(self, n)!r}" for n in bad))
+
+
+@dataclass(frozen=True)
 class FisorTraining:
     """Every setting of FISOR's offline training (``bresa train-fisor``, :mod:`bresa_control.learning.fisor`).
     Defaults are the reference code's (``configs/train_config.py``: ``fisor``) unless the help says otherwise."""

@@ -30,6 +30,7 @@ from bresa_control.ros.node_base import BresaNode
 from bresa_control.runtime.safety_loop import HOLDING, SCORED, InLoopCritic, SafetyLoop, SafetyTick
 from bresa_control.runtime.timing import LoopStats
 from bresa_control.safety.models import load_reflex_models
+from bresa_control.safety.reflex import gate_thresholds
 
 # The critic's parameters, declared by every node that runs it.
 CRITIC_PARAMETERS: dict[str, tuple[Any, str]] = {
@@ -71,9 +72,10 @@ class CriticPort:
         self._status_since_report: dict[str, int] = {}
         self._faults_since_report: dict[str, int] = {}
         self._faults_logged = 0
+        self._fire_above = gate_thresholds(config.reflex)[0]  # published as the reflex topic's eps_safe
         node.get_logger().info(
-            f"reflex {config.reflex.mode} at {1 / config.env.control_period_s:.0f} Hz, eps_safe "
-            f"{config.reflex.eps_safe}, critic AUROC {card.get('evaluation', {}).get('auroc_holdout', '?')}"
+            f"reflex {config.reflex.mode} at {1 / config.env.control_period_s:.0f} Hz, gate {config.reflex.gate} "
+            f"firing above {self._fire_above}, critic AUROC {card.get('evaluation', {}).get('auroc_holdout', '?')}"
         )
 
     # ---- inputs ---------------------------------------------------------------------------
@@ -110,11 +112,11 @@ class CriticPort:
         if out.command is not None and (out.status != self._reflex_state or self._reflex_ticks >= REFLEX_EVERY_TICKS):
             age_ms = (now_s - out.state_stamp_s) * 1e3 if np.isfinite(out.state_stamp_s) else -1.0
             node.send(self._reflex_pub, messages.set_values(self._reflex_msg, np.array(
-                [out.risk, self._config.reflex.eps_safe, float(out.status == "reflex"), float(out.fired),
+                [out.risk, self._fire_above, float(out.status == "reflex"), float(out.fired),
                  float(self.loop.reflex_count), age_ms, float(out.status in HOLDING)])))
             self._reflex_state, self._reflex_ticks = out.status, 0
         if out.fired:
-            node.get_logger().info(f"reflex fired: risk {out.risk:.2f} > eps_safe {self._config.reflex.eps_safe}")
+            node.get_logger().info(f"reflex fired: {self._config.reflex.gate} {out.risk:.2f} > {self._fire_above}")
         if self.in_loop is not None and sum(self.in_loop.faults.values()) > self._faults_logged:
             self._faults_logged = sum(self.in_loop.faults.values())
             node.get_logger().warning(f"holding this tick: {self.in_loop.last_fault}", throttle_duration_sec=1.0)

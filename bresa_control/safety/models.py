@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from bresa_control.common.cards import CRITIC_FILE, RECOVERY_FILE, ModelError, card_path, models_folder, read_card
+from bresa_control.common.cards import (
+    CRITIC_FILE,
+    FEASIBILITY_FILE,
+    RECOVERY_FILE,
+    ModelError,
+    card_path,
+    models_folder,
+    read_card,
+)
 from bresa_control.common.config import BresaConfig
 from bresa_control.safety.risk_features import (
     ACTION_SIZE,
@@ -27,6 +35,8 @@ from bresa_control.safety.risk_features import (
     keep_from_replaced,
 )
 
+# reflex.gate -> the model it scores with, and that model's kind (its card says which)
+GATE_MODELS = {"q-risk": (CRITIC_FILE, "safety_critic"), "feasibility": (FEASIBILITY_FILE, "feasibility_critic")}
 # TorchScript profiles and optimises a module on its first calls (about 1 ms each here, against
 # ~30 us afterwards): run them at load, so the first reflex does not pay for them.
 WARMUP_CALLS = 3
@@ -160,9 +170,11 @@ def load_model(
 def load_reflex_models(
     config: BresaConfig, models_dir: str | Path | None = None
 ) -> tuple[TorchRisk, TorchRecovery, dict[str, Any]]:
-    """The shipped (or given) critic and recovery policy, checked; returns them and the critic card."""
+    """The shipped (or given) critic of the configured gate (``reflex.gate``: the risk critic, or
+    the feasibility critic) and the recovery policy, checked; returns them and the critic's card."""
     folder = models_folder(models_dir)
-    critic, card = load_model(folder / CRITIC_FILE, "safety_critic", FEATURE_SIZE, (), config)
+    critic_file, kind = GATE_MODELS[config.reflex.gate]
+    critic, card = load_model(folder / critic_file, kind, FEATURE_SIZE, (), config)
     recovery, recovery_card = load_model(folder / RECOVERY_FILE, "recovery_policy", STATE_SIZE, (ACTION_SIZE,), config)
     if recovery_card.get("kept_from_replaced_action") != list(RECOVERY_KEEPS):
         raise ModelError(

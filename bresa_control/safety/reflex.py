@@ -8,7 +8,10 @@ keeps it in place until risk has fallen below ``eps_safe * release_ratio`` for a
 ``hysteresis_timeout_s`` (a reflex is brief: in a state the critic finds mildly risky whatever the
 action, such as the peg part-way into the hole, holding on would stall the task for good).
 ``off`` passes ``a_hat_k`` through. (The Recovery RL baseline checks once per decision with a
-critic of its own: safety/recovery_rl.py.)
+critic of its own: safety/recovery_rl.py.) With ``reflex.gate: feasibility`` the score is the
+reachability value ``Q_h`` of the same features instead (FISOR's formulation, learned on the same
+ticks: ``learning/feasibility.py``), and the reflex fires where ``Q_h > 0``; everything else is
+the same.
 
 One class, :class:`Reflex`, serves the gymnasium environment and the ``safety_critic`` node.
 """
@@ -21,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bresa_control.common.config import BresaConfig
+from bresa_control.common.config import BresaConfig, ReflexConfig
 from bresa_control.control.impedance import ImpedanceCommand
 from bresa_control.safety.risk_features import FEATURE_SIZE, STATE_SIZE, FeatureMap, TickState
 
@@ -98,23 +101,39 @@ def _clamp(values: np.ndarray, bound: float) -> np.ndarray:
     return np.minimum(np.maximum(values, -bound), bound)
 
 
+def gate_thresholds(reflex: ReflexConfig) -> tuple[float, float]:
+    """(fire above, release below) of the configured gate (``reflex.gate``): ``Q_risk`` against
+    ``eps_safe``, released below ``eps_safe * release_ratio``; or the reachability value ``Q_h``
+    against 0 (the action leaves the feasible region), released below ``feasibility_release_below``."""
+    if reflex.gate == "feasibility":
+        return 0.0, reflex.feasibility_release_below
+    return reflex.eps_safe, reflex.eps_safe * reflex.release_ratio
+
+
 class RiskGate:
     """Threshold with hysteresis, a minimum dwell time and a time limit on the hysteresis band.
 
-    Fires when risk > ``eps_safe``. Releases once it has been on for ``min_active_ticks`` and risk
-    < ``eps_safe * release_ratio``; after ``hysteresis_timeout_ticks`` on, risk <= ``eps_safe``
-    is enough. At worst it re-fires once per timeout, never at every tick.
+    Fires when the score > ``fire_above``. Releases once it has been on for ``min_active_ticks``
+    and the score < ``release_below``; after ``hysteresis_timeout_ticks`` on, a score <=
+    ``fire_above`` is enough. At worst it re-fires once per timeout, never at every tick.
     """
 
     def __init__(
-        self, eps_safe: float, release_ratio: float, min_active_ticks: int, hysteresis_timeout_ticks: int
+        self, fire_above: float, release_below: float, min_active_ticks: int, hysteresis_timeout_ticks: int
     ) -> None:
-        self.eps_safe = eps_safe
-        self.release = eps_safe * release_ratio
+        self.fire_above = fire_above
+        self.release = release_below
         self.min_active_ticks = min_active_ticks
         self.hysteresis_timeout_ticks = max(hysteresis_timeout_ticks, min_active_ticks)
         self.active = False
         self._active_ticks = 0
+
+    @classmethod
+    def from_config(cls, reflex: ReflexConfig, control_period_s: float) -> RiskGate:
+        """The configured gate (:func:`gate_thresholds`)."""
+        fire_above, release_below = gate_thresholds(reflex)
+        return cls(fire_above, release_below, max(1, int(round(reflex.min_active_s / control_period_s))),
+                   max(1, int(round(reflex.hysteresis_timeout_s / control_period_s))))
 
     def reset(self) -> None:
         """Release the gate (episode start)."""
@@ -124,12 +143,12 @@ class RiskGate:
     def update(self, risk: float) -> bool:
         """Feed one tick's risk; returns whether the reflex is on."""
         if not self.active:
-            if risk > self.eps_safe:
+            if risk > self.fire_above:
                 self.active = True
                 self._active_ticks = 1
             return self.active
         if self._active_ticks >= self.min_active_ticks and (
-            risk < self.release or (risk <= self.eps_safe and self._active_ticks >= self.hysteresis_timeout_ticks)
+            risk < self.release or (risk <= self.fire_above and self._active_ticks >= self.hysteresis_timeout_ticks)
         ):
             self.active = False  # it has run its minimum and the risk has come down
             return False
@@ -164,10 +183,7 @@ class Reflex:
         self.critic = critic
         self.recovery = recovery
         dt = config.env.control_period_s
-        self.gate = RiskGate(
-            config.reflex.eps_safe, config.reflex.release_ratio, max(1, int(round(config.reflex.min_active_s / dt))),
-            max(1, int(round(config.reflex.hysteresis_timeout_s / dt))),
-        )
+        self.gate = RiskGate.from_config(config.reflex, dt)
         self._last_recovery: ImpedanceCommand | None = None
         reflex = config.reflex
         self._brake_ticks = int(round(reflex.brake_s / dt))
