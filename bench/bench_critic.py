@@ -13,7 +13,8 @@ Prints and writes p50 / p99 / max over all ticks and over the ticks where the re
 same for ``SafetyLoop.tick`` alone (no messages), and for one call of the critic network alone,
 back to back and after a 0.9 ms sleep (as between the node's ticks). ``--models-dir`` picks the
 critic and recovery (default: the shipped ones), so a narrower critic can be set against the
-shipped one on the same ticks. (The per-tick target of the issue "1 kHz with headroom", p50 <= 0.15
+shipped one on the same ticks; ``--gate feasibility`` times the feasibility critic of that folder
+instead of the risk critic (``reflex.gate``). (The per-tick target of the issue "1 kHz with headroom", p50 <= 0.15
 and p99 <= 0.3 ms, was withdrawn: what counts now is the whole arm tick, bench_stack.py.) Timing
 only: nothing here is a test. Over loopback only (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``); no
 other process listens.
@@ -32,7 +33,7 @@ import rclpy
 from geometry_msgs.msg import WrenchStamped
 from sensor_msgs.msg import JointState
 
-from bresa_control.common.config import default_config_path
+from bresa_control.common.config import REFLEX_GATES, default_config_path
 from bresa_control.common.files import write_json_atomic
 from bresa_control.ros import messages
 from bresa_control.ros.critic_node import SafetyCriticNode
@@ -118,6 +119,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="passes over the 3,000-tick trace")
     parser.add_argument("--json", default="results/bench_critic.json")
     parser.add_argument("--models-dir", default="", help="the critic and recovery to time (default: the shipped)")
+    parser.add_argument("--gate", choices=REFLEX_GATES, default="q-risk",
+                        help="reflex.gate: time the risk critic (q-risk) or the feasibility critic of --models-dir")
     args = parser.parse_args()
 
     trace = dict(np.load(TRACE))
@@ -128,6 +131,7 @@ def main() -> int:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # read by rclpy.init
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
     rclpy.init(args=["--ros-args", "--params-file", str(config_file), "-p", "reflex.mode:=control-rate",
+                     "-p", f"reflex.gate:={args.gate}",
                      "-p", f"hole_estimate_m:={[float(v) for v in hole]}",
                      *(["-p", f"models_dir:={Path(args.models_dir).resolve()}"] if args.models_dir else [])])
     node = SafetyCriticNode()
@@ -153,10 +157,10 @@ def main() -> int:
                "safety_loop_tick_ms": percentiles_ms(loop_s), "critic_call_back_to_back_ms": percentiles_ms(critic_hot),
                "critic_call_after_sleep_ms": percentiles_ms(critic_after_sleep)}
     hidden = node.port.critic_card.get("training", {}).get("hidden")
-    print(f"critic: {args.models_dir or 'the shipped models'} ({hidden} units per hidden layer)")
+    print(f"critic of gate {args.gate}: {args.models_dir or 'the shipped models'} ({hidden} units per hidden layer)")
     for name, f in figures.items():
         print(f"{name:28s} p50 {f['p50']:.3f} / p99 {f['p99']:.3f} / max {f['max']:.2f} ms over {f['ticks']} ticks")
-    write_json_atomic(args.json, {"figures": figures, "models_dir": args.models_dir or "models",
+    write_json_atomic(args.json, {"figures": figures, "models_dir": args.models_dir or "models", "gate": args.gate,
                                   "critic_hidden": hidden,
                                   "command": " ".join([Path(sys.executable).name, *sys.argv]),
                                   "machine": machine_info()})
