@@ -147,7 +147,6 @@ class RobotModel:
         self.model.armature[:] = joint_armature_kg_m2
         self.data = self.model.createData()
         self.tcp_id = self.model.getFrameId(TCP_FRAME)
-        self.flange_id = self.model.getFrameId(FLANGE_FRAME)
         self.q_lower = self.model.lowerPositionLimit.copy()
         self.q_upper = self.model.upperPositionLimit.copy()
         # The same arm without gravity: its nonlinear effects are C(q, dq) dq alone, for an arm that
