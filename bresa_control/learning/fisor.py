@@ -50,6 +50,7 @@ import copy
 import dataclasses
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -577,7 +578,8 @@ def train_and_export(
     """``bresa train-fisor``: train on ``data_path``'s decision rows, run the policy once on the
     held-out selection episodes (nominal, nothing chosen by them), and write
     ``models_dir/fisor/fisor_policy.pt`` with its card; returns the card. ``tensorboard_dir`` is
-    accepted for the registry's common call and unused (the card holds the losses)."""
+    accepted for the registry's common call and unused (the card holds the losses). Interrupted, it
+    leaves the previous model in place."""
     from bresa_control.learning.policy_training import SELECTION_SEED_BASE
     from bresa_control.policies.fisor import FISOR_DIR, FisorPolicy
     from bresa_control.simulation.env import PegInsertion
@@ -587,17 +589,19 @@ def train_and_export(
     arrays, meta = load_decisions(data_path)
     models, metrics = train_fisor(arrays, settings, progress, meta)
     folder = Path(models_dir) / FISOR_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    incoming = folder.with_name(folder.name + ".incoming")  # the model and its card go in whole, or not at all
+    shutil.rmtree(incoming, ignore_errors=True)
+    incoming.mkdir(parents=True)
     card: dict[str, Any] = {
         "command": list(command), "seed": settings.seed, "config": config_to_dict(config),
         "data": {"path": portable(data_path), "format": meta.get("format"), "command": meta.get("command"),
                  "complete": meta.get("complete")},
-        "holdout": metrics, "training_wall_time_s": round(time.monotonic() - started, 1),
+        "holdout": metrics,
     }
-    path = export_fisor(models, folder, card)
+    path = export_fisor(models, incoming, card)
     seeds = [SELECTION_SEED_BASE + i for i in range(settings.evaluate_episodes)]
     no_reflex = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="off"))
-    policy, env = FisorPolicy(folder, seed=settings.seed), PegInsertion(no_reflex)
+    policy, env = FisorPolicy(incoming, seed=settings.seed), PegInsertion(no_reflex)
     results = [run_episode(env, policy, seed) for seed in tqdm(seeds, desc="fisor held-out", disable=not progress)]
     summary = summarise("fisor", "nominal", results)
     card["selection_episodes"] = {"seeds": [seeds[0], seeds[-1]], "episodes": len(seeds), **{
@@ -605,7 +609,10 @@ def train_and_export(
         for k in ("success_rate", "violation_rate", "insertion_time_s_mean", "peak_force_n_max")}}
     card["training_wall_time_s"] = round(time.monotonic() - started, 1)
     write_card(path, {**read_card(path), **card})
-    return read_card(path)
+    if folder.exists():
+        shutil.rmtree(folder)
+    incoming.rename(folder)
+    return read_card(folder / FISOR_FILE)
 
 
 def _strings(value: Any) -> list[str]:
