@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     tc.add_argument("--out-dir", default="models", help="where the .pt files and cards go")
     tc.add_argument("--no-progress", action="store_true")
-    tc.set_defaults(func=_train_critic)
+    tc.set_defaults(func=_train_offline, trainer="bresa_control.learning.critic_training", settings=CriticTraining)
 
     tf = commands.add_parser("train-feasibility", help="train the feasibility gate's reachability critic offline "
                                                        "(reflex.gate: feasibility)")
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     tf.add_argument("--out-dir", default="models", help="where feasibility_critic.pt and its card go (beside the "
                                                         "recovery it runs with)")
     tf.add_argument("--no-progress", action="store_true")
-    tf.set_defaults(func=_train_feasibility)
+    tf.set_defaults(func=_train_offline, trainer="bresa_control.learning.feasibility", settings=FeasibilityTraining)
 
     for method in METHODS.values():  # bresa train-policy, train-recovery-rl, train-sac-lagrangian, train-fisor
         tm = commands.add_parser(method.command, help=method.help)
@@ -279,24 +279,15 @@ def _collect(args: argparse.Namespace) -> int:
     return 0 if complete else 130
 
 
-def _train_critic(args: argparse.Namespace) -> int:
-    from bresa_control.learning import critic_training
+def _train_offline(args: argparse.Namespace) -> int:
+    """``bresa train-critic`` / ``train-feasibility``: a reflex model trained offline on the ticks."""
+    import importlib
 
     config = load_config(args.config)
-    settings = settings_from(args, CriticTraining, gamma_risk=config.reflex.gamma_risk)
-    return _print_summary(_training(lambda: critic_training.train_and_export(
-        config, args.data, args.out_dir, args.seed, settings, progress=not args.no_progress,
-        command=args.command_line)))
-
-
-def _train_feasibility(args: argparse.Namespace) -> int:
-    from bresa_control.learning import feasibility
-
-    config = load_config(args.config)
-    settings = settings_from(args, FeasibilityTraining, gamma_risk=config.reflex.gamma_risk)
-    return _print_summary(_training(lambda: feasibility.train_and_export(
-        config, args.data, args.out_dir, args.seed, settings, progress=not args.no_progress,
-        command=args.command_line)))
+    settings = settings_from(args, args.settings, gamma_risk=config.reflex.gamma_risk)
+    trainer = importlib.import_module(args.trainer).train_and_export
+    return _print_summary(_training(lambda: trainer(config, args.data, args.out_dir, args.seed, settings,
+                                                    progress=not args.no_progress, command=args.command_line)))
 
 
 def _print_summary(outcome: str | int) -> int:

@@ -16,7 +16,7 @@ and is trained to minimise ``Q_risk(s, pi_recovery(s))`` with the critic frozen.
 import dataclasses
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -180,6 +180,64 @@ def split_episodes(episode: np.ndarray, holdout_fraction: float, seed: int) -> t
     return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
+@dataclass
+class TickSplit:
+    """Recorded ticks as transitions, split by episode into training and held-out ticks."""
+
+    data: Transitions
+    train: np.ndarray
+    held: np.ndarray
+    horizon_ticks: int  # a tick is labelled positive if a violation follows within this many
+
+    @classmethod
+    def of(cls, arrays: dict[str, np.ndarray], gamma: float, holdout_fraction: float, seed: int) -> "TickSplit":
+        """The split of a data file's ticks; the label horizon is the discount's, ``1 / (1 - gamma)``."""
+        horizon = int(round(1.0 / (1.0 - gamma)))
+        data = Transitions.from_arrays(arrays, horizon)
+        train, held = split_episodes(data.episode, holdout_fraction, seed)
+        return cls(data, train, held, horizon)
+
+
+class TickLearner(Protocol):
+    """A TD learner on ticks (:class:`RiskTD`, the feasibility gate's ``ReachabilityTD``)."""
+
+    def update(self, x: torch.Tensor, c: torch.Tensor, x_next: torch.Tensor, terminal: torch.Tensor) -> float:
+        """One gradient step on a batch; returns the loss."""
+
+
+def fit_on_ticks(learner: TickLearner, split: TickSplit, steps: int, batch_size: int, positive_fraction: float,
+                 rng: np.random.Generator, desc: str, progress: bool) -> None:
+    """``steps`` updates on batches of the training ticks, ``positive_fraction`` of each from ticks
+    before a violation (the rare violations are seen often), with a progress bar."""
+    data, train = split.data, split.train
+    train_pos = train[data.label[train] == 1]
+    with tqdm(total=steps, desc=desc, unit="step", disable=not progress) as bar:
+        for step in range(steps):
+            loss = learner.update(*data.sample(rng, train, train_pos, batch_size, positive_fraction))
+            if step % 500 == 0 or step == steps - 1:
+                bar.set_postfix(loss=f"{loss:.4f}")
+            bar.update(1)
+
+
+def held_out_figures(score: nn.Module, split: TickSplit, fires_above: float) -> dict[str, Any]:
+    """A tick critic's figures: AUROC of its score against a violation within the horizon, held
+    out and on training ticks, and the true- and false-positive rates of ``score > fires_above``."""
+    data, train, held = split.data, split.train, split.held
+    with torch.no_grad():
+        held_scores = score(data.features[torch.as_tensor(held)]).numpy()
+        train_scores = score(data.features[torch.as_tensor(train)]).numpy()
+    return {
+        "horizon_ticks": split.horizon_ticks,
+        "auroc_holdout": auroc(held_scores, data.label[held]),
+        "auroc_train": auroc(train_scores, data.label[train]),
+        "holdout_ticks": int(len(held)),
+        "holdout_positive_ticks": int(data.label[held].sum()),
+        "holdout_episodes": int(len(np.unique(data.episode[held]))),
+        "train_ticks": int(len(train)),
+        **threshold_rates(held_scores, data.label[held], fires_above),
+    }
+
+
 def train_critic(
     arrays: dict[str, np.ndarray], settings: CriticTraining, seed: int, eps_safe: float = 0.5,
     progress: bool = True,
@@ -188,35 +246,12 @@ def train_critic(
     and true/false-positive rates of ``risk > eps_safe``)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    horizon = int(round(1.0 / (1.0 - settings.gamma_risk)))
-    data = Transitions.from_arrays(arrays, horizon)
-    train, held = split_episodes(data.episode, settings.holdout_fraction, seed)
-    train_pos = train[data.label[train] == 1]
-    critic = TwinRiskCritic(data.features.shape[1], settings.hidden)
-    learner = RiskTD(critic, settings)
-    with tqdm(total=settings.steps, desc="critic", unit="step", disable=not progress) as bar:
-        for step in range(settings.steps):
-            loss = learner.update(*data.sample(rng, train, train_pos, settings.batch_size,
-                                               settings.positive_fraction))
-            if step % 500 == 0 or step == settings.steps - 1:
-                bar.set_postfix(loss=f"{loss:.4f}")
-            bar.update(1)
+    split = TickSplit.of(arrays, settings.gamma_risk, settings.holdout_fraction, seed)
+    critic = TwinRiskCritic(split.data.features.shape[1], settings.hidden)
+    fit_on_ticks(RiskTD(critic, settings), split, settings.steps, settings.batch_size, settings.positive_fraction,
+                 rng, "critic", progress)
     critic.eval()
-    with torch.no_grad():
-        held_scores = critic(data.features[torch.as_tensor(held)]).numpy()
-        train_scores = critic(data.features[torch.as_tensor(train)]).numpy()
-    metrics = {
-        "horizon_ticks": horizon,
-        "auroc_holdout": auroc(held_scores, data.label[held]),
-        "auroc_train": auroc(train_scores, data.label[train]),
-        "holdout_ticks": int(len(held)),
-        "holdout_positive_ticks": int(data.label[held].sum()),
-        "holdout_episodes": int(len(np.unique(data.episode[held]))),
-        "train_ticks": int(len(train)),
-        "eps_safe": eps_safe,
-        **threshold_rates(held_scores, data.label[held], eps_safe),
-    }
-    return critic, metrics
+    return critic, {**held_out_figures(critic, split, eps_safe), "eps_safe": eps_safe}
 
 
 def threshold_rates(scores: np.ndarray, labels: np.ndarray, eps_safe: float) -> dict[str, float]:

@@ -24,16 +24,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from bresa_control.common.cards import FEASIBILITY_FILE
 from bresa_control.common.config import BresaConfig
 from bresa_control.learning import collect
-from bresa_control.learning.critic import Transitions, auroc, split_episodes, threshold_rates
+from bresa_control.learning.critic import TickSplit, auroc, fit_on_ticks, held_out_figures
 from bresa_control.learning.critic_training import data_record, save_model
 from bresa_control.learning.fisor import expectile_loss, reachability_target
 from bresa_control.learning.settings import FeasibilityTraining
@@ -101,43 +101,23 @@ class ReachabilityTD:
 
 def train_feasibility(
     arrays: dict[str, np.ndarray], settings: FeasibilityTraining, seed: int, progress: bool = True,
-) -> tuple[FeasibilityCritic, dict[str, float]]:
+) -> tuple[FeasibilityCritic, dict[str, Any]]:
     """Train on recorded ticks; returns the critic and its held-out figures: the AUROC of ``Q_h``
     (and of ``V_h``) against a violation within the horizon, the rates of ``Q_h > 0`` (the gate
     firing) on ticks before a violation and on the others, and the feasible share ``V_h <= 0``."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    horizon = int(round(1.0 / (1.0 - settings.gamma_risk)))
-    data = Transitions.from_arrays(arrays, horizon)
-    train, held = split_episodes(data.episode, settings.holdout_fraction, seed)
-    train_pos = train[data.label[train] == 1]
-    critic = FeasibilityCritic(data.features.shape[1], settings.hidden)
-    learner = ReachabilityTD(critic, settings)
-    with tqdm(total=settings.steps, desc="feasibility", unit="step", disable=not progress) as bar:
-        for step in range(settings.steps):
-            loss = learner.update(*data.sample(rng, train, train_pos, settings.batch_size, settings.positive_fraction))
-            if step % 500 == 0 or step == settings.steps - 1:
-                bar.set_postfix(loss=f"{loss:.4f}")
-            bar.update(1)
+    split = TickSplit.of(arrays, settings.gamma_risk, settings.holdout_fraction, seed)
+    critic = FeasibilityCritic(split.data.features.shape[1], settings.hidden)
+    fit_on_ticks(ReachabilityTD(critic, settings), split, settings.steps, settings.batch_size,
+                 settings.positive_fraction, rng, "feasibility", progress)
     critic.eval()
     with torch.no_grad():
-        rows = data.features[torch.as_tensor(held)]
-        q_h, v_h = critic(rows).numpy(), critic.value(rows).numpy()
-        q_train = critic(data.features[torch.as_tensor(train)]).numpy()
-    labels = data.label[held]
-    metrics = {
-        "horizon_ticks": horizon,
-        "auroc_holdout": auroc(q_h, labels),
-        "auroc_train": auroc(q_train, data.label[train]),
-        "v_h_auroc_holdout": auroc(v_h, labels),
-        "feasible_fraction_holdout": float((v_h <= 0.0).mean()),
-        "holdout_ticks": int(len(held)),
-        "holdout_positive_ticks": int(labels.sum()),
-        "holdout_episodes": int(len(np.unique(data.episode[held]))),
-        "train_ticks": int(len(train)),
-        "fires_above": 0.0,
-        **threshold_rates(q_h, labels, 0.0),
-    }
+        held = split.data.features[torch.as_tensor(split.held)]
+        v_h = critic.value(held).numpy()
+    metrics = {**held_out_figures(critic, split, 0.0), "fires_above": 0.0,
+               "v_h_auroc_holdout": auroc(v_h, split.data.label[split.held]),
+               "feasible_fraction_holdout": float((v_h <= 0.0).mean())}
     return critic, metrics
 
 
