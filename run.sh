@@ -70,7 +70,7 @@ run_demo() {
 
 run_tests() {
   cd "$ROOT"
-  log "lint: ruff check, lint-imports (the layer rule), mypy (common, contract, control, safety, policies, runtime)"
+  log "lint: ruff check, lint-imports (the layer rule), mypy (the whole package)"
   "$VENV/bin/ruff" check --quiet .
   "$VENV/bin/lint-imports" --no-cache --no-logo >/dev/null || "$VENV/bin/lint-imports" --no-cache --no-logo
   "$VENV/bin/mypy"

@@ -243,6 +243,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 1
     if args.record_in_card:
         folder = policy_folder(args.controller, args.models_dir)
+        assert folder is not None  # checked above: the controller runs a trained task policy
         print(f"recorded in {record_evaluation(folder, summary, args.command_line)}")
     plot = args.plot or (str(Path(args.json).with_suffix(".png")) if args.json else None)
     if plot:
@@ -316,7 +317,7 @@ def _train_method(args: argparse.Namespace) -> int:
     method = METHODS[args.method]
     config = load_config(args.config)
     settings = settings_from(args, method.settings)
-    card = _training(lambda: method.train(config, args.models_dir, settings, getattr(args, "data", None),
+    card = _training(lambda: method.train(config, args.models_dir, settings, getattr(args, "data", ""),
                                           args.tensorboard, not args.no_progress, args.command_line))
     if isinstance(card, int):
         return card

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -60,7 +61,7 @@ def series_from_bag(bag: str | Path) -> RunSeries:
     with AnyReader([Path(bag)]) as reader:
         connections = [c for c in reader.connections if c.topic in topics]
         for connection, stamp_ns, raw in reader.messages(connections=connections):
-            msg = reader.deserialize(raw, connection.msgtype)
+            msg: Any = reader.deserialize(raw, connection.msgtype)  # a message of the contract: typed at run time
             kind = topics[connection.topic]
             if kind == "wrench":
                 f = msg.wrench.force

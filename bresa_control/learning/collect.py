@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from bresa_control.common.config import BresaConfig, config_to_dict
 from bresa_control.common.files import atomic_output
+from bresa_control.contract import Controller
 from bresa_control.learning.settings import training_config
 from bresa_control.policies.scripted import SpiralSearch
 from bresa_control.safety.risk_features import FEATURE_SIZE, FeatureMap
@@ -131,6 +132,7 @@ def collect(
         for i in range(episodes):
             current["episode"] = i
             draw = rng.random()
+            behaviour: Controller
             if draw < random_fraction:
                 behaviour, name = RandomImpedance(rng), "random"
             elif draw < random_fraction + nominal_fraction:

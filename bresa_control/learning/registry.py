@@ -64,7 +64,8 @@ class Method:
         module, function = self.trainer.split(":")
         train = getattr(importlib.import_module(module), function)
         data = (data_path,) if self.uses_data else ()
-        return train(config, models_dir, *data, settings, tensorboard_dir, progress, command)  # type: ignore[no-any-return]
+        card: dict[str, Any] = train(config, models_dir, *data, settings, tensorboard_dir, progress, command)
+        return card
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ class ResidualTask(gym.Wrapper):
         combined = self.combine(action)
         obs, reward, terminated, truncated, info = self.env.step(combined)
         info["executed_action"] = combined
-        return self._augment(obs), reward, terminated, truncated, info
+        return self._augment(obs), float(reward), terminated, truncated, info
 
     def combine(self, residual: np.ndarray) -> np.ndarray:
         """The environment action for a residual, given the last observation's scripted action."""

@@ -27,10 +27,11 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
+from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
@@ -81,7 +82,11 @@ class LagrangeMultiplier(BaseCallback):
         self.history: list[tuple[int, float, float]] = []  # (timestep, mean episode cost, lambda)
 
     def _on_training_start(self) -> None:
-        self.model.replay_buffer.lagrange = self.value  # type: ignore[union-attr]
+        self._buffer().lagrange = self.value
+
+    def _buffer(self) -> Any:
+        """SAC's replay buffer (a :class:`LagrangianReplayBuffer`): it reads lambda at sampling."""
+        return cast(SAC, self.model).replay_buffer
 
     def _on_step(self) -> bool:
         self._episode_cost += float(self.locals["infos"][0].get("cost", 0.0))
@@ -95,7 +100,7 @@ class LagrangeMultiplier(BaseCallback):
         self.episode_costs.append(cost)
         mean_cost = float(np.mean(self.episode_costs))
         self.value = max(0.0, self.value + self.lr * (mean_cost - self.cost_limit))
-        self.model.replay_buffer.lagrange = self.value  # type: ignore[union-attr]
+        self._buffer().lagrange = self.value
         self.history.append((self.num_timesteps, mean_cost, self.value))
         self.logger.record("lagrange/lambda", self.value)
         self.logger.record("lagrange/episode_cost_mean", mean_cost)

@@ -39,8 +39,9 @@ POLICY_OBSERVATION_SIZE = len(OBSERVATION_LABELS) + POLICY_ACTION_SIZE  # env ob
 class DeterministicPolicy(Protocol):
     """What :class:`ResidualController` needs of a trained policy: stable-baselines3's ``predict``."""
 
-    def predict(self, observation: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, Any]:
-        """The action for one observation (and a recurrent state, unused here)."""
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = False) -> tuple[np.ndarray, Any]:
+        """The action for one observation (and a recurrent state, unused here): SB3's signature."""
 
 
 class ResidualController:
@@ -98,7 +99,8 @@ class SacActor(torch.nn.Module):
         """Deterministic action in [-1, 1] (the mode of SAC's squashed Gaussian)."""
         return torch.tanh(self.mu(self.latent_pi(observation)))
 
-    def predict(self, observation: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, None]:
         """stable-baselines3's ``predict`` for one observation (deterministic only)."""
         if not deterministic:
             raise ValueError("SacActor runs the deterministic policy only")

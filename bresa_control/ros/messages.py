@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import array
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -168,7 +168,7 @@ def diagnostics(node_name: str, level: str, message: str, fields: Mapping[str, A
     return diagnostic_array([(node_name, level, message, fields)], time_s)
 
 
-def diagnostic_array(statuses: list[tuple[str, str, str, Mapping[str, Any]]], time_s: float) -> DiagnosticArray:
+def diagnostic_array(statuses: Sequence[tuple[str, str, str, Mapping[str, Any]]], time_s: float) -> DiagnosticArray:
     """A DiagnosticArray of (name, level, message, fields) statuses (an arm with the critic in its
     loop reports both), numbers formatted to 4 significant digits."""
     out = DiagnosticArray()

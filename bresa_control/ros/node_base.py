@@ -53,7 +53,7 @@ def _schema_leaves(cls: type, prefix: str = "") -> list[tuple[str, Any, dict[str
     out = []
     for f in dataclasses.fields(cls):
         kind = hints[f.name]
-        if dataclasses.is_dataclass(kind):
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             out += _schema_leaves(kind, f"{prefix}{f.name}.")
         else:
             out.append((f"{prefix}{f.name}", kind, dict(f.metadata)))
@@ -70,9 +70,9 @@ def _descriptor(kind: Any, meta: dict[str, Any]) -> ParameterDescriptor:
         read_only=True,  # the stack is configured at startup; a change at runtime is refused
         dynamic_typing=True,  # 30 for 30.0 is fine: the schema checks types and ranges itself
     )
-    if kind is float and lo is not None:
+    if kind is float and lo is not None and hi is not None:
         descriptor.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi))]
-    if kind is int and lo is not None:
+    if kind is int and lo is not None and hi is not None:
         descriptor.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
     return descriptor
 

@@ -180,12 +180,12 @@ class FrankaFixture:
         }
         world = self.sim.worldbody
         ET.SubElement(world, "geom", name="table", type="box", pos="0.4 0 -0.02", size="0.6 0.5 0.02",
-                      rgba="0.55 0.45 0.35 1", **contact)
+                      rgba="0.55 0.45 0.35 1", attrib=contact)
         x, y = self.hole_top_m[:2]
         block = ET.SubElement(world, "body", name="hole_block", pos=f"{x} {y} 0")
         for name, (pos, size) in hole_pieces(peg.side_m, scene.hole).items():
             ET.SubElement(block, "geom", name=name, type="box", pos=_vec(pos), size=_vec(size),
-                          rgba="0.35 0.55 0.75 1", **contact)
+                          rgba="0.35 0.55 0.75 1", attrib=contact)
         hand = next(b for b in world.iter("body") if b.get("name") == f"{_PREFIX}hand")
         # franky-sim's hand body sits at the flange turned -45 deg about z; the peg is aligned with
         # the flange itself (link8), as in the URDF the nodes load.
@@ -194,7 +194,7 @@ class FrankaFixture:
         half = peg.length_m / 2.0
         ET.SubElement(body, "geom", name="peg", type="box", pos=f"0 0 {half}",
                       size=f"{peg.side_m / 2} {peg.side_m / 2} {half}", mass=str(peg.mass_kg),
-                      rgba="0.85 0.55 0.2 1", **contact)
+                      rgba="0.85 0.55 0.2 1", attrib=contact)
         ET.SubElement(body, "site", name=_FT_SITE, pos="0 0 0", size="0.005")
         ET.SubElement(body, "site", name=_TIP_SITE, pos=f"0 0 {peg.length_m}", size="0.002")
         sensors = ET.SubElement(self.sim.scene, "sensor")

@@ -95,6 +95,12 @@ def draw_episode(config: BresaConfig, rng: np.random.Generator) -> EpisodeDraw:
     top = np.array([*hole_xy, hole_geometry(scene.peg.side_m, hole_cfg).top_z_m])
     estimate = top + np.array([*error, 0.0])
     start = estimate + np.array(
-        [*rng.uniform(-scene.start_xy_range_m, scene.start_xy_range_m, size=2), rng.uniform(*scene.start_height_m)]
+        [*rng.uniform(-scene.start_xy_range_m, scene.start_xy_range_m, size=2), uniform_in(rng, scene.start_height_m)]
     )
     return EpisodeDraw(top, estimate, start)
+
+
+def uniform_in(rng: np.random.Generator, interval: tuple[float, ...]) -> float:
+    """One draw from a [low, high] pair of the config."""
+    low, high = interval
+    return float(rng.uniform(low, high))

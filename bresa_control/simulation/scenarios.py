@@ -37,6 +37,7 @@ import numpy as np
 from bresa_control.common.config import RandomisationConfig, ScenarioConfig
 from bresa_control.control.robot import PEG_LINK
 from bresa_control.safety.risk_features import TickState
+from bresa_control.simulation.layout import uniform_in
 from bresa_control.simulation.simulator import PegInsertionSim
 
 SCENARIOS = ("nominal", "hole-moves", "push", "friction", "ft-drift", "state-latency", "payload", "push-down",
@@ -73,7 +74,7 @@ class Scenario:
         sim.model.geom_friction[:, 0] = self._nominal_friction
         if self.name == "friction":
             sim.model.geom_friction[:, 0] = self._nominal_friction * self.config.friction_scale
-        self._start_s = float(rng.uniform(*self.config.event_window_s))
+        self._start_s = uniform_in(rng, self.config.event_window_s)
         angle = rng.uniform(0.0, 2.0 * np.pi)
         self._direction = np.array([np.cos(angle), np.sin(angle)])
         self._hole_xy = sim.layout.hole_top_m[:2].copy()
@@ -165,9 +166,9 @@ class Disturbances:
         if self._nominal is None:
             self._nominal = (sim.model.geom_friction[:, 0].copy(), sim.model.geom_solref[:, 0].copy())
         friction, timeconst = self._nominal
-        sim.model.geom_friction[:, 0] = friction * rng.uniform(*cfg.friction_scale_range)
+        sim.model.geom_friction[:, 0] = friction * uniform_in(rng, cfg.friction_scale_range)
         contact = timeconst > 0.0
-        sim.model.geom_solref[contact, 0] = rng.uniform(*cfg.contact_timeconst_range_s)
+        sim.model.geom_solref[contact, 0] = uniform_in(rng, cfg.contact_timeconst_range_s)
         self._pulses = []
         if rng.random() < cfg.pulse_episode_fraction:
             lo, hi = (int(v) for v in cfg.pulses_per_episode)
@@ -175,7 +176,7 @@ class Disturbances:
                 start = float(rng.uniform(0.0, PULSE_WINDOW_S))
                 direction = rng.normal(size=3)
                 force = rng.uniform(0.0, cfg.pulse_force_max_n) * direction / np.linalg.norm(direction)
-                self._pulses.append((start, start + float(rng.uniform(*cfg.pulse_duration_s)), force))
+                self._pulses.append((start, start + uniform_in(rng, cfg.pulse_duration_s), force))
 
     def tick(self, sim: PegInsertionSim) -> None:
         """Apply the pulses due now (call before each physics tick)."""
