@@ -36,8 +36,8 @@ def main() -> int:
         script = f"ip link set lo up && exec {sys.executable} {' '.join(map(str, sys.argv))}"
         return subprocess.run(["unshare", "-n", "bash", "-c", script], env={**os.environ, INSIDE: "1"}).returncode
 
-    from bresa_control.app.evaluate import evaluate, model_files
-    from bresa_control.app.sweep import LOCAL, RaySession, chunks, episode_task, pack
+    from bresa_control.app.evaluate import evaluate
+    from bresa_control.app.sweep import LOCAL, EpisodeJob, RaySession, run_episodes
     from bresa_control.common.cards import models_folder
     from bresa_control.common.config import load_config
     from bresa_control.common.files import write_json_atomic
@@ -52,10 +52,9 @@ def main() -> int:
     started = time.perf_counter()
     with RaySession(LOCAL) as session:
         ready = time.perf_counter()
-        models = session.put(pack(models_folder(None), model_files(args.controller)))
-        for part in chunks(seeds, session.cpus()):
-            session.submit(part, episode_task, args.controller, config, "nominal", models, part)
-        on_ray = sorted((r for outcome in session.as_completed() for r in outcome.result), key=lambda r: r.seed)
+        job = EpisodeJob(args.controller, args.controller, "nominal", models_folder(None))
+        on_ray = sorted((r for part in run_episodes(session, [job], config, seeds) for r in part.results),
+                        key=lambda r: r.seed)
         swept = time.perf_counter()
         cpus, nodes = session.cpus(), session.describe()["nodes"]
     stopped = time.perf_counter()

@@ -26,7 +26,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from bresa_control.app.evaluate import make_controller
+from bresa_control.app.controllers import make_controller
 from bresa_control.common.config import BresaConfig, load_config
 from bresa_control.common.files import write_json_atomic
 from bresa_control.contract import Controller

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bresa_control.app.evaluate import build
+from bresa_control.app.controllers import build
 from bresa_control.common.config import BresaConfig, load_config
 from bresa_control.learning.collect import collect
 from bresa_control.learning.critic import auroc, violation_within

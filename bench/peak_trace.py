@@ -18,8 +18,9 @@ import argparse
 
 import numpy as np
 
-from bresa_control.app.evaluate import CONTROLLERS, ControllerSetup, make_controller
+from bresa_control.app.controllers import ControllerSetup, make_controller
 from bresa_control.common.config import load_config
+from bresa_control.learning.registry import CONTROLLERS
 from bresa_control.simulation.env import PegInsertion
 from bresa_control.simulation.scenarios import SCENARIOS
 

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bresa_control.app.evaluate import CONTROLLERS, build
+from bresa_control.app.controllers import build
 from bresa_control.common.config import load_config
 from bresa_control.contract import Controller
+from bresa_control.learning.registry import CONTROLLERS
 from bresa_control.simulation.env import PegInsertion
 from bresa_control.simulation.rollout import run_episode
 from bresa_control.simulation.scenarios import SCENARIOS

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bresa_control.app.evaluate import build, make_controller
+from bresa_control.app.controllers import build, make_controller
 from bresa_control.common.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent

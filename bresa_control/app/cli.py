@@ -33,13 +33,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from bresa_control.app.evaluate import CONTROLLERS, evaluate, format_table, plot_episode, policy_folder, report
+from bresa_control.app.controllers import policy_folder
+from bresa_control.app.evaluate import evaluate, format_table, plot_episode, report
 from bresa_control.app.sweep import RayUnavailable
 from bresa_control.common.cards import ModelError, record_evaluation
 from bresa_control.common.config import ConfigError, load_config
 from bresa_control.common.files import write_json_atomic
 from bresa_control.common.paths import portable_command
-from bresa_control.learning.registry import METHODS
+from bresa_control.learning.registry import CONTROLLERS, METHODS
 from bresa_control.learning.settings import CriticTraining, FeasibilityTraining
 from bresa_control.policies.by_name import POLICIES
 from bresa_control.ros.bringup import DEMO_SEED

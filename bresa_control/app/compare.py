@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from bresa_control.app.evaluate import evaluate, model_files, report
+from bresa_control.app.controllers import model_files
+from bresa_control.app.evaluate import evaluate, report
 from bresa_control.common.cards import models_folder
 from bresa_control.common.config import BresaConfig, config_to_dict
 from bresa_control.common.files import write_json_atomic
@@ -144,34 +145,23 @@ def _run_on_ray(
 ) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
-    from bresa_control.app.sweep import RaySession, chunks, episode_task, pack
+    from bresa_control.app.sweep import EpisodeJob, RaySession, run_episodes
 
-    seeds = [seed + i for i in range(episodes)]
     results: dict[Cell, list[EpisodeResult]] = {cell: [] for cell in cells}
     failures: dict[Cell, dict[int, str]] = {cell: {} for cell in cells}
+    finished = dict.fromkeys(cells, 0)  # episodes back (run or failed) per cell
+    jobs = [EpisodeJob(cell, cell.controller, cell.scenario, _models(cell, models_dir, seeds_dir)) for cell in cells]
     documents = []
     with RaySession(ray_address) as session, tqdm(total=episodes * len(cells), desc="compare", unit="ep",
                                                   disable=not progress) as bar:
-        parts = chunks(seeds, session.cpus())
-        left = {cell: len(parts) for cell in cells}
-        packed: dict[tuple[str, str], Any] = {}  # (models folder, controller) -> its files in the object store
-        for cell in cells:
-            folder = _models(cell, models_dir, seeds_dir)
-            key = (str(folder), cell.controller)
-            if key not in packed:
-                packed[key] = session.put(pack(folder, model_files(cell.controller)))
-            for part in parts:
-                session.submit((cell, part), episode_task, cell.controller, config, cell.scenario, packed[key], part)
         try:
-            for outcome in session.as_completed():
-                cell, part = outcome.key
-                if outcome.error is None:
-                    results[cell].extend(outcome.result)
-                else:
-                    failures[cell].update({s: outcome.error for s in part})
-                left[cell] -= 1
-                bar.update(len(part))
-                if left[cell] == 0:
+            for part in run_episodes(session, jobs, config, [seed + i for i in range(episodes)]):
+                cell = part.key
+                results[cell].extend(part.results)
+                failures[cell].update({s: part.error for s in part.seeds if part.error is not None})
+                finished[cell] += len(part.seeds)
+                bar.update(len(part.seeds))
+                if finished[cell] == episodes:
                     documents.append(_write_cell(cell, config, out, results.pop(cell), failures[cell], episodes, seed,
                                                  command, models_dir, seeds_dir))
         finally:  # interrupted: the cells that had started keep what ran

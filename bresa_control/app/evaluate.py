@@ -6,62 +6,20 @@ with the same seed meet the same holes, perception errors and start poses.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
+from bresa_control.app.controllers import build
+from bresa_control.app.sweep import EpisodeJob, RaySession, run_episodes
 from bresa_control.common.cards import models_folder
 from bresa_control.common.config import BresaConfig
-from bresa_control.contract import Controller
-from bresa_control.learning.registry import CONTROLLERS, controller
-from bresa_control.safety.models import load_reflex_models
-from bresa_control.safety.reflex import ForceGuardRisk, RecoveryModel, RiskModel, SoftenGains, gate_thresholds
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.safety.reflex import gate_thresholds
 from bresa_control.simulation.rollout import EpisodeResult, run_episode
 from bresa_control.simulation.scenarios import SCENARIOS
-
-__all__ = ["CONTROLLERS", "ControllerSetup", "build", "evaluate", "make_controller", "model_files", "policy_folder"]
-
-
-@dataclass
-class ControllerSetup:
-    """A policy plus the reflex it runs with."""
-
-    policy: Controller
-    config: BresaConfig
-    critic: RiskModel | None
-    recovery: RecoveryModel | None
-
-
-def make_controller(name: str, config: BresaConfig, models_dir: str | Path | None = None) -> ControllerSetup:
-    """Build a named controller (:data:`~bresa_control.learning.registry.CONTROLLERS`) from the
-    shipped (or given) models; nothing is trained here."""
-    spec = controller(name)
-    mode = "control-rate" if spec.reflex != "off" else "off"
-    config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode=mode, gate=spec.gate))
-    policy = spec.load_policy(config, models_dir)
-    critic: RiskModel | None = None
-    recovery: RecoveryModel | None = None
-    if spec.reflex == "rule":
-        critic, recovery = ForceGuardRisk(config.reflex.force_guard_fraction), SoftenGains()
-    elif spec.reflex == "learned":
-        critic, recovery, _ = load_reflex_models(config, models_folder(models_dir))
-    return ControllerSetup(policy, config, critic, recovery)
-
-
-def policy_folder(name: str, models_dir: str | Path | None = None) -> Path | None:
-    """Where a controller's trained task policy and its card are (None: it runs the spiral search)."""
-    return controller(name).policy_folder(models_dir)
-
-
-def model_files(controller_name: str) -> list[str]:
-    """The files (relative to the models folder) a controller loads: what a Ray worker is sent."""
-    return controller(controller_name).model_files()
 
 
 def evaluate(
@@ -97,20 +55,16 @@ def evaluate(
                 results.append(run_episode(env, policy, episode_seed))
                 _advance(bar, results, 1)
             return results
-        from bresa_control.app.sweep import RaySession, chunks, episode_task, pack
-
         with RaySession(ray_address) as session:
-            models = session.put(pack(models_folder(models_dir), model_files(controller_name)))
-            for part in chunks(seeds, session.cpus()):
-                session.submit(part, episode_task, controller_name, config, scenario, models, part)
+            job = EpisodeJob(controller_name, controller_name, scenario, models_folder(models_dir))
             try:
-                for outcome in session.as_completed():
-                    if outcome.error is not None:
-                        failures.update({s: outcome.error for s in outcome.key})
+                for part in run_episodes(session, [job], config, seeds):
+                    if part.error is not None:
+                        failures.update({s: part.error for s in part.seeds})
                     else:
-                        results.extend(outcome.result)
+                        results.extend(part.results)
                         results.sort(key=lambda r: r.seed)
-                    _advance(bar, results, len(outcome.key))
+                    _advance(bar, results, len(part.seeds))
             finally:
                 if ray_report is not None:
                     ray_report.update(session.describe())
@@ -121,16 +75,6 @@ def _advance(bar: tqdm, results: list[EpisodeResult], episodes: int) -> None:
     bar.update(episodes)
     if results:
         bar.set_postfix(success=f"{np.mean([r.inserted for r in results]):.2f}")
-
-
-def build(
-    controller_name: str, config: BresaConfig, scenario: str, models_dir: str | Path | None
-) -> tuple[PegInsertion, Controller]:
-    """The environment (with the controller's safety layer) and the policy of one controller. Torch
-    runs one thread, wherever this runs, so that a result does not depend on where it ran."""
-    torch.set_num_threads(1)
-    setup = make_controller(controller_name, config, models_dir)
-    return PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario), setup.policy
 
 
 def format_table(summaries: list[dict[str, Any]]) -> str:

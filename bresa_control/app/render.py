@@ -35,7 +35,7 @@ def render_episode(
     from mujoco.rendering.classic import gl_context
     from PIL import Image
 
-    from bresa_control.app.evaluate import make_controller
+    from bresa_control.app.controllers import make_controller
     from bresa_control.simulation.env import PegInsertion
 
     if camera not in CAMERAS:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bresa_control.app.controllers import build, model_files
+
 LOCAL = "local"  # --ray given without an address: start Ray on this machine
 EPISODES_PER_TASK = 10  # one environment is built per task; ~1 s of set-up against ~10 s of episodes
 RETRIES = 1  # a task whose worker dies runs once more
@@ -88,13 +90,51 @@ def _on_node(value: Any) -> OnNode:
 def episode_task(controller: str, config: Any, scenario: str, models: dict[str, bytes],
                  seeds: Sequence[int]) -> OnNode:
     """Run on a worker: build the controller from the packed models, run the seeded episodes."""
-    from bresa_control.app.evaluate import build
     from bresa_control.simulation.rollout import run_episode
 
     _crash_for_test(f"{controller}-{scenario}-{seeds[0]}")
     with tempfile.TemporaryDirectory(prefix="bresa-models-") as folder:
         env, policy = build(controller, config, scenario, unpack(models, Path(folder)))
         return _on_node([run_episode(env, policy, seed) for seed in seeds])
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    """Episodes of one controller on one scenario with one models folder; ``key`` is the caller's
+    name for it (a comparison's cell)."""
+
+    key: Any
+    controller: str
+    scenario: str
+    models_folder: Path | None
+
+
+@dataclass
+class EpisodePart:
+    """A finished task of a job: its episode seeds, and their results or why they failed."""
+
+    key: Any
+    seeds: tuple[int, ...]
+    results: list[Any]
+    error: str | None
+
+
+def run_episodes(session: RaySession, jobs: Sequence[EpisodeJob], config: Any,
+                 seeds: Sequence[int]) -> Iterator[EpisodePart]:
+    """Every job's episodes ``seeds`` as Ray tasks of a few seeds each (:func:`chunks`), in the
+    jobs' order; yields each part as it finishes. A models folder goes to the object store once
+    per controller, however many jobs use it."""
+    parts = chunks(seeds, session.cpus())
+    packed: dict[tuple[str, str], Any] = {}  # (models folder, controller) -> its files in the object store
+    for job in jobs:
+        where = (str(job.models_folder), job.controller)
+        if where not in packed:
+            packed[where] = session.put(pack(job.models_folder, model_files(job.controller)))
+        for part in parts:
+            session.submit((job.key, part), episode_task, job.controller, config, job.scenario, packed[where], part)
+    for outcome in session.as_completed():
+        key, part = outcome.key
+        yield EpisodePart(key, part, outcome.result if outcome.error is None else [], outcome.error)
 
 
 def training_task(method: str, seed: int, config: Any, settings: Any, data: bytes, models: dict[str, bytes],
