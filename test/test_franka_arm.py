@@ -70,6 +70,16 @@ def test_the_robots_wrench_estimate_is_moved_from_the_k_frame_to_the_flange() ->
     assert base_force == pytest.approx([0.0, 1.0, 0.0])
 
 
+def test_the_fixture_refuses_a_franky_sim_its_patches_were_not_written_for() -> None:
+    from bresa_control.simulation.franky_patches import check_version
+
+    check_version()  # the installed one (setup.py pins the supported range)
+    check_version("1.0.9")
+    for other in ("1.0.3", "1.1.0", "2.0"):
+        with pytest.raises(RuntimeError, match=f"franky-sim {other} is installed.*supports 1.0.4 up to"):
+            check_version(other)
+
+
 def test_the_configured_model_must_put_the_flange_where_the_robot_reports_it(config: BresaConfig) -> None:
     fr3 = fr3_model(config)
     q = np.array([0.1, 0.3, -0.1, -2.0, 0.05, 2.3, 0.7])

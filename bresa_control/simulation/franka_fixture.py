@@ -27,6 +27,9 @@ what a real FR3 does that franky-sim leaves out:
 * **1 kHz of wall clock on an absolute schedule** (franky-sim sleeps 1 ms after each step's work and
   so runs at ~0.9x real time).
 
+franky-sim has no public hooks for these: what reaches into its internals is in
+:mod:`bresa_control.simulation.franky_patches`, which refuses a franky-sim version it was not written for.
+
 It runs as a process of its own (the ``franky_sim`` node, :mod:`bresa_control.ros.franky_sim_node`):
 pylibfranka holds the GIL while it waits for the robot, so the two cannot share one. Code for
 this machine only, never the robot PC.
@@ -35,8 +38,6 @@ this machine only, never the robot PC.
 from __future__ import annotations
 
 import math
-import socket
-import struct
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -45,16 +46,6 @@ from typing import Any
 
 import numpy as np
 from franky_sim import SimulationServer
-from franky_sim.franka_robot_protocol import MoveStatus, RobotCommand, SetCollisionBehaviorCommand, UDPCommand
-from franky_sim.franka_robot_server import ControlMode
-from franky_sim.franka_server import (
-    BaseCommand,
-    Command,
-    ConnectCommand,
-    ConnectStatus,
-    MessageHeader,
-    NonBlockingReceiver,
-)
 from franky_sim.mujoco_simulator import MujocoSimulator
 from franky_sim.urdf import URDF_PATH
 
@@ -62,6 +53,7 @@ from bresa_control.common.config import BresaConfig
 from bresa_control.contract import target_rotation
 from bresa_control.control.robot import PEG_LINK, RobotModel, attach_peg
 from bresa_control.runtime.franka_loop import cross, pose_matrix
+from bresa_control.simulation import franky_patches as franky
 from bresa_control.simulation.layout import HOME_Q, draw_episode, hole_geometry, hole_pieces, inserted
 from bresa_control.simulation.scene import PegWrenchSensor
 
@@ -134,6 +126,7 @@ class FrankaFixture:
 
     def __init__(self, config: BresaConfig, seed: int, library_version: int | None = None) -> None:
         """``library_version``: the protocol version the server claims (tests: another than 10)."""
+        franky.check_version()
         self.config = config
         draw = draw_episode(config, np.random.default_rng(seed))
         self.hole_top_m, self.hole_estimate_m = draw.hole_top_m, draw.hole_estimate_m
@@ -163,8 +156,8 @@ class FrankaFixture:
         self.server.init()  # binds 127.0.0.1:1337 (and the gripper's 1338) and compiles the scene
         self._robot_server = self.server.robot_servers[0]
         if library_version is not None:
-            _claim_version(self._robot_server, library_version)
-        _record_collision_behavior(self._robot_server, self._on_collision_behavior)
+            franky.claim_library_version(self._robot_server, library_version)
+        franky.record_collision_behavior(self._robot_server, self._on_collision_behavior)
         self._after_compile()
 
     # ---- scene ---------------------------------------------------------------------------
@@ -209,43 +202,33 @@ class FrankaFixture:
         self._tip_site = model.site(_TIP_SITE).id
         self._hand_body = model.body(f"{_PREFIX}hand").id
         self.sim.register_post_step_callback(self._after_step)
-        robot_server = self._robot_server
-        receive = robot_server._handle_udp_command
         audit = self.audit
 
-        def audited_receive(data: bytes) -> None:
-            command = UDPCommand.from_bytes(data)
+        def audited(command: Any) -> None:
             if command.message_id > 0 and not command.torque_command_finished:
                 if self._torque_mode():
                     audit.record(np.asarray(command.tau_J_d, dtype=float))
                 elif self.faults:
                     audit.record_late()
-            receive(data)
 
-        robot_server._handle_udp_command = audited_receive
-        robot_server._setup_udp_connection = _loopback_udp(robot_server)
-        fixture = self
-        base_state = type(self.robot).state
+        franky.audit_torque_commands(self._robot_server, audited)
+        franky.bind_udp_to_loopback(self._robot_server)
+        franky.report_state(self.robot, self._state_fields)
 
-        class FixtureRobot(type(self.robot)):  # type: ignore[misc]
-            """franky-sim's robot, reporting the fixture's wrench estimate and faults."""
-
-            @property
-            def state(self) -> Any:
-                state = base_state.fget(self)
-                wrench_o = tuple(float(v) for v in fixture._wrench_k)
-                fields: dict[str, Any] = {"O_F_ext_hat_K": wrench_o, "K_F_ext_hat_K": fixture._wrench_in_k(state)}
-                if fixture.faults:
-                    errors = tuple(i == CARTESIAN_REFLEX for i in range(41))
-                    # The wire carries two sets: franky-sim's errors (libfranka's current_errors) and
-                    # reflex_reason (libfranka's last_motion_errors).
-                    fields.update(errors=errors, reflex_reason=errors)
-                return state.replace(**fields)
-
-        self.robot.__class__ = FixtureRobot
+    def _state_fields(self, state: Any) -> dict[str, Any]:
+        """What the robot's state reports beyond franky-sim's: the fixture's wrench estimate and,
+        after the arm's reflex, its errors."""
+        fields: dict[str, Any] = {"O_F_ext_hat_K": tuple(float(v) for v in self._wrench_k),
+                                  "K_F_ext_hat_K": self._wrench_in_k(state)}
+        if self.faults:
+            errors = tuple(i == CARTESIAN_REFLEX for i in range(41))
+            # The wire carries two sets: franky-sim's errors (libfranka's current_errors) and
+            # reflex_reason (libfranka's last_motion_errors).
+            fields.update(errors=errors, reflex_reason=errors)
+        return fields
 
     def _torque_mode(self) -> bool:
-        torque = self._robot_server._FrankaRobotServer__control_mode == ControlMode.TORQUE
+        torque = franky.in_torque_mode(self._robot_server)
         if torque and not self._was_torque:
             self.audit.start_motion()
         self._was_torque = torque
@@ -287,12 +270,7 @@ class FrankaFixture:
         """The arm's collision reflex: abort the torque motion with cartesian_reflex."""
         self.stop_force_n = force_n
         self.faults.append(f"cartesian_reflex at {force_n:.1f} N, t = {self.sim_time_s:.3f} s")
-        server = self._robot_server
-        motion_id = server.current_motion_id
-        server.stop_motion(send_preemption_signal=False)
-        if motion_id:
-            BaseCommand.send_response(server._tcp_socket, RobotCommand.kMove, motion_id, MoveStatus.kReflexAborted)
-            server.reset_current_motion_id()
+        franky.abort_motion_with_reflex(self._robot_server)
 
     # ---- running -------------------------------------------------------------------------
 
@@ -336,44 +314,3 @@ class FrankaFixture:
 
 def _vec(values: Any) -> str:
     return " ".join(f"{float(v):.9g}" for v in values)
-
-
-def _claim_version(robot_server: Any, version: int) -> None:
-    """Make the server a robot of another protocol version: it answers libfranka's Connect with
-    kIncompatibleLibraryVersion and that version, as a real robot does (franky-sim always accepts)."""
-
-    class IncompatibleConnect(ConnectCommand):
-        def handle(self, server: Any, command_type_struct: str = "I") -> None:
-            header = MessageHeader(self.command_type, self.command_id, 8)
-            # libfranka reads the reply as a packed {uint8 status; uint16 version}.
-            reply = struct.pack("<BH5x", ConnectStatus.kIncompatibleLibraryVersion.value, version)
-            self.client_socket.sendall(header.to_bytes(command_type_struct=command_type_struct) + reply)
-
-    robot_server._FrankaServer__library_version = version
-    robot_server._FrankaServer__command_class_map[Command.kConnect] = IncompatibleConnect
-
-
-def _record_collision_behavior(robot_server: Any, received: Callable[[list[float]], None]) -> None:
-    """Have the server tell ``received`` the upper nominal Cartesian force thresholds (6 values)
-    of every setCollisionBehavior (franky-sim acknowledges the command and simulates nothing)."""
-
-    class RecordedCollisionBehavior(SetCollisionBehaviorCommand):
-        def handle(self, server: Any) -> None:
-            received(list(self.upper_force_thresholds_nominal))
-            super().handle(server)
-
-    robot_server._FrankaServer__command_class_map[RobotCommand.kSetCollisionBehavior] = RecordedCollisionBehavior
-
-
-def _loopback_udp(robot_server: Any) -> Callable[[int], None]:
-    """franky-sim's UDP set-up, bound to the server's own (loopback) address instead of 0.0.0.0."""
-    def setup(network_udp_port: int) -> None:
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp.bind((robot_server.hostname, 0))
-        udp.setblocking(False)
-        robot_server._FrankaServer__client_udp_port = network_udp_port
-        robot_server._FrankaServer__udp_socket = udp
-        robot_server._FrankaServer__udp_receiver = NonBlockingReceiver(udp)
-        robot_server._FrankaServer__message_id = 0
-
-    return setup
