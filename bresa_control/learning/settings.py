@@ -1,7 +1,7 @@
 """The settings of the learning commands, each in one documented dataclass (CleanRL's ``Args``).
 
 ``bresa train-critic`` and ``bresa train-policy`` make their flags and defaults from these fields
-(:func:`bresa_control.app.cli.add_settings`), and the model cards record them, so a card says
+(:func:`bresa_control.app.commands.common.add_settings`), and the model cards record them, so a card says
 exactly how to make its model again. Imports no stable-baselines3 and no simulator.
 """
 

@@ -1,0 +1,1 @@
+"""The ``bresa`` command line's sub-commands, by group (training, evaluation, the stack)."""
