@@ -36,13 +36,11 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from bench_common import busy_core, meets
+from bench_common import busy_core, meets, stack_arguments, tick_compute_ms
 
 from bresa_control.common.files import write_json_atomic
-from bresa_control.ros.bringup import DEMO_SEED
 from bresa_control.ros.runner import command_success_rate_min, reflex_latencies_ticks, run_demo
 from bresa_control.runtime.timing import machine_info
 
@@ -50,26 +48,8 @@ TARGETS = {"command_success_rate_min": (">=", 0.99), "missed_per_20000_ticks": (
            "latency_p99_ticks": ("<=", 1.0)}
 
 
-def tick_compute_ms(result: dict[str, Any], percentile: str) -> float | None:
-    """The whole tick's compute (ms) at ``percentile`` (``p50``, ``p99``): the arm node's tick when
-    the critic is in it; separate, the arm's plus the critic process's."""
-    arm = result["nodes"]["franka_arm"].get(f"compute_{percentile}_ms")
-    if result["composed"] or arm is None:
-        return arm
-    critic = result["nodes"]["safety_critic"].get(f"compute_{percentile}_ms")
-    return None if critic is None else arm + critic
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--duration", type=float, default=20.0, help="simulated seconds per run (the robot's clock)")
-    parser.add_argument("--seed", type=int, default=DEMO_SEED, help="run i is episode seed + i (default: the demo's)")
-    parser.add_argument("--json", default="results/bench_franka.json")
-    parser.add_argument("--separate", action="store_true",
-                        help="the critic as a process of its own (compose:=false) instead of in the arm's loop")
-    parser.add_argument("--busy", action="store_true", help="keep one core busy with `yes > /dev/null`")
-    parser.add_argument("--config", help="YAML laid over config/peg_insertion.yaml (e.g. runtime.realtime_priority)")
+    parser = stack_arguments(__doc__.split("\n")[0], "results/bench_franka.json", "the robot's clock")
     args = parser.parse_args()
     with busy_core(args.busy):
         return _bench(args)
@@ -100,8 +80,8 @@ def _bench(args: argparse.Namespace) -> int:
             "torque_limit_violations": world["torque_limit_violations"],
             **{k: arm.get(k) for k in ("rate_hz", "period_p50_ms", "period_p99_ms", "period_max_ms",
                                        "missed_robot_ticks", "robot_ticks", "control_command_success_rate_min")},
-            "tick_compute_p50_ms": tick_compute_ms(result, "p50"),
-            "tick_compute_p99_ms": tick_compute_ms(result, "p99"),
+            "tick_compute_p50_ms": tick_compute_ms(result, "franka_arm", "p50"),
+            "tick_compute_p99_ms": tick_compute_ms(result, "franka_arm", "p99"),
             "command_success_rate_min": command_success_rate_min(robot_ms),
             "critic_rate_hz": result["critic_rate_hz"], "critic_overruns": critic.get("critic_overruns"),
             "collision_force_thresholds_n": world.get("collision_force_thresholds_n"),

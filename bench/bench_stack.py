@@ -32,13 +32,11 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from bench_common import busy_core, meets
+from bench_common import busy_core, meets, stack_arguments, tick_compute_ms
 
 from bresa_control.common.files import write_json_atomic
-from bresa_control.ros.bringup import DEMO_SEED
 from bresa_control.ros.runner import reflex_latencies_ticks, run_demo
 from bresa_control.runtime.timing import machine_info
 
@@ -46,28 +44,10 @@ TARGETS = {"arm_rate_hz": (">=", 999.0), "period_p99_ms": ("<=", 1.2), "latency_
            "tick_compute_p99_ms": ("<=", 0.5)}
 
 
-def tick_compute_ms(result: dict[str, Any], percentile: str) -> float | None:
-    """The whole tick's compute (ms) at ``percentile`` (``p50``, ``p99``): the arm node's tick when
-    the critic is in it; separate, the arm's plus the critic process's."""
-    arm = result["nodes"]["mujoco_sim"].get(f"compute_{percentile}_ms")
-    if result["composed"] or arm is None:
-        return arm
-    critic = result["nodes"]["safety_critic"].get(f"compute_{percentile}_ms")
-    return None if critic is None else arm + critic
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--duration", type=float, default=20.0, help="simulated seconds per run (the arm's clock)")
-    parser.add_argument("--seed", type=int, default=DEMO_SEED, help="run i is episode seed + i (default: the demo's)")
-    parser.add_argument("--json", default="results/bench_stack.json")
+    parser = stack_arguments(__doc__.split("\n")[0], "results/bench_stack.json", "the arm's clock")
     parser.add_argument("--bag", action="store_true",
                         help="also run bresa demo's bag recorder (another process' worth of work)")
-    parser.add_argument("--separate", action="store_true",
-                        help="the critic as a process of its own (compose:=false) instead of in the arm's loop")
-    parser.add_argument("--busy", action="store_true", help="keep one core busy with `yes > /dev/null`")
-    parser.add_argument("--config", help="YAML laid over config/peg_insertion.yaml (e.g. runtime.realtime_priority)")
     args = parser.parse_args()
     with busy_core(args.busy):
         return _bench(args, TARGETS)
@@ -94,8 +74,8 @@ def _bench(args: argparse.Namespace, targets: dict[str, tuple[str, float]]) -> i
             "max_force_n": result["max_force_n"], "reflexes": result["reflex_count"],
             "arm_rate_hz": arm.get("rate_hz"),
             **{k: arm.get(k) for k in ("period_p50_ms", "period_p99_ms", "period_max_ms", "skipped_ticks")},
-            "tick_compute_p50_ms": tick_compute_ms(result, "p50"),
-            "tick_compute_p99_ms": tick_compute_ms(result, "p99"),
+            "tick_compute_p50_ms": tick_compute_ms(result, "mujoco_sim", "p50"),
+            "tick_compute_p99_ms": tick_compute_ms(result, "mujoco_sim", "p99"),
             "critic_rate_hz": critic.get("rate_hz"), "critic_compute_p50_ms": critic.get("compute_p50_ms"),
             "critic_compute_p99_ms": critic.get("compute_p99_ms"),
             "critic_overruns": critic.get("critic_overruns"), "realtime": result["realtime"],
