@@ -115,6 +115,34 @@ def adversarial_action(config: BresaConfig, hole_estimate_m: np.ndarray) -> np.n
     ).to_array()
 
 
+def take_over_the_separate_arm(stack: Stack, probe: Probe, arm: str, config: BresaConfig,
+                                stopped: Callable[[], bool]) -> dict[str, str]:
+    """Start ``stack`` (separate: with a safety_critic process) and, once the peg is in contact,
+    publish the rogue command to ``bresa/impedance_command``; once ``arm`` has warned about a second
+    publisher, kill safety_critic (the worst case: the rogue is the only one left; with the critic
+    still there, how often the arm follows the rogue depends on how fast each side publishes, the
+    machine's speed) and keep publishing until ``stopped()``, then one second more. Returns the
+    arm's diagnostics at the stop; stops the stack."""
+    hole = np.array(stack.specs["safety_critic"].parameters["hole_estimate_m"])
+    attack = messages.set_values(messages.command_message(), adversarial_action(config, hole))
+    stack.start()
+    try:
+        probe.spin_until(lambda: probe.force_n > 2.0, timeout_s=120, stack=stack)  # in contact: mid-insertion
+        rogue = probe.create_publisher(Float64MultiArray, contract.IMPEDANCE_COMMAND, messages.FAST_QOS)
+        probe.spin_until(lambda: probe.said(arm, "has 2 publishers", "WARN"), timeout_s=30, stack=stack)
+        stack.kill("safety_critic")
+        deadline = time.monotonic() + 60
+        while not stopped():
+            assert time.monotonic() < deadline, [stack.log_tail(n) for n in stack.specs]
+            probe.spin_for(0.2, every=lambda: rogue.publish(attack), period_s=0.001)
+        at_stop = dict(probe.diagnostics.get(arm, {}))
+        probe.spin_for(1.0, every=lambda: rogue.publish(attack), period_s=0.001)  # it keeps coming
+        return at_stop
+    finally:
+        stack.stop()
+        probe.destroy_node()
+
+
 def attack_the_composed_arm(stack: Stack, probe: Probe, arm: str, config: BresaConfig, seconds: float = 4.0) -> None:
     """Start ``stack`` (composed: no safety_critic process) and, once the peg is in contact, publish
     the rogue command (:func:`adversarial_action`) straight to ``bresa/impedance_command`` at about

@@ -19,7 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from geometry_msgs.msg import WrenchStamped
-from ros_helpers import Probe, adversarial_action, attack_the_composed_arm, private_ros_domain  # noqa: F401 (a fixture)
+from ros_helpers import (  # noqa: F401 (private_ros_domain: a fixture)
+    Probe,
+    adversarial_action,
+    attack_the_composed_arm,
+    private_ros_domain,
+    take_over_the_separate_arm,
+)
 
 from bresa_control import contract
 from bresa_control.common.config import BresaConfig, ConfigError, load_config
@@ -330,26 +336,9 @@ def test_separate_a_second_command_publisher_is_warned_about_and_the_franka_stop
     safety.arm_fault_force_n, stops the motion with cartesian_reflex; it does not resume."""
     stack = _stack(tmp_path, seed=3, nodes=("franky_sim", "franka_arm", "safety_critic", "task_policy"),
                    policy="scripted", compose=False)
-    hole = np.array(stack.specs["safety_critic"].parameters["hole_estimate_m"])
     probe = Probe()
-    attack = messages.set_values(messages.command_message(), adversarial_action(config, hole))
-    stack.start()
-    try:
-        probe.spin_until(lambda: probe.force_n > 2.0, timeout_s=120, stack=stack)  # in contact: mid-insertion
-        rogue = probe.create_publisher(messages.Float64MultiArray, contract.IMPEDANCE_COMMAND, messages.FAST_QOS)
-        probe.spin_until(lambda: probe.said("franka_arm", "has 2 publishers", "WARN"), timeout_s=30, stack=stack)
-        # The worst case: the rogue is the only one left (with the critic still there, how often the
-        # arm follows the rogue depends on how fast each side publishes, which is the machine's speed).
-        stack.kill("safety_critic")
-        deadline = time.monotonic() + 60
-        while _arm_state(probe).get("level") != "ERROR":
-            assert time.monotonic() < deadline, [stack.log_tail(n) for n in stack.specs]
-            probe.spin_for(0.2, every=lambda: rogue.publish(attack), period_s=0.001)
-        probe.spin_for(1.0, every=lambda: rogue.publish(attack), period_s=0.001)  # it keeps coming
-        after = dict(_arm_state(probe))
-    finally:
-        stack.stop()
-        probe.destroy_node()
+    take_over_the_separate_arm(stack, probe, "franka_arm", config, lambda: _arm_state(probe).get("level") == "ERROR")
+    after = _arm_state(probe)
     world, arm = stack.summary("franky_sim"), stack.summary("franka_arm")
     fault = config.safety.arm_fault_force_n
     assert world["collision_force_thresholds_n"][:3] == [fault] * 3  # what franka_arm told the robot

@@ -23,13 +23,18 @@ import pytest
 import rclpy  # installed by ./run.sh setup: the ROS wheels, or your sourced ROS 2
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
-from ros_helpers import Probe, adversarial_action, attack_the_composed_arm, private_ros_domain  # noqa: F401 (a fixture)
+from ros_helpers import (  # noqa: F401 (private_ros_domain: a fixture)
+    Probe,
+    adversarial_action,
+    attack_the_composed_arm,
+    private_ros_domain,
+    take_over_the_separate_arm,
+)
 from rosbags.highlevel import AnyReader
 
 from bresa_control import contract
 from bresa_control.common.cards import CRITIC_FILE, RECOVERY_FILE, models_folder
 from bresa_control.common.config import BresaConfig
-from bresa_control.ros import messages
 from bresa_control.ros.bringup import config_files, node_set
 from bresa_control.ros.runner import Stack
 
@@ -194,27 +199,10 @@ def test_separate_a_second_command_publisher_is_warned_about_and_the_arm_stops_a
     ends the motion; it does not resume."""
     stack = _stack(tmp_path, seed=3, nodes=("mujoco_sim", "safety_critic", "task_policy"), policy="scripted",
                    compose=False)
-    hole = np.array(stack.specs["safety_critic"].parameters["hole_estimate_m"])
     probe = Probe()
-    attack = messages.set_values(messages.command_message(), adversarial_action(config, hole))
-    stack.start()
-    try:
-        probe.spin_until(lambda: probe.force_n > 2.0, timeout_s=120, stack=stack)  # in contact: mid-insertion
-        rogue = probe.create_publisher(messages.Float64MultiArray, contract.IMPEDANCE_COMMAND, messages.FAST_QOS)
-        probe.spin_until(lambda: probe.said("mujoco_sim", "has 2 publishers", "WARN"), timeout_s=30, stack=stack)
-        # The worst case: the rogue is the only one left (with the critic still there, how often the
-        # arm follows the rogue depends on how fast each side publishes, which is the machine's speed).
-        stack.kill("safety_critic")
-        deadline = time.monotonic() + 60
-        while probe.level("mujoco_sim") != "ERROR":
-            assert time.monotonic() < deadline, [stack.log_tail(n) for n in stack.specs]
-            probe.spin_for(0.2, every=lambda: rogue.publish(attack), period_s=0.001)
-        at_stop = probe.diagnostics["mujoco_sim"]["message"]
-        probe.spin_for(1.0, every=lambda: rogue.publish(attack), period_s=0.001)  # it keeps coming
-        after = probe.diagnostics["mujoco_sim"]
-    finally:
-        stack.stop()
-        probe.destroy_node()
+    at_stop = take_over_the_separate_arm(stack, probe, "mujoco_sim", config,
+                                         lambda: probe.level("mujoco_sim") == "ERROR")["message"]
+    after = probe.diagnostics["mujoco_sim"]
     sim = stack.summary("mujoco_sim")
     assert "collision reflex" in at_stop and "collision reflex" in sim["error"]
     assert after["level"] == "ERROR"  # never resumed
