@@ -7,8 +7,12 @@
 #   bench/compare.sh [EPISODES] [MORE bresa compare ARGS]    e.g. bench/compare.sh 50 --ray auto
 #
 # Default 50 episodes per controller, training seed and scenario (150 per learned controller).
+# The six controllers of the README's table; fisor and bresa-feasibility (issue "FISOR, the
+# hard-constraint method") join once their models exist: give --controllers to choose (the last wins).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPISODES="${1:-50}"
 shift || true
-OMP_NUM_THREADS=1 .venv/bin/bresa compare --episodes "$EPISODES" --out docs/comparison --no-progress "$@"
+CONTROLLERS=(scripted sac force-guard recovery-rl bresa sac-lagrangian)
+OMP_NUM_THREADS=1 .venv/bin/bresa compare --episodes "$EPISODES" --out docs/comparison --no-progress \
+  --controllers "${CONTROLLERS[@]}" "$@"
