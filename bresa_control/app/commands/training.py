@@ -34,25 +34,22 @@ def add_commands(commands: Any) -> None:
     co.add_argument("--no-progress", action="store_true")
     co.set_defaults(func=_collect)
 
-    tc = commands.add_parser("train-critic", help="train the risk critic and recovery policy offline")
-    tc.add_argument("--data", default="data/risk_data.npz", help="file written by 'bresa collect'")
-    tc.add_argument("--seed", type=int, default=0)
-    add_settings(tc, CriticTraining, skip=("gamma_risk",))  # gamma_risk is reflex.gamma_risk of the config
-    tc.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
-    tc.add_argument("--out-dir", default="models", help="where the .pt files and cards go")
-    tc.add_argument("--no-progress", action="store_true")
-    tc.set_defaults(func=_train_offline, trainer="bresa_control.learning.critic_training", settings=CriticTraining)
-
-    tf = commands.add_parser("train-feasibility", help="train the feasibility gate's reachability critic offline "
-                                                       "(reflex.gate: feasibility)")
-    tf.add_argument("--data", default="data/risk_data.npz", help="file written by 'bresa collect'")
-    tf.add_argument("--seed", type=int, default=0)
-    add_settings(tf, FeasibilityTraining, skip=("gamma_risk",))  # gamma_risk is reflex.gamma_risk of the config
-    tf.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
-    tf.add_argument("--out-dir", default="models", help="where feasibility_critic.pt and its card go (beside the "
-                                                        "recovery it runs with)")
-    tf.add_argument("--no-progress", action="store_true")
-    tf.set_defaults(func=_train_offline, trainer="bresa_control.learning.feasibility", settings=FeasibilityTraining)
+    offline = (  # the reflex's models trained offline on the ticks: command, help, settings, trainer, out
+        ("train-critic", "train the risk critic and recovery policy offline", CriticTraining,
+         "bresa_control.learning.critic_training", "where the .pt files and cards go"),
+        ("train-feasibility", "train the feasibility gate's reachability critic offline (reflex.gate: feasibility)",
+         FeasibilityTraining, "bresa_control.learning.feasibility",
+         "where feasibility_critic.pt and its card go (beside the recovery it runs with)"),
+    )
+    for command, help_text, settings, trainer, out_help in offline:
+        to = commands.add_parser(command, help=help_text)
+        to.add_argument("--data", default="data/risk_data.npz", help="file written by 'bresa collect'")
+        to.add_argument("--seed", type=int, default=0)
+        add_settings(to, settings, skip=("gamma_risk",))  # gamma_risk is reflex.gamma_risk of the config
+        to.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
+        to.add_argument("--out-dir", default="models", help=out_help)
+        to.add_argument("--no-progress", action="store_true")
+        to.set_defaults(func=_train_offline, trainer=trainer, settings=settings)
 
     for method in METHODS.values():  # bresa train-policy, train-recovery-rl, train-sac-lagrangian, train-fisor
         tm = commands.add_parser(method.command, help=method.help)
