@@ -44,8 +44,10 @@ TRACE = Path(__file__).resolve().parents[1] / "test" / "data" / "safety_trace.np
 STATUSES = ("waiting-for-state", "state-stale", "no-task-action", "task", "reflex")
 
 
-def percentiles_ms(values_s: list[float]) -> dict[str, float]:
+def percentiles_ms(values_s: list[float]) -> dict[str, float | None]:
     """p50, p99 and max of durations (s), in ms."""
+    if not values_s:  # e.g. no tick where the reflex held: this critic never fired on the trace
+        return {"p50": None, "p99": None, "max": None, "ticks": 0}
     a = np.asarray(values_s) * 1e3
     return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "max": float(a.max()),
             "ticks": len(a)}
@@ -159,7 +161,10 @@ def main() -> int:
     hidden = node.port.critic_card.get("training", {}).get("hidden")
     print(f"critic of gate {args.gate}: {args.models_dir or 'the shipped models'} ({hidden} units per hidden layer)")
     for name, f in figures.items():
-        print(f"{name:28s} p50 {f['p50']:.3f} / p99 {f['p99']:.3f} / max {f['max']:.2f} ms over {f['ticks']} ticks")
+        if f["ticks"]:
+            print(f"{name:28s} p50 {f['p50']:.3f} / p99 {f['p99']:.3f} / max {f['max']:.2f} ms over {f['ticks']} ticks")
+        else:
+            print(f"{name:28s} no such tick")
     write_json_atomic(args.json, {"figures": figures, "models_dir": args.models_dir or "models", "gate": args.gate,
                                   "critic_hidden": hidden,
                                   "command": " ".join([Path(sys.executable).name, *sys.argv]),
