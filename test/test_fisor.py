@@ -340,7 +340,7 @@ def test_settings_are_checked() -> None:
 
 
 def test_from_collected_data(tmp_path: Path) -> None:
-    """bresa collect's file, through load_decisions, a few steps, export, and one decision."""
+    """bresa collect's file (format 4), through load_decisions, a few steps, export, and one decision."""
     from bresa_control.common.config import load_config
 
     config = load_config()
@@ -349,7 +349,9 @@ def test_from_collected_data(tmp_path: Path) -> None:
     collect.save(file, data, collect.metadata(config, data, 0, ["bresa", "collect", "--max-steps", "5"], True))
     arrays, meta = load_decisions(file)
     models, metrics = train_fisor(arrays, FisorTraining(steps=20, **TINY), progress=False, meta=meta)
-    assert metrics["data"]["rows"] == 15 and metrics["data"]["rows_without_target"] == 3  # three truncated ends
+    assert metrics["data"]["rows"] == 15 and metrics["data"]["terminal_rows"] == 0  # three episodes cut at 5
+    # format 4 records reward, successor and termination: nothing approximated
+    assert set(metrics["sources"].values()) == {"recorded"}
     export_fisor(models, tmp_path, {"data": {"file": file.name}})
     action = FisorPolicy(tmp_path).act(arrays["decision_observation"][0])
     assert action.shape == (7,) and np.abs(action).max() <= 1.0

@@ -16,6 +16,10 @@ decision_*                    the same episodes aggregated to decisions (10 Hz),
   _action     (M, 7) f32      the environment action of the decision
   _cost       (M,) u1         1 if any tick of the decision violated a constraint
   _episode    (M,) i4         episode index, as ``episode``
+  _reward     (M,) f32        the environment's reward of the decision (format 4)
+  _next_observation (M, 22) f32  the observation after it (format 4)
+  _terminated (M,) u1         1 if the episode ended there: inserted or an arm fault (format 4;
+                              a row cut off by the step limit is 0)
 meta          () str          JSON: format, seed, command, config, behaviour per episode,
                               counts, ``complete`` (false if the run was interrupted)
 ============  ==============  =============================================================
@@ -23,10 +27,12 @@ meta          () str          JSON: format, seed, command, config, behaviour per
 Behaviours (drawn per episode from the seed): ``nominal`` is the spiral search as configured (safe
 insertions, so the critic learns what normal contact looks like); ``scripted`` is the spiral
 search with randomised gains, speeds and push force; ``random`` holds uniformly drawn actions
-(biased downward, toward the fixture) for a few decisions each. All run with the reflex off, in the
-training environment (:func:`~bresa_control.learning.settings.training_config`: wrench pulses of
-at most 10 N in half the episodes, friction and contact stiffness spread), so the critic has seen
-the world push back without seeing an evaluation scenario.
+(biased downward, toward the fixture) for a few decisions each; ``policy`` (only with
+``--policy-dir`` and ``--policy-fraction``) a trained task policy with noise on its actions. All
+run with the reflex off, in the training environment
+(:func:`~bresa_control.learning.settings.training_config`: wrench pulses of at most 10 N in half
+the episodes, friction and contact stiffness spread), so the critic has seen the world push back
+without seeing an evaluation scenario.
 """
 
 from __future__ import annotations
@@ -49,8 +55,10 @@ from bresa_control.policies.scripted import SpiralSearch
 from bresa_control.safety.risk_features import FEATURE_SIZE, FeatureMap
 from bresa_control.simulation.env import PegInsertion
 
-FORMAT = "bresa-risk-data/3"  # /2 added the decision_* arrays; /3 the training disturbances
+FORMAT = "bresa-risk-data/4"  # /2 added the decision_* arrays; /3 the training disturbances; /4 the recorded ones
+READABLE_FORMATS = ("bresa-risk-data/3", FORMAT)  # /4 adds arrays only: the same seed gives the same rows
 DECISION_ARRAYS = ("decision_observation", "decision_action", "decision_cost", "decision_episode")
+RECORDED_ARRAYS = ("decision_reward", "decision_next_observation", "decision_terminated")  # format 4
 
 
 class RandomImpedance:
@@ -71,6 +79,23 @@ class RandomImpedance:
             self.hold = int(self.rng.integers(1, 6))
         self.hold -= 1
         return self.action
+
+
+class NoisyPolicy:
+    """A trained task policy (``--policy-dir``) with Gaussian noise of ``noise`` on every action
+    value: behaviour that acts on the observation alone, for methods that clone the data (FISOR)."""
+
+    def __init__(self, policy: Controller, noise: float, rng: np.random.Generator) -> None:
+        self.policy = policy
+        self.noise = noise
+        self.rng = rng
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        action = self.policy.act(observation) + self.rng.normal(0.0, self.noise, size=7)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
 
 
 def randomised_scripted(config: BresaConfig, rng: np.random.Generator) -> SpiralSearch:
@@ -96,7 +121,8 @@ class RiskData:
     episode: list[int] = field(default_factory=list)
     behaviours: list[str] = field(default_factory=list)
     violating_episodes: int = 0
-    decisions: list[tuple[np.ndarray, np.ndarray, float, int]] = field(default_factory=list)  # obs, action, cost, ep.
+    # obs, action, cost, episode, reward, next obs, terminated
+    decisions: list[tuple[np.ndarray, np.ndarray, float, int, float, np.ndarray, bool]] = field(default_factory=list)
 
 
 def collect(
@@ -109,12 +135,21 @@ def collect(
     progress: bool = True,
     data: RiskData | None = None,
     scenario: str = "nominal",
+    policy: Controller | None = None,
+    policy_fraction: float = 0.0,
+    policy_noise: float = 0.2,
 ) -> RiskData:
     """Run ``episodes`` behaviour episodes and record every tick into ``data``: in the training
     environment (nominal, generic disturbances on), or in an evaluation ``scenario`` as it is (to
-    test a critic on what it never trained on: bench/critic_scenarios.py)."""
-    if not 0.0 <= random_fraction + nominal_fraction <= 1.0:
-        raise ValueError("random_fraction + nominal_fraction must be within [0, 1]")
+    test a critic on what it never trained on: bench/critic_scenarios.py). With ``policy`` and a
+    ``policy_fraction`` above 0, that share of the episodes runs it with noise (:class:`NoisyPolicy`);
+    at 0 the data is what it was without it, row for row."""
+    fractions = random_fraction + nominal_fraction + policy_fraction
+    if min(random_fraction, nominal_fraction, policy_fraction) < 0.0 or fractions > 1.0:
+        raise ValueError(f"behaviour shares must be at least 0 and sum to at most 1, got random {random_fraction}, "
+                         f"nominal {nominal_fraction}, policy {policy_fraction}")
+    if policy_fraction > 0.0 and policy is None:
+        raise ValueError("a policy share above 0 needs the policy (bresa collect --policy-dir)")
     world = training_config(config) if scenario == "nominal" else config
     config = dataclasses.replace(world, reflex=dataclasses.replace(config.reflex, mode="off"))
     env = PegInsertion(config, scenario=scenario)
@@ -137,6 +172,8 @@ def collect(
                 behaviour, name = RandomImpedance(rng), "random"
             elif draw < random_fraction + nominal_fraction:
                 behaviour, name = SpiralSearch(config), "nominal"
+            elif draw < fractions and policy is not None:
+                behaviour, name = NoisyPolicy(policy, policy_noise, rng), "policy"
             else:
                 behaviour, name = randomised_scripted(config, rng), "scripted"
             data.behaviours.append(name)
@@ -146,8 +183,9 @@ def collect(
             for _ in range(max_steps):
                 action = behaviour.act(obs)
                 before = obs
-                obs, _, terminated, truncated, info = env.step(action)
-                data.decisions.append((before, np.asarray(action, np.float32), info["cost"], i))
+                obs, reward, terminated, truncated, info = env.step(action)
+                data.decisions.append((before, np.asarray(action, np.float32), info["cost"], i, float(reward), obs,
+                                       bool(terminated)))
                 violated |= info["cost"] > 0
                 if terminated or truncated:
                     break
@@ -160,7 +198,8 @@ def collect(
 def save(path: str | Path, data: RiskData, meta: dict[str, Any]) -> None:
     """Write ``data`` and ``meta`` atomically (an interrupted write leaves no partial file)."""
     features = np.array(data.features, dtype=np.float32).reshape(-1, FEATURE_SIZE)
-    observations, actions, costs, episodes = zip(*data.decisions) if data.decisions else ((), (), (), ())
+    rows = list(zip(*data.decisions)) if data.decisions else [()] * 7
+    observations, actions, costs, episodes, rewards, next_observations, terminated = rows
     with atomic_output(path, suffix=".npz") as tmp:
         np.savez_compressed(
             tmp,
@@ -171,6 +210,9 @@ def save(path: str | Path, data: RiskData, meta: dict[str, Any]) -> None:
             decision_action=np.array(actions, dtype=np.float32).reshape(len(costs), -1),
             decision_cost=np.array(costs, dtype=np.uint8),
             decision_episode=np.array(episodes, dtype=np.int32),
+            decision_reward=np.array(rewards, dtype=np.float32),
+            decision_next_observation=np.array(next_observations, dtype=np.float32).reshape(len(costs), -1),
+            decision_terminated=np.array(terminated, dtype=np.uint8),
             meta=np.array(json.dumps(meta)),
         )
 
@@ -205,10 +247,11 @@ def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         if "meta" not in archive.files:
             raise ValueError(f"{path} is not a bresa risk data file: it has no meta record")
         meta = json.loads(str(archive["meta"]))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}; make it again "
-                             "with the command in its meta record ('bresa collect ...')")
-        names = ("features", "cost", "episode", *DECISION_ARRAYS)
+        if meta.get("format") not in READABLE_FORMATS:
+            raise ValueError(f"{path} has format {meta.get('format')!r}, expected one of {READABLE_FORMATS}; make it "
+                             "again with the command in its meta record ('bresa collect ...')")
+        recorded = RECORDED_ARRAYS if meta["format"] == FORMAT else ()
+        names = ("features", "cost", "episode", *DECISION_ARRAYS, *recorded)
         missing = set(names) - set(archive.files)
         if missing:
             raise ValueError(f"{path} is not a bresa risk data file: missing {sorted(missing)}")

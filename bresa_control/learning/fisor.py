@@ -29,7 +29,7 @@ Differences, and why: observations are scaled by the training rows' mean and sta
 action differ by three orders of magnitude); the default number of steps is far below the
 reference's 1e6 (a 2-core CPU, 19k rows instead of 1M), and so is the policy's batch (256 rows once
 a step, not 2048 in two halves: a step takes a sixth of the time); the reward must be rebuilt from the
-decision rows (:func:`decision_reward`) until ``bresa collect`` records it; a truncated episode's
+decision rows (:func:`decision_reward`) where ``bresa collect`` did not record it (format 3); a truncated episode's
 last row is left out of the critics' updates (the reference counts time-outs as terminal, which
 would make the cut-off rows of this data's 120-decision episodes look safe and cheap); the
 critics' batches are drawn apart from the policy's (the reference takes the first 256 rows of the
@@ -40,8 +40,8 @@ the last row of an episode has no successor in the file. Such a row is *terminal
 episode ended before its step limit (an insertion, told by the depth of the tip, or an arm fault)
 and is then trained toward ``r`` and ``h`` alone; a truncated episode's last row has no target and
 is left out of the critics' updates (the policy still clones it). When the file holds
-``decision_reward``, ``decision_next_observation`` and ``decision_terminated`` (proposed for
-``collect``), they are used instead of these approximations.
+``decision_reward``, ``decision_next_observation`` and ``decision_terminated`` (``bresa collect``
+records them since format 4), they are used instead of these approximations.
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ __all__ = [
     "reachability_target", "train_fisor",
 ]  # fmt: skip
 
-# Arrays ``bresa collect`` may add (proposed): used instead of the approximations when present.
-RECORDED_ARRAYS = ("decision_reward", "decision_next_observation", "decision_terminated")
+# What ``bresa collect`` records since format 4: used instead of the approximations when present.
+RECORDED_ARRAYS = collect.RECORDED_ARRAYS
 CRITICS = ("v_r", "q_r", "v_h", "q_h")  # in the order of an update
 DEPTH_TOLERANCE_M = 1e-6  # float32 observations: -0.02 reads as -0.0199999996
 TIP = slice(OBSERVATION_LABELS.index("tip_x_rel_m"), OBSERVATION_LABELS.index("tip_z_rel_m") + 1)
@@ -303,12 +303,8 @@ def decision_transitions(arrays: dict[str, np.ndarray], meta: dict[str, Any] | N
 
 
 def load_decisions(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """A data file's arrays (checked by ``collect.load``) and meta, with :data:`RECORDED_ARRAYS`
-    added when the file has them."""
-    arrays, meta = collect.load(path)
-    with np.load(path) as archive:
-        arrays.update({name: archive[name] for name in RECORDED_ARRAYS if name in archive.files})
-    return arrays, meta
+    """A data file's arrays and meta (``collect.load``): with :data:`RECORDED_ARRAYS` from format 4."""
+    return collect.load(path)
 
 
 # ---- training -------------------------------------------------------------------------------

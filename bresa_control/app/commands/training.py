@@ -16,6 +16,7 @@ from bresa_control.common.cards import ModelError
 from bresa_control.common.config import load_config
 from bresa_control.learning.registry import METHODS
 from bresa_control.learning.settings import CriticTraining, FeasibilityTraining
+from bresa_control.policies.by_name import load_policy
 
 T = TypeVar("T")
 
@@ -29,6 +30,12 @@ def add_commands(commands: Any) -> None:
     co.add_argument("--random-fraction", type=float, default=0.35, help="share of random episodes")
     co.add_argument("--nominal-fraction", type=float, default=0.3,
                     help="share of unmodified spiral-search episodes")
+    co.add_argument("--policy-dir", help="a models folder whose SAC task policy (task_policy.zip) drives the "
+                                         "'policy' episodes")
+    co.add_argument("--policy-fraction", type=float, default=0.0,
+                    help="share of episodes driven by --policy-dir's task policy with noise (default 0: none)")
+    co.add_argument("--policy-noise", type=float, default=0.2,
+                    help="standard deviation of the Gaussian noise on each of its action values (default 0.2)")
     co.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     co.add_argument("--out", default="data/risk_data.npz")
     co.add_argument("--no-progress", action="store_true")
@@ -80,11 +87,16 @@ def _collect(args: argparse.Namespace) -> int:
     from bresa_control.learning import collect
 
     config = load_config(args.config)
+    policy = load_policy("sac", config, args.policy_dir) if args.policy_dir else None
     data = collect.RiskData()
     complete = True
     try:
         collect.collect(config, args.episodes, args.seed, args.max_steps, args.random_fraction,
-                        args.nominal_fraction, progress=not args.no_progress, data=data)
+                        args.nominal_fraction, progress=not args.no_progress, data=data, policy=policy,
+                        policy_fraction=args.policy_fraction, policy_noise=args.policy_noise)
+    except ValueError as exc:
+        print(f"bresa: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         complete = False
         print(f"\ninterrupted after {len(data.behaviours)} episodes", file=sys.stderr)
