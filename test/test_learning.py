@@ -468,3 +468,27 @@ def test_collected_decisions_record_reward_successor_and_termination(tmp_path: P
     assert not set(collect_module.RECORDED_ARRAYS) & set(arrays3)
     with pytest.raises(ValueError, match="a policy share above 0 needs the policy"):
         collect_module.collect(config, episodes=1, seed=0, max_steps=2, progress=False, policy_fraction=0.2)
+
+
+def test_bresa_feasibility_trains_beside_its_gate_and_evaluates_with_it(tiny_models: Path, tmp_path: Path) -> None:
+    """The feasibility-gated method end to end at smoke size: train-seeds writes its task policy in
+    bresa_feasibility/ beside the feasibility critic and recovery it trained with (never over
+    Bresa's task_policy.zip), and evaluate --controller bresa-feasibility runs it with that gate."""
+    data = next(tiny_models.parent.glob("risk.npz"))
+    seeds = tmp_path / "seeds"
+    assert main(["train-seeds", "--method", "bresa-feasibility", "--seeds", "1", "--timesteps", "30",
+                 "--learning-starts", "10", "--select-every", "15", "--select-episodes", "1", "--data", str(data),
+                 "--models-dir", str(tiny_models), "--out", str(seeds), "--tensorboard", str(tmp_path / "tb"),
+                 "--no-progress"]) == 0
+    folder = seeds / "bresa-feasibility" / "seed1" / "bresa_feasibility"
+    card = read_card(folder / "task_policy.zip")
+    assert card["config"]["reflex"]["gate"] == "feasibility" and card["seed"] == 1
+    assert (folder / "feasibility_critic.pt").is_file() and (folder / "recovery_policy.pt").is_file()
+    assert not (folder.parent / "task_policy.zip").exists()
+    out = tmp_path / "eval.json"
+    short = tmp_path / "short.yaml"
+    short.write_text("env:\n  max_episode_steps: 4\n")
+    assert main(["evaluate", "--controller", "bresa-feasibility", "--episodes", "1", "--config", str(short),
+                 "--models-dir", str(seeds / "bresa-feasibility" / "seed1"), "--json", str(out), "--plot",
+                 str(tmp_path / "p.png"), "--no-progress"]) == 0
+    assert json.loads(out.read_text())["controller"] == "bresa-feasibility"

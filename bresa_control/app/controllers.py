@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 
-from bresa_control.common.cards import models_folder
 from bresa_control.common.config import BresaConfig
 from bresa_control.contract import Controller
 from bresa_control.learning.registry import controller
@@ -44,7 +43,7 @@ def make_controller(name: str, config: BresaConfig, models_dir: str | Path | Non
     if spec.reflex == "rule":
         critic, recovery = ForceGuardRisk(config.reflex.force_guard_fraction), SoftenGains()
     elif spec.reflex == "learned":
-        critic, recovery, _ = load_reflex_models(config, models_folder(models_dir))
+        critic, recovery, _ = load_reflex_models(config, spec.policy_folder(models_dir))
     return ControllerSetup(policy, config, critic, recovery)
 
 

@@ -23,6 +23,8 @@ FEASIBILITY_FILE = "feasibility_critic.pt"
 # What train-policy refines online; never shipped, never loaded by the reflex (docs/architecture.md).
 REFINED_CRITIC_FILE = "safety_critic_refined.pt"
 SAC_LAGRANGIAN_DIR = "sac_lagrangian"  # under the models folder: the SAC-Lagrangian baseline's policy and card
+# under the models folder: bresa-feasibility's task policy, beside copies of the feasibility critic and recovery
+FEASIBILITY_POLICY_DIR = "bresa_feasibility"
 RECOVERY_RL_DIR = "recovery_rl"  # under the models folder: the Recovery RL baseline's critic, recovery and policy
 CARD_FORMAT = "bresa-model-card/1"
 

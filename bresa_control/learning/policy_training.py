@@ -34,7 +34,15 @@ from stable_baselines3.common.callbacks import BaseCallback, ProgressBarCallback
 from stable_baselines3.common.monitor import Monitor
 from tqdm import tqdm
 
-from bresa_control.common.cards import POLICY_FILE, REFINED_CRITIC_FILE, models_folder, write_card
+from bresa_control.common.cards import (
+    FEASIBILITY_FILE,
+    FEASIBILITY_POLICY_DIR,
+    POLICY_FILE,
+    RECOVERY_FILE,
+    REFINED_CRITIC_FILE,
+    models_folder,
+    write_card,
+)
 from bresa_control.common.config import BresaConfig, config_to_dict
 from bresa_control.common.files import atomic_output
 from bresa_control.contract import Controller
@@ -245,9 +253,16 @@ def train_feasibility_gated_policy(
     tensorboard_dir: str | None = "runs", progress: bool = True, command: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``bresa-feasibility``'s task policy: :func:`train_task_policy` with ``reflex.gate:
-    feasibility`` (the reflex scores with ``feasibility_critic.pt``)."""
+    feasibility`` (the reflex scores with ``feasibility_critic.pt``), in ``models_dir/bresa_feasibility/``
+    beside copies of the feasibility critic and the recovery of ``models_dir`` (so that it does not
+    write over Bresa's ``task_policy.zip`` there)."""
+    from bresa_control.learning.seeds import copy_reflex_models
+
+    folder = models_folder(models_dir) / FEASIBILITY_POLICY_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    copy_reflex_models(models_folder(models_dir), folder, (FEASIBILITY_FILE, RECOVERY_FILE))
     gated = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, gate="feasibility"))
-    return train_task_policy(gated, models_dir, data_path, settings, tensorboard_dir, progress, command)
+    return train_task_policy(gated, folder, data_path, settings, tensorboard_dir, progress, command)
 
 
 def write_refined_critic(folder: Path, critic: TwinRiskCritic, critic_card: dict[str, Any],

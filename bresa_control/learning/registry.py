@@ -22,6 +22,7 @@ from typing import Any
 from bresa_control.common.cards import (
     CRITIC_FILE,
     FEASIBILITY_FILE,
+    FEASIBILITY_POLICY_DIR,
     POLICY_FILE,
     RECOVERY_FILE,
     RECOVERY_RL_DIR,
@@ -127,9 +128,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            describe=lambda card: f"the {_selected(card)} with the reflex"),
     Method("bresa-feasibility", "train the SAC task policy with the reflex gated by the feasibility critic",
            "train-policy-feasibility", PolicyTraining,
-           "bresa_control.learning.policy_training:train_feasibility_gated_policy", "", uses_data=True,
+           "bresa_control.learning.policy_training:train_feasibility_gated_policy", FEASIBILITY_POLICY_DIR,
+           uses_data=True,
            reflex_files=(FEASIBILITY_FILE, RECOVERY_FILE), models_dir_help="feasibility critic and recovery in "
-           "(bresa train-feasibility, train-critic); task_policy.zip out",
+           f"(bresa train-feasibility, train-critic); {FEASIBILITY_POLICY_DIR}/ (its task policy, a copy of both) out",
            describe=lambda card: f"the {_selected(card)} with the feasibility-gated reflex"),
     Method("recovery-rl", "train the Recovery RL baseline: its own critic and recovery, then its task policy",
            "train-recovery-rl", RecoveryRLTraining, "bresa_control.learning.recovery_rl:train_recovery_rl",
