@@ -49,7 +49,7 @@ class Method:
     name: str
     help: str
     command: str  # its own training command: ``bresa <command>``
-    settings: type  # its settings dataclass: flags, defaults and card (learning/settings.py, or its module)
+    settings: type  # its settings dataclass (learning/settings.py): flags, defaults, what its card records
     trainer: str  # "module:function"
     policy_dir: str  # under a models folder, where the task policy and its card are ("": the folder itself)
     uses_data: bool  # trains on ``bresa collect``'s offline data
