@@ -40,16 +40,7 @@ def train_and_export(
     command: Sequence[str] = (),
 ) -> str:
     """Train both models, export them with cards, and return a one-paragraph summary."""
-    arrays, meta = collect.load(data_path)
-    layout = FeatureMap(config).layout()
-    if meta["feature_layout"] != layout:
-        raise ValueError(
-            f"{data_path} was collected with a different feature layout or normalisation than "
-            "this config produces; collect it again with this config"
-        )
-    if settings.gamma_risk != config.reflex.gamma_risk:
-        raise ValueError(f"critic settings have gamma_risk {settings.gamma_risk}, the config reflex.gamma_risk "
-                         f"{config.reflex.gamma_risk}: the critic must be trained for the rate it runs at")
+    arrays, meta, layout = load_ticks(config, data_path, settings.gamma_risk)
     eps_safe = config.reflex.eps_safe
     critic, metrics = train_critic(arrays, settings, seed, eps_safe, progress)
     recovery, recovery_metrics = train_recovery(critic, arrays, settings, seed, progress)
@@ -88,6 +79,22 @@ def train_and_export(
         f"(recorded action) -> {recovery_metrics['mean_risk_of_recovery_action']:.3f} (recovery action)\n"
         f"wrote {out / CRITIC_FILE}, {out / RECOVERY_FILE} and their cards"
     )
+
+
+def load_ticks(config: BresaConfig, data_path: str | Path,
+               gamma_risk: float) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A data file's arrays, meta and feature layout for a tick critic trained under ``config``:
+    a ``ValueError`` if the data was collected with another feature layout, or if ``gamma_risk``
+    is not the config's ``reflex.gamma_risk`` (the critic must be trained for the rate it runs at)."""
+    arrays, meta = collect.load(data_path)
+    layout = FeatureMap(config).layout()
+    if meta["feature_layout"] != layout:
+        raise ValueError(f"{data_path} was collected with a different feature layout or normalisation than this "
+                         "config produces; collect it again with this config")
+    if gamma_risk != config.reflex.gamma_risk:
+        raise ValueError(f"the settings have gamma_risk {gamma_risk}, the config reflex.gamma_risk "
+                         f"{config.reflex.gamma_risk}: the critic must be trained for the rate it runs at")
+    return arrays, meta, layout
 
 
 def data_record(data_path: str | Path, meta: dict[str, Any]) -> dict[str, Any]:

@@ -32,12 +32,11 @@ from torch import nn
 
 from bresa_control.common.cards import FEASIBILITY_FILE
 from bresa_control.common.config import BresaConfig
-from bresa_control.learning import collect
 from bresa_control.learning.critic import TickSplit, auroc, fit_on_ticks, held_out_figures
-from bresa_control.learning.critic_training import data_record, save_model
+from bresa_control.learning.critic_training import data_record, load_ticks, save_model
 from bresa_control.learning.fisor import expectile_loss, reachability_target
 from bresa_control.learning.settings import FeasibilityTraining
-from bresa_control.safety.risk_features import FEATURE_SIZE, STATE_SIZE, FeatureMap
+from bresa_control.safety.risk_features import FEATURE_SIZE, STATE_SIZE
 
 
 def _mlp(inputs: int, hidden: int) -> nn.Sequential:
@@ -127,14 +126,7 @@ def train_and_export(
 ) -> str:
     """``bresa train-feasibility``: train and write ``feasibility_critic.pt`` and its card into
     ``out_dir`` (beside the recovery it runs with); returns a summary."""
-    arrays, meta = collect.load(data_path)
-    layout = FeatureMap(config).layout()
-    if meta["feature_layout"] != layout:
-        raise ValueError(f"{data_path} was collected with a different feature layout or normalisation than this "
-                         "config produces; collect it again with this config")
-    if settings.gamma_risk != config.reflex.gamma_risk:
-        raise ValueError(f"feasibility settings have gamma_risk {settings.gamma_risk}, the config reflex.gamma_risk "
-                         f"{config.reflex.gamma_risk}: the critic must be trained for the rate it runs at")
+    arrays, meta, layout = load_ticks(config, data_path, settings.gamma_risk)
     critic, metrics = train_feasibility(arrays, settings, seed, progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
