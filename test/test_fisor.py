@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from bresa_control.common.cards import ModelError, card_path
+from bresa_control.common.config import load_config
 from bresa_control.contract import OBSERVATION_LABELS
 from bresa_control.learning import collect
 from bresa_control.learning.fisor import (
@@ -33,6 +34,8 @@ from bresa_control.learning.fisor import (
 )
 from bresa_control.policies.fisor import (
     FISOR_FILE,
+    STATE_LABELS,
+    STATE_SIZE,
     DiffusionPolicy,
     FisorArchitecture,
     FisorPolicy,
@@ -41,6 +44,7 @@ from bresa_control.policies.fisor import (
     select_action,
     vp_betas,
 )
+from bresa_control.policies.scripted import SpiralSearch
 
 GAMMA = 0.99
 SCALE = 25.0
@@ -135,7 +139,8 @@ def test_policy_weights_inside_and_outside_the_feasible_region() -> None:
 
 def _tiny_diffusion(seed: int = 0) -> DiffusionPolicy:
     torch.manual_seed(seed)
-    arch = FisorArchitecture(actor_hidden=32, actor_blocks=1, time_features=8, time_hidden=(16, 16))
+    arch = FisorArchitecture(observation_size=22, actor_hidden=32, actor_blocks=1, time_features=8,
+                             time_hidden=(16, 16))
     return DiffusionPolicy(NoiseModel(arch), steps=5)
 
 
@@ -237,6 +242,17 @@ def test_decision_transitions_tell_insertions_faults_and_truncations() -> None:
     data = decision_transitions(recorded, meta)
     assert (data.reward == 2.5).all() and data.has_target.all() and not data.terminal.any()
     assert data.source == {"next_observation": "recorded", "terminal": "recorded", "reward": "recorded"}
+    # FISOR's state is the observation and the spiral's action: data without the spiral's is refused
+    with pytest.raises(ValueError, match=r"needs \['decision_base_action', 'decision_next_base_action'\]"):
+        data.states()
+    spiral = np.tile(np.linspace(-1, 1, 7, dtype=np.float32), (9, 1))
+    data = decision_transitions(dict(recorded, decision_base_action=spiral, decision_next_base_action=-spiral), meta)
+    state, next_state = data.states()
+    assert state.shape == (9, STATE_SIZE) == next_state.shape
+    assert np.array_equal(state[:, -7:], spiral) and np.array_equal(next_state[:, -7:], -spiral)
+    assert np.array_equal(next_state[:, :22], recorded["decision_next_observation"])
+    with pytest.raises(ValueError, match=r"spiral's actions have shapes"):
+        decision_transitions(dict(recorded, decision_base_action=spiral[:, :6], decision_next_base_action=spiral), meta)
 
 
 # ---- training, export, run-time loading -----------------------------------------------------
@@ -255,8 +271,10 @@ def _synthetic(episodes: int = 30, length: int = 12, seed: int = 0) -> dict[str,
     obs[:, TORQUE_Z] += np.where(danger, 1.0, -1.0)
     obs[danger, FORCE_Z] += np.tile(np.linspace(0.0, 3.0, length), episodes // 2).astype(np.float32)
     cost = (danger & (np.arange(rows) % length == length - 1)).astype(np.uint8)
+    base = rng.uniform(-1, 1, (rows, 7)).astype(np.float32)  # the spiral's action: noise here
     return {"decision_observation": obs, "decision_action": rng.uniform(-1, 1, (rows, 7)).astype(np.float32),
-            "decision_cost": cost, "decision_episode": episode}
+            "decision_cost": cost, "decision_episode": episode, "decision_base_action": base,
+            "decision_next_base_action": np.roll(base, -1, axis=0)}
 
 
 @pytest.fixture(scope="module")
@@ -285,17 +303,19 @@ def test_export_load_and_act(trained: Trained, tmp_path: Path) -> None:
     assert path == tmp_path / FISOR_FILE
     card = json.loads(card_path(path).read_text())
     assert card["kind"] == "fisor_policy" and card["selection"] == "min-qh" and card["samples"] == 4
-    policy = FisorPolicy(tmp_path, seed=3)
+    config = load_config()
+    policy = FisorPolicy(tmp_path, config, seed=3)
     obs = _synthetic(1, 1, seed=5)["decision_observation"][0]
     first = policy.act(obs)
     assert first.shape == (7,) and first.dtype == np.float32 and np.abs(first).max() <= 1.0
     policy.reset()
     assert np.array_equal(policy.act(obs), first)  # same seed, same episode start: same action
-    assert np.array_equal(FisorPolicy(tmp_path, seed=3).act(obs), first)
-    # the chosen sample has the lowest Q_h of the samples drawn
-    networks, _ = load_fisor(tmp_path)
+    assert np.array_equal(FisorPolicy(tmp_path, config, seed=3).act(obs), first)
+    # the chosen sample has the lowest Q_h of the samples drawn, at the state (observation, spiral's action)
+    networks, card = load_fisor(tmp_path)
+    assert card["observation_labels"] == list(STATE_LABELS)
     with torch.no_grad():
-        state = networks.scale(torch.as_tensor(obs))
+        state = networks.scale(torch.as_tensor(np.concatenate([obs, SpiralSearch(config).act(obs)])))
         samples = networks.policy.sample(state, 4, torch.Generator().manual_seed(3))
         q_h, _ = networks.score(state, samples)
     assert np.allclose(samples[int(torch.argmin(q_h))].numpy(), first)
@@ -307,7 +327,7 @@ def test_export_load_and_act(trained: Trained, tmp_path: Path) -> None:
 def test_loader_fails_closed(trained: Trained, tmp_path: Path) -> None:
     models, _ = trained
     with pytest.raises(ModelError, match=str(tmp_path / FISOR_FILE)):
-        FisorPolicy(tmp_path)  # nothing there
+        FisorPolicy(tmp_path, load_config())  # nothing there
     export_fisor(models, tmp_path, {"seed": 0})
     card_file = card_path(tmp_path / FISOR_FILE)
     card = json.loads(card_file.read_text())
@@ -320,8 +340,10 @@ def test_loader_fails_closed(trained: Trained, tmp_path: Path) -> None:
 
     message = broken(architecture={**card["architecture"], "actor_hidden": 64})
     assert "actor_hidden: card 64, model 32" in message and FISOR_FILE in message
-    assert "observation and action sizes (21, 7)" in broken(observation_size=21)
-    assert "observation labels" in broken(observation_labels=card["observation_labels"][:-1])
+    assert "state and action sizes (21, 7)" in broken(observation_size=21)
+    assert "state labels" in broken(observation_labels=card["observation_labels"][:-1])
+    # a model of the first format (the observation alone, 22 values) is refused by name
+    assert "spiral's action" in broken(observation_labels=list(OBSERVATION_LABELS))
     assert "'safety_critic'" in broken(kind="safety_critic")
     card_file.write_text(json.dumps(card))
     (tmp_path / FISOR_FILE).write_bytes(b"not a torch file")
@@ -340,9 +362,7 @@ def test_settings_are_checked() -> None:
 
 
 def test_from_collected_data(tmp_path: Path) -> None:
-    """bresa collect's file (format 4), through load_decisions, a few steps, export, and one decision."""
-    from bresa_control.common.config import load_config
-
+    """bresa collect's file (format 5), through load_decisions, a few steps, export, and one decision."""
     config = load_config()
     data = collect.collect(config, episodes=3, seed=0, max_steps=5, progress=False)
     file = tmp_path / "risk.npz"
@@ -350,10 +370,10 @@ def test_from_collected_data(tmp_path: Path) -> None:
     arrays, meta = load_decisions(file)
     models, metrics = train_fisor(arrays, FisorTraining(steps=20, **TINY), progress=False, meta=meta)
     assert metrics["data"]["rows"] == 15 and metrics["data"]["terminal_rows"] == 0  # three episodes cut at 5
-    # format 4 records reward, successor and termination: nothing approximated
+    # format 4 records reward, successor and termination, format 5 the spiral's action: nothing approximated
     assert set(metrics["sources"].values()) == {"recorded"}
     export_fisor(models, tmp_path, {"data": {"file": file.name}})
-    action = FisorPolicy(tmp_path).act(arrays["decision_observation"][0])
+    action = FisorPolicy(tmp_path, config).act(arrays["decision_observation"][0])
     assert action.shape == (7,) and np.abs(action).max() <= 1.0
 
 

@@ -442,7 +442,9 @@ def test_sac_lagrangian_without_its_policy_is_a_clear_model_error(tmp_path: Path
 
 def test_collected_decisions_record_reward_successor_and_termination(tmp_path: Path) -> None:
     """Format 4: each decision row holds the environment's reward, the observation after it and
-    whether the episode ended there; a format-3 file (without them) still loads."""
+    whether the episode ended there; format 5 the spiral search's action before and after it (the
+    behaviour's own action when the behaviour is the configured spiral search); a format-3 file
+    (without them) still loads."""
     from bresa_control.policies.scripted import SpiralSearch
 
     config = load_config()
@@ -453,19 +455,28 @@ def test_collected_decisions_record_reward_successor_and_termination(tmp_path: P
     out = tmp_path / "risk.npz"
     collect_module.save(out, data, collect_module.metadata(config, data, 4, ["bresa", "collect"], True))
     arrays, meta = collect_module.load(out)
-    assert meta["format"] == collect_module.FORMAT == "bresa-risk-data/4"
+    assert meta["format"] == collect_module.FORMAT == "bresa-risk-data/5"
     episode, obs = arrays["decision_episode"], arrays["decision_observation"]
     same = episode[1:] == episode[:-1]
     assert np.array_equal(arrays["decision_next_observation"][:-1][same], obs[1:][same])  # the successor
     assert np.all(np.isfinite(arrays["decision_reward"])) and arrays["decision_reward"].shape == episode.shape
     assert not arrays["decision_terminated"][:-1][same].any()  # only an episode's last row can end it
+    base, next_base = arrays["decision_base_action"], arrays["decision_next_base_action"]
+    assert np.array_equal(next_base[:-1][same], base[1:][same])
+    # the behaviour is the spiral search with noise 0.1: its action is the recorded spiral's, plus noise
+    noise = arrays["decision_action"] - base
+    assert 0.03 < float(np.abs(noise[np.abs(base) < 0.9]).mean()) < 0.15
+    nominal = collect_module.collect(config, episodes=1, seed=4, max_steps=8, progress=False, random_fraction=0.0,
+                                     nominal_fraction=1.0)
+    assert nominal.behaviours == ["nominal"] and all(np.array_equal(d[1], d[7]) for d in nominal.decisions)
     # format 3: the same file without the recorded arrays loads, and has none of them
     with np.load(out) as archive:
-        old = {k: archive[k] for k in archive.files if k not in collect_module.RECORDED_ARRAYS}
+        old = {k: archive[k] for k in archive.files
+               if k not in collect_module.RECORDED_ARRAYS + collect_module.BASE_ARRAYS}
     old["meta"] = np.array(json.dumps({**meta, "format": "bresa-risk-data/3"}))
     np.savez(tmp_path / "old.npz", **old)
     arrays3, _ = collect_module.load(tmp_path / "old.npz")
-    assert not set(collect_module.RECORDED_ARRAYS) & set(arrays3)
+    assert not set(collect_module.RECORDED_ARRAYS + collect_module.BASE_ARRAYS) & set(arrays3)
     with pytest.raises(ValueError, match="a policy share above 0 needs the policy"):
         collect_module.collect(config, episodes=1, seed=0, max_steps=2, progress=False, policy_fraction=0.2)
 

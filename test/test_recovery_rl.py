@@ -140,7 +140,7 @@ def test_old_risk_data_is_refused_with_the_command_to_make_it_again(tmp_path: Pa
     np.savez(old, features=np.zeros((1, 20)), cost=np.zeros(1), episode=np.zeros(1),
              meta=np.array(json.dumps({"format": "bresa-risk-data/1"})))
     with pytest.raises(ValueError, match=r"format 'bresa-risk-data/1', expected one of \('bresa-risk-data/3', "
-                                         r"'bresa-risk-data/4'\); make it again"):
+                                         r"'bresa-risk-data/4', 'bresa-risk-data/5'\); make it again"):
         collect_module.load(old)
 
 

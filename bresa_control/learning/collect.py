@@ -20,6 +20,10 @@ decision_*                    the same episodes aggregated to decisions (10 Hz),
   _next_observation (M, 22) f32  the observation after it (format 4)
   _terminated (M,) u1         1 if the episode ended there: inserted or an arm fault (format 4;
                               a row cut off by the step limit is 0)
+  _base_action (M, 7) f32     the configured spiral search's action at that decision, whatever
+                              behaviour ran (format 5): the input the SAC task policies get
+                              beside the observation (policies/residual.py), for FISOR
+  _next_base_action (M, 7) f32  the same after the decision, from ``_next_observation`` (format 5)
 meta          () str          JSON: format, seed, command, config, behaviour per episode,
                               counts, ``complete`` (false if the run was interrupted)
 ============  ==============  =============================================================
@@ -37,6 +41,7 @@ without seeing an evaluation scenario.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from collections.abc import Sequence
@@ -55,10 +60,12 @@ from bresa_control.policies.scripted import SpiralSearch
 from bresa_control.safety.risk_features import FEATURE_SIZE, FeatureMap
 from bresa_control.simulation.env import PegInsertion
 
-FORMAT = "bresa-risk-data/4"  # /2 added the decision_* arrays; /3 the training disturbances; /4 the recorded ones
-READABLE_FORMATS = ("bresa-risk-data/3", FORMAT)  # /4 adds arrays only: the same seed gives the same rows
+FORMAT = "bresa-risk-data/5"  # /2 added the decision_* arrays; /3 the training disturbances; /4 the recorded ones
+# /4 and /5 add arrays only: the same seed gives the same rows as /3
+READABLE_FORMATS = ("bresa-risk-data/3", "bresa-risk-data/4", FORMAT)
 DECISION_ARRAYS = ("decision_observation", "decision_action", "decision_cost", "decision_episode")
 RECORDED_ARRAYS = ("decision_reward", "decision_next_observation", "decision_terminated")  # format 4
+BASE_ARRAYS = ("decision_base_action", "decision_next_base_action")  # format 5
 
 
 class RandomImpedance:
@@ -121,8 +128,9 @@ class RiskData:
     episode: list[int] = field(default_factory=list)
     behaviours: list[str] = field(default_factory=list)
     violating_episodes: int = 0
-    # obs, action, cost, episode, reward, next obs, terminated
-    decisions: list[tuple[np.ndarray, np.ndarray, float, int, float, np.ndarray, bool]] = field(default_factory=list)
+    # obs, action, cost, episode, reward, next obs, terminated, spiral's action, the same after
+    decisions: list[tuple[np.ndarray, np.ndarray, float, int, float, np.ndarray, bool, np.ndarray, np.ndarray]] = field(
+        default_factory=list)
 
 
 def collect(
@@ -163,6 +171,7 @@ def collect(
         data.episode.append(current["episode"])
 
     env.tick_recorder = record
+    spiral = SpiralSearch(config)  # watches every episode, acts in none: it draws nothing from rng
     with tqdm(total=episodes, desc="collect", unit="ep", disable=not progress) as bar:
         for i in range(episodes):
             current["episode"] = i
@@ -179,13 +188,17 @@ def collect(
             data.behaviours.append(name)
             obs, _ = env.reset(seed=int(rng.integers(2**31)))
             behaviour.reset()
+            spiral.reset()
+            base = spiral.act(obs)
             violated = False
             for _ in range(max_steps):
                 action = behaviour.act(obs)
-                before = obs
+                before, base_before = obs, base
                 obs, reward, terminated, truncated, info = env.step(action)
+                # the spiral's next action; after the episode's last decision, from a copy (nothing follows)
+                base = (spiral if not (terminated or truncated) else copy.deepcopy(spiral)).act(obs)
                 data.decisions.append((before, np.asarray(action, np.float32), info["cost"], i, float(reward), obs,
-                                       bool(terminated)))
+                                       bool(terminated), base_before, base))
                 violated |= info["cost"] > 0
                 if terminated or truncated:
                     break
@@ -198,8 +211,8 @@ def collect(
 def save(path: str | Path, data: RiskData, meta: dict[str, Any]) -> None:
     """Write ``data`` and ``meta`` atomically (an interrupted write leaves no partial file)."""
     features = np.array(data.features, dtype=np.float32).reshape(-1, FEATURE_SIZE)
-    rows = list(zip(*data.decisions)) if data.decisions else [()] * 7
-    observations, actions, costs, episodes, rewards, next_observations, terminated = rows
+    rows = list(zip(*data.decisions)) if data.decisions else [()] * 9
+    observations, actions, costs, episodes, rewards, next_observations, terminated, base, next_base = rows
     with atomic_output(path, suffix=".npz") as tmp:
         np.savez_compressed(
             tmp,
@@ -213,6 +226,8 @@ def save(path: str | Path, data: RiskData, meta: dict[str, Any]) -> None:
             decision_reward=np.array(rewards, dtype=np.float32),
             decision_next_observation=np.array(next_observations, dtype=np.float32).reshape(len(costs), -1),
             decision_terminated=np.array(terminated, dtype=np.uint8),
+            decision_base_action=np.array(base, dtype=np.float32).reshape(len(costs), -1),
+            decision_next_base_action=np.array(next_base, dtype=np.float32).reshape(len(costs), -1),
             meta=np.array(json.dumps(meta)),
         )
 
@@ -250,7 +265,8 @@ def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         if meta.get("format") not in READABLE_FORMATS:
             raise ValueError(f"{path} has format {meta.get('format')!r}, expected one of {READABLE_FORMATS}; make it "
                              "again with the command in its meta record ('bresa collect ...')")
-        recorded = RECORDED_ARRAYS if meta["format"] == FORMAT else ()
+        recorded = {"bresa-risk-data/3": (), "bresa-risk-data/4": RECORDED_ARRAYS}.get(
+            meta["format"], RECORDED_ARRAYS + BASE_ARRAYS)
         names = ("features", "cost", "episode", *DECISION_ARRAYS, *recorded)
         missing = set(names) - set(archive.files)
         if missing:

@@ -24,7 +24,10 @@ does the same unless it says otherwise:
   moving average of the trained one (rate 0.001).
 - **Action selection** (``policies/fisor.py``): 16 samples, the lowest ``Q_h`` kept.
 
-Differences, and why: observations are scaled by the training rows' mean and standard deviation
+Differences, and why: every network sees the observation and the configured spiral search's
+action at the decision (``policies/fisor.py``'s ``STATE_LABELS``, ``bresa collect`` format 5), as
+the SAC task policies do: the data's inserting behaviour follows the spiral's phase, which the
+observation alone does not hold (the first runs, docs/fisor/README.md); observations are scaled by the training rows' mean and standard deviation
 (the reference feeds the benchmarks' raw observations; here metres, newtons and the previous
 action differ by three orders of magnitude); the default number of steps is far below the
 reference's 1e6 (a 2-core CPU, 19k rows instead of 1M), and so is the policy's batch (256 rows once
@@ -73,6 +76,8 @@ from bresa_control.learning.settings import FisorTraining
 from bresa_control.policies.fisor import (
     FISOR_FILE,
     FISOR_KIND,
+    STATE_LABELS,
+    STATE_SIZE,
     DiffusionPolicy,
     FisorArchitecture,
     FisorNetworks,
@@ -215,6 +220,19 @@ class DecisionTransitions:
     episode: np.ndarray  # (M,)
     source: dict[str, str]  # per quantity: "recorded" or how it was approximated
     counts: dict[str, int]
+    base_action: np.ndarray | None = None  # (M, 7): the spiral search's action (format 5), else None
+    next_base_action: np.ndarray | None = None  # (M, 7): the same after the decision
+
+    def states(self) -> tuple[np.ndarray, np.ndarray]:
+        """What FISOR's networks see before and after each decision: the observation and the spiral
+        search's action (:data:`~bresa_control.policies.fisor.STATE_LABELS`), as the SAC task
+        policies see them. Raises ``ValueError`` if the data does not hold the spiral's action."""
+        if self.base_action is None or self.next_base_action is None:
+            raise ValueError("FISOR sees the spiral search's action beside the observation, as the SAC task policies "
+                             f"do: the data needs {list(collect.BASE_ARRAYS)} (bresa collect, format "
+                             f"{collect.FORMAT!r}); make it again with the command in its meta record")
+        return (np.concatenate([self.observation, self.base_action], axis=1),
+                np.concatenate([self.next_observation, self.next_base_action], axis=1))
 
 
 def _episode_limit(meta: dict[str, Any] | None) -> int | None:
@@ -299,7 +317,12 @@ def decision_transitions(arrays: dict[str, np.ndarray], meta: dict[str, Any] | N
         source["reward"] = "approximated from the rows (decision_reward)"
     counts.update(rows=rows, episodes=int(len(starts)), violating_rows=int((cost > 0).sum()),
                   terminal_rows=int(terminal.sum()))
-    return DecisionTransitions(obs, action, next_obs, reward, cost, terminal, has_target, episode, source, counts)
+    base = {name: np.asarray(arrays[name], dtype=np.float32) for name in collect.BASE_ARRAYS if name in arrays}
+    if base and not all(a.shape == (rows, POLICY_ACTION_SIZE) for a in base.values()):
+        raise ValueError(f"the spiral's actions have shapes {[a.shape for a in base.values()]}, expected ({rows}, "
+                         f"{POLICY_ACTION_SIZE})")
+    return DecisionTransitions(obs, action, next_obs, reward, cost, terminal, has_target, episode, source, counts,
+                               base.get("decision_base_action"), base.get("decision_next_base_action"))
 
 
 def load_decisions(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -325,9 +348,10 @@ class _Tensors:
 
     def __init__(self, data: DecisionTransitions, networks: FisorNetworks, cost_scale: float,
                  reward_scale: float) -> None:
+        state, next_state = data.states()
         with torch.no_grad():
-            self.s = networks.scale(torch.as_tensor(data.observation))
-            self.s_next = networks.scale(torch.as_tensor(data.next_observation))
+            self.s = networks.scale(torch.as_tensor(state))
+            self.s_next = networks.scale(torch.as_tensor(next_state))
         self.a = torch.as_tensor(data.action)
         self.r = torch.as_tensor(data.reward * np.float32(reward_scale))
         self.h = torch.as_tensor(h_labels(data.cost, cost_scale))
@@ -462,7 +486,7 @@ def train_fisor(
         if len(train) == 0:
             raise ValueError("FISOR needs at least two episodes: one to train on, one held out")
         learner = FisorLearner(settings, generator)
-        learner.live.scale.fit(torch.as_tensor(data.observation[train]))
+        learner.live.scale.fit(torch.as_tensor(data.states()[0][train]))
         learner.target.scale.load_state_dict(learner.live.scale.state_dict())
         scale = reward_scale(data.reward, data.episode, train) if settings.normalize_rewards else 1.0
         tensors = _Tensors(data, learner.live, settings.cost_scale, scale)
@@ -551,8 +575,8 @@ def export_fisor(models: FisorModels, folder: str | Path, card: dict[str, Any]) 
         **card,
         "kind": FISOR_KIND,
         "method": "FISOR (Zheng et al., ICLR 2024): reachability critics, feasibility-guided diffusion policy",
-        "observation_size": len(OBSERVATION_LABELS),
-        "observation_labels": list(OBSERVATION_LABELS),
+        "observation_size": STATE_SIZE,
+        "observation_labels": list(STATE_LABELS),
         "action_size": POLICY_ACTION_SIZE,
         "architecture": models.networks.arch.to_dict(),
         "samples": settings.samples,
@@ -597,7 +621,7 @@ def train_and_export(
     path = export_fisor(models, incoming, card)
     seeds = [SELECTION_SEED_BASE + i for i in range(settings.evaluate_episodes)]
     no_reflex = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="off"))
-    policy, env = FisorPolicy(incoming, seed=settings.seed), PegInsertion(no_reflex)
+    policy, env = FisorPolicy(incoming, no_reflex, seed=settings.seed), PegInsertion(no_reflex)
     results = [run_episode(env, policy, seed) for seed in tqdm(seeds, desc="fisor held-out", disable=not progress)]
     summary = summarise("fisor", "nominal", results)
     card["selection_episodes"] = {"seeds": [seeds[0], seeds[-1]], "episodes": len(seeds), **{

@@ -35,5 +35,5 @@ def load_policy(name: str, config: BresaConfig, folder: str | Path | None) -> Co
     if folder is None:
         raise ValueError(f"the {name} policy needs the folder of its model")
     if name == "fisor":
-        return FisorPolicy(folder)
+        return FisorPolicy(folder, config)
     return ResidualController(load_task_policy(folder), config)

@@ -7,9 +7,15 @@ Model", ICLR 2024) learns offline, from this project's decision rows (``learning
   feasible region (some action of the data keeps the peg out of a violation from ``s``); above
   0, a violation is reachable whatever the data did. Twin ``Q_h`` heads, pessimistic ``max``.
 - ``Q_r(s, a)``, ``V_r(s)``: the reward critics (IQL). Twin ``Q_r`` heads, ``min``.
-- a DDPM (5 denoising steps) over the 7-value action, conditioned on the observation: behaviour
+- a DDPM (5 denoising steps) over the 7-value action, conditioned on the state: behaviour
   cloning weighted by reward advantage inside the feasible region and by how much an action lowers
   ``Q_h`` outside it.
+
+The state every network sees (:data:`STATE_LABELS`) is the task policy's observation and the
+configured spiral search's action at this decision: what the SAC task policies see
+(``policies/residual.py``). The observation alone does not tell where the spiral search is in its
+spiral, so a policy cloned from it cannot follow the data's inserting behaviour; with the spiral's
+action beside it, the nominal spiral search is the identity on that part of the state.
 
 At each decision :class:`FisorPolicy` draws ``samples`` actions from the diffusion model and keeps
 one by the critics (``selection``): ``min-qh`` (the reference code's setting: the lowest ``Q_h``,
@@ -38,14 +44,18 @@ import torch
 from torch import nn
 
 from bresa_control.common.cards import ModelError, card_path, read_card
+from bresa_control.common.config import BresaConfig
 from bresa_control.contract import OBSERVATION_LABELS, POLICY_ACTION_SIZE
+from bresa_control.policies.scripted import SpiralSearch
 
 FISOR_DIR = "fisor"  # under the models folder
 FISOR_FILE = "fisor_policy.pt"
 FISOR_KIND = "fisor_policy"
-FILE_FORMAT = "bresa-fisor/1"
+FILE_FORMAT = "bresa-fisor/2"  # /2: the state holds the spiral search's action
 SELECTIONS = ("min-qh", "max-qr", "feasible-max-qr")
-OBSERVATION_SIZE = len(OBSERVATION_LABELS)
+SPIRAL_ACTION_LABELS = tuple(f"spiral_action_{i}" for i in range(POLICY_ACTION_SIZE))  # control.actions' order
+STATE_LABELS = (*OBSERVATION_LABELS, *SPIRAL_ACTION_LABELS)
+STATE_SIZE = len(STATE_LABELS)
 STD_FLOOR = 1e-3  # observation scaling: no feature is divided by less (1 mm, 1 mN, 1 mrad)
 
 
@@ -53,7 +63,7 @@ STD_FLOOR = 1e-3  # observation scaling: no feature is divided by less (1 mm, 1 
 class FisorArchitecture:
     """Sizes of the networks; stored in the model file and on its card, and checked at load."""
 
-    observation_size: int = OBSERVATION_SIZE
+    observation_size: int = STATE_SIZE  # the state's size (:data:`STATE_LABELS`)
     action_size: int = POLICY_ACTION_SIZE
     critic_hidden: tuple[int, ...] = (256, 256)
     actor_hidden: int = 256
@@ -280,12 +290,12 @@ def load_fisor(folder: str | Path) -> tuple[FisorNetworks, dict[str, Any]]:
     where = card_path(path)
     if card.get("kind") != FISOR_KIND:
         raise ModelError(f"model card {where} is for a {card.get('kind')!r}, expected {FISOR_KIND!r}")
-    if card.get("observation_labels") != list(OBSERVATION_LABELS):
-        raise ModelError(f"model card {where} has observation labels {card.get('observation_labels')}, expected "
-                         f"this contract's {len(OBSERVATION_LABELS)}: {list(OBSERVATION_LABELS)}")
-    if card.get("observation_size") != OBSERVATION_SIZE or card.get("action_size") != POLICY_ACTION_SIZE:
-        raise ModelError(f"model card {where} has observation and action sizes ({card.get('observation_size')}, "
-                         f"{card.get('action_size')}), expected ({OBSERVATION_SIZE}, {POLICY_ACTION_SIZE})")
+    if card.get("observation_labels") != list(STATE_LABELS):
+        raise ModelError(f"model card {where} has state labels {card.get('observation_labels')}, expected this "
+                         f"contract's observation and the spiral's action, {STATE_SIZE} values: {list(STATE_LABELS)}")
+    if card.get("observation_size") != STATE_SIZE or card.get("action_size") != POLICY_ACTION_SIZE:
+        raise ModelError(f"model card {where} has state and action sizes ({card.get('observation_size')}, "
+                         f"{card.get('action_size')}), expected ({STATE_SIZE}, {POLICY_ACTION_SIZE})")
     if card.get("selection") not in SELECTIONS or not isinstance(card.get("samples"), int) or card["samples"] < 1:
         raise ModelError(f"model card {where} has selection {card.get('selection')!r} and samples "
                          f"{card.get('samples')!r}: expected one of {SELECTIONS} and a positive integer")
@@ -307,13 +317,13 @@ def load_fisor(folder: str | Path) -> tuple[FisorNetworks, dict[str, Any]]:
         networks.load_state_dict(stored["state_dict"], strict=True)
     except Exception as exc:  # shape or key mismatches
         raise ModelError(f"cannot load the FISOR networks from {path}: {exc}") from None
-    if (arch.observation_size, arch.action_size) != (OBSERVATION_SIZE, POLICY_ACTION_SIZE):
-        raise ModelError(f"model {path} has observation and action sizes ({arch.observation_size}, "
-                         f"{arch.action_size}), expected ({OBSERVATION_SIZE}, {POLICY_ACTION_SIZE})")
+    if (arch.observation_size, arch.action_size) != (STATE_SIZE, POLICY_ACTION_SIZE):
+        raise ModelError(f"model {path} has state and action sizes ({arch.observation_size}, "
+                         f"{arch.action_size}), expected ({STATE_SIZE}, {POLICY_ACTION_SIZE})")
     networks.eval()
     with torch.inference_mode():
-        probe = networks.policy.sample(torch.zeros(OBSERVATION_SIZE), 2, torch.Generator().manual_seed(0))
-        q_h, q_r = networks.score(torch.zeros(OBSERVATION_SIZE), probe)
+        probe = networks.policy.sample(torch.zeros(STATE_SIZE), 2, torch.Generator().manual_seed(0))
+        q_h, q_r = networks.score(torch.zeros(STATE_SIZE), probe)
     if probe.shape != (2, POLICY_ACTION_SIZE) or not bool(torch.isfinite(torch.cat([probe.flatten(), q_h, q_r])).all()):
         raise ModelError(f"model {path} gives non-finite or misshapen outputs on a probe observation")
     return networks, card
@@ -328,9 +338,10 @@ class FisorPolicy:
     and ``q_r``, ``feasible_samples``): what a feasibility gate or a log would read.
     """
 
-    def __init__(self, folder: str | Path, seed: int = 0, samples: int | None = None,
+    def __init__(self, folder: str | Path, config: BresaConfig, seed: int = 0, samples: int | None = None,
                  selection: str | None = None) -> None:
         self.networks, self.card = load_fisor(folder)
+        self.spiral = SpiralSearch(config)  # the other half of the state
         self.samples = int(samples if samples is not None else self.card["samples"])
         self.selection = selection if selection is not None else str(self.card["selection"])
         if self.samples < 1 or self.selection not in SELECTIONS:
@@ -344,15 +355,17 @@ class FisorPolicy:
     def reset(self) -> None:
         """Start of an episode: the noise generator starts over from the seed."""
         self.generator.manual_seed(self.seed)
+        self.spiral.reset()
         self.last = {}
 
     def act(self, observation: np.ndarray) -> np.ndarray:
         """The chosen action, float32, (7,) in [-1, 1]."""
         obs = np.asarray(observation, dtype=np.float32)
-        if obs.shape != (OBSERVATION_SIZE,) or not np.all(np.isfinite(obs)):
-            raise ValueError(f"observation must be {OBSERVATION_SIZE} finite values, got shape {obs.shape}")
+        if obs.shape != (len(OBSERVATION_LABELS),) or not np.all(np.isfinite(obs)):
+            raise ValueError(f"observation must be {len(OBSERVATION_LABELS)} finite values, got shape {obs.shape}")
+        state_values = np.concatenate([obs, self.spiral.act(obs)]).astype(np.float32)
         with torch.inference_mode():
-            state = self.networks.scale(torch.from_numpy(obs))
+            state = self.networks.scale(torch.from_numpy(state_values))
             actions = self.networks.policy.sample(state, self.samples, self.generator)
             q_h, q_r = self.networks.score(state, actions)
             index = select_action(q_h, q_r, self.selection)
