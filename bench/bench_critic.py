@@ -38,7 +38,7 @@ from bresa_control.common.files import write_json_atomic
 from bresa_control.ros import messages
 from bresa_control.ros.critic_node import SafetyCriticNode
 from bresa_control.runtime.timing import machine_info
-from bresa_control.simulation.layout import draw_episode
+from bresa_control.tasks.peg_insertion import PegInsertionTask
 
 TRACE = Path(__file__).resolve().parents[1] / "test" / "data" / "safety_trace.npz"
 STATUSES = ("waiting-for-state", "state-stale", "no-task-action", "task", "reflex")
@@ -129,7 +129,7 @@ def main() -> int:
     config_file = default_config_path()
     from bresa_control.common.config import load_config
 
-    hole = draw_episode(load_config(), np.random.default_rng(int(trace["seed"]))).hole_estimate_m
+    hole = PegInsertionTask(load_config()).draw_episode(np.random.default_rng(int(trace["seed"]))).fixture_estimate_m
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # read by rclpy.init
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
     rclpy.init(args=["--ros-args", "--params-file", str(config_file), "-p", "reflex.mode:=control-rate",

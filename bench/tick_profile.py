@@ -50,7 +50,7 @@ def main() -> int:
     config = load_config(overrides={"reflex": {"mode": "control-rate"}})
     critic_model, recovery, card = load_reflex_models(config, args.models_dir)
     probe = ArmLoop(config, args.seed)
-    hole = probe.layout.hole_estimate_m
+    hole = probe.layout.fixture_estimate_m
     safety = SafetyLoop(config, critic_model, recovery, hole)
     critic = InLoopCritic(safety, probe.sim.robot)
     arm = ArmLoop(config, args.seed, critic=critic)

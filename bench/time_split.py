@@ -54,7 +54,7 @@ class PhaseTrace:
 
     def __call__(self, time_s: float, force_n: float, risk: float, stiffness: np.ndarray,
                  active: bool, fired: bool) -> None:
-        depth_m = self.env.sim.insertion_depth_m()
+        depth_m = self.env.sim.progress_m()
         if self.phase == 0 and depth_m >= -self.contact_m:
             self.phase, self.start_s[1] = 1, time_s
         if self.phase == 1 and depth_m >= self.in_hole_m:

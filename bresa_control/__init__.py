@@ -8,7 +8,8 @@ The names a user needs, importable from the package itself::
 Layers, lowest first (each imports only from those below it; ``lint-imports`` checks it):
 ``common`` (config, files, model cards) and ``contract`` (the topic contract), ``control`` (robot
 model, impedance law, actions, command guard), ``safety`` (reflex, risk features, model loading),
-``policies`` (scripted search, the SAC actor), ``runtime`` (the ROS-free loops the nodes run),
+``policies`` (scripted search, the SAC actor), ``tasks`` (what a task gives the stack: fixture,
+episodes, success, scripted baseline), ``runtime`` (the ROS-free loops the nodes run),
 ``simulation`` (MuJoCo scene, simulated arm, gymnasium environment), ``learning`` (data, critic,
 policy training), ``ros`` (rclpy nodes, bringup) and ``app`` (the ``bresa`` command line).
 
@@ -67,7 +68,12 @@ def __dir__() -> list[str]:
 
 @wrapt.when_imported("gymnasium")
 def _register_environment(gymnasium: Any) -> None:
-    """``gymnasium.make(ENV_ID)`` builds :class:`PegInsertion` with the shipped config (keyword
+    """``gymnasium.make(task.env_id)`` builds the environment of every task of
+    :data:`bresa_control.tasks.TASKS` (``ENV_ID``: peg insertion) with the shipped config (keyword
     arguments go to its constructor: ``config``, ``critic``, ``recovery``, ``scenario``)."""
-    if ENV_ID not in gymnasium.registry:
-        gymnasium.register(id=ENV_ID, entry_point="bresa_control.simulation.env:PegInsertion")
+    from bresa_control.tasks import TASKS
+
+    for name, task in TASKS.items():
+        if task.env_id not in gymnasium.registry:
+            gymnasium.register(id=task.env_id, entry_point="bresa_control.simulation.env:PegInsertion",
+                               kwargs={"task": name})

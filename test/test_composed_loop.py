@@ -109,7 +109,7 @@ def _composed_arm(config: BresaConfig, seed: int = 0, risk: float = 0.1,
     checked = _checked(config)
     probe = ArmLoop(checked, seed)  # only for the episode's hole estimate
     clock = FakeClock()
-    safety = SafetyLoop(checked, FixedRisk(risk), SoftenGains(), probe.layout.hole_estimate_m, trace=trace)
+    safety = SafetyLoop(checked, FixedRisk(risk), SoftenGains(), probe.layout.fixture_estimate_m, trace=trace)
     scripted = ScriptedLoop(safety, clock)
     critic = InLoopCritic(scripted, probe.sim.robot, clock=clock)  # type: ignore[arg-type]
     arm = ArmLoop(checked, seed, trace=trace, critic=critic)
@@ -296,7 +296,7 @@ def test_the_composed_arm_traces_a_reflex_latency_of_one_tick(config: BresaConfi
 
 def test_the_simulated_arm_stops_for_good_once_the_wrist_force_reaches_the_fault_force(config: BresaConfig) -> None:
     arm = ArmLoop(config, seed=0)
-    hole = arm.layout.hole_estimate_m
+    hole = arm.layout.fixture_estimate_m
     tip0 = _tip(arm)
     target = tip0 + np.array([0.003, 0.0, 0.0])
     now = 0.0

@@ -38,7 +38,7 @@ def test_observation_is_relative_to_the_hole_estimate(env: PegInsertion) -> None
     obs, info = env.reset(seed=4)
     layout = info["layout"]
     tip = env.sim.tcp_pose().position_m
-    np.testing.assert_allclose(obs[0:3], tip - layout.hole_estimate_m, atol=1e-6)
+    np.testing.assert_allclose(obs[0:3], tip - layout.fixture_estimate_m, atol=1e-6)
 
 
 def test_action_displacement_moves_the_tip(env: PegInsertion) -> None:

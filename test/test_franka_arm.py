@@ -44,7 +44,8 @@ from bresa_control.runtime.franka_loop import (
     sensor_wrench,
 )
 from bresa_control.simulation.franka_fixture import FLANGE_LINK, fr3_model, fr3_urdf_path
-from bresa_control.simulation.layout import HOME_Q, draw_episode
+from bresa_control.simulation.layout import HOME_Q
+from bresa_control.tasks.peg_insertion import PegInsertionTask
 
 # ---- the loop, without a robot ----------------------------------------------------------------
 
@@ -280,7 +281,7 @@ def test_a_robot_fault_stops_the_motion_for_good_and_is_reported_with_its_name(
     # motion with cartesian_reflex, as a real one would.
     seed = 0
     stack = _stack(tmp_path, seed=seed, nodes=("franky_sim", "franka_arm"), compose=False)  # it follows the topic
-    start_tip = draw_episode(config, np.random.default_rng(seed)).start_tip_m
+    start_tip = PegInsertionTask(config).draw_episode(np.random.default_rng(seed)).start_tip_m
     k_max = config.controller.stiffness_range_n_per_m[1]
     push = _command(start_tip - np.array([0.0, 0.0, 0.1]), config, stiffness=k_max)
     probe = Probe()

@@ -225,8 +225,8 @@ def _peak_force_when_firing_above_the_face(config: BresaConfig, speed_m_per_s: f
                                                                     brake_s=brake_s))
     sim = PegInsertionSim(config)
     hole_xy = np.array(config.scene.hole.nominal_position_m)
-    sim.set_hole_xy(hole_xy)
-    face_z = sim.hole.top_z_m
+    sim.set_fixture_xy(hole_xy)
+    face_z = sim.task.fixture_height_m()
     q = place_tip(sim, np.array([hole_xy[0] + 0.025, hole_xy[1], face_z + 0.001]))
     tip_twist = np.array([0.0, 0.0, -speed_m_per_s, 0.0, 0.0, 0.0])
     sim.set_arm_state(q, np.linalg.pinv(sim.robot.frame_jacobian(q)) @ tip_twist)

@@ -24,7 +24,7 @@ from bresa_control.runtime.safety_loop import SafetyLoop
 from bresa_control.safety.models import load_reflex_models
 from bresa_control.safety.reflex import ForceGuardRisk, SoftenGains
 from bresa_control.simulation.arm_loop import ArmLoop
-from bresa_control.simulation.layout import draw_episode
+from bresa_control.tasks.peg_insertion import PegInsertionTask
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])
 
@@ -42,7 +42,7 @@ def _checked(config: BresaConfig) -> BresaConfig:
 
 
 def _loop(config: BresaConfig, arm: ArmLoop, risk: float = 0.1, now: float = 0.0) -> SafetyLoop:
-    loop = SafetyLoop(_checked(config), FixedRisk(risk), SoftenGains(), arm.layout.hole_estimate_m)
+    loop = SafetyLoop(_checked(config), FixedRisk(risk), SoftenGains(), arm.layout.fixture_estimate_m)
     _feed(loop, arm, now)
     return loop
 
@@ -64,11 +64,11 @@ def _tip(arm: ArmLoop) -> np.ndarray:
 
 def test_the_critic_refuses_to_run_with_the_reflex_off(config: BresaConfig, arm: ArmLoop) -> None:
     with pytest.raises(ValueError, match="reflex.mode must be"):
-        SafetyLoop(config, FixedRisk(0.0), SoftenGains(), arm.layout.hole_estimate_m)  # shipped mode: off
+        SafetyLoop(config, FixedRisk(0.0), SoftenGains(), arm.layout.fixture_estimate_m)  # shipped mode: off
 
 
 def test_nothing_is_sent_before_any_state_arrives(config: BresaConfig, arm: ArmLoop) -> None:
-    loop = SafetyLoop(_checked(config), FixedRisk(0.0), SoftenGains(), arm.layout.hole_estimate_m)
+    loop = SafetyLoop(_checked(config), FixedRisk(0.0), SoftenGains(), arm.layout.fixture_estimate_m)
     assert not loop.on_task_action(_action(np.array([0.55, 0.0, 0.1]), [0, 0, 0]), 0.0)
     assert loop.dropped["no-state"] == 1
     out = loop.tick(0.0)
@@ -194,7 +194,7 @@ def test_arm_drops_bad_commands_and_keeps_the_last_good_one(config: BresaConfig)
 
 
 def test_policy_loop_waits_for_state_then_commands_and_holds_once_in(config: BresaConfig, arm: ArmLoop) -> None:
-    loop = PolicyLoop(config, SpiralSearch(config), arm.layout.hole_estimate_m)
+    loop = PolicyLoop(config, SpiralSearch(config), arm.layout.fixture_estimate_m)
     assert loop.decide() is None
     loop.q, loop.dq = arm.sim.q, arm.sim.dq
     loop.force_n, loop.torque_nm = arm.sim.wrench()
@@ -203,13 +203,13 @@ def test_policy_loop_waits_for_state_then_commands_and_holds_once_in(config: Bre
     assert command is not None and command.position_m[2] < tip[2]  # the spiral search descends
     assert not loop.done
     # With the tip success_depth_m below the estimated face, it is done and holds.
-    loop.hole_estimate_m = tip + np.array([0.0, 0.0, config.env.success_depth_m])
+    loop.fixture_estimate_m = tip + np.array([0.0, 0.0, config.env.success_depth_m])
     held = loop.decide()
     assert loop.done and np.allclose(held.position_m, tip)
 
 
 def test_force_guard_baseline_still_works_as_a_safety_loop_critic(config: BresaConfig, arm: ArmLoop) -> None:
-    loop = SafetyLoop(_checked(config), ForceGuardRisk(0.8), SoftenGains(), arm.layout.hole_estimate_m)
+    loop = SafetyLoop(_checked(config), ForceGuardRisk(0.8), SoftenGains(), arm.layout.fixture_estimate_m)
     loop.on_joints(arm.sim.q, arm.sim.dq, 0.0)
     loop.on_wrench(np.array([0.0, 0.0, 0.9 * config.safety.max_force_n]), np.zeros(3), 0.0)
     assert loop.on_task_action(_action(_tip(arm), [0.0, 0.0, -0.005]), 0.0)
@@ -224,7 +224,7 @@ def test_safety_loop_decides_as_recorded_on_a_recorded_insertion(config: BresaCo
     statuses = ("waiting-for-state", "state-stale", "no-task-action", "task", "reflex")
     checked = _checked(config)
     critic, recovery, _ = load_reflex_models(checked)
-    hole = draw_episode(checked, np.random.default_rng(int(trace["seed"]))).hole_estimate_m
+    hole = PegInsertionTask(checked).draw_episode(np.random.default_rng(int(trace["seed"]))).fixture_estimate_m
     loop = SafetyLoop(checked, critic, recovery, hole)
     assert {statuses[s] for s in trace["status"]} >= {"task", "reflex", "state-stale"}
     status, fired, risk, command = [], [], [], []

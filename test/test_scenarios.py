@@ -24,16 +24,16 @@ def _run_past_event(env: PegInsertion) -> list[dict]:
 def test_hole_moves_3_mm_during_the_episode(config: BresaConfig) -> None:
     env = PegInsertion(config, scenario="hole-moves")
     env.reset(seed=3)
-    start = env.sim.layout.hole_top_m.copy()
-    estimate = env.sim.layout.hole_estimate_m.copy()
+    start = env.sim.layout.fixture_m.copy()
+    estimate = env.sim.layout.fixture_estimate_m.copy()
     assert config.scenarios.event_window_s[0] <= env.scenario.event_time_s <= config.scenarios.event_window_s[1]
     _run_past_event(env)
-    moved = env.sim.layout.hole_top_m - start
+    moved = env.sim.layout.fixture_m - start
     assert np.linalg.norm(moved[:2]) == pytest.approx(config.scenarios.hole_shift_m, rel=1e-9)
     assert moved[2] == 0.0
-    np.testing.assert_array_equal(env.sim.layout.hole_estimate_m, estimate)  # the robot is not told
+    np.testing.assert_array_equal(env.sim.layout.fixture_estimate_m, estimate)  # the robot is not told
     block = env.sim.data.xpos[env.sim.model.body("hole_block").id][:2]
-    np.testing.assert_allclose(block, env.sim.layout.hole_top_m[:2])
+    np.testing.assert_allclose(block, env.sim.layout.fixture_m[:2])
 
 
 def test_push_shows_up_on_the_wrist_only_while_it_lasts(config: BresaConfig) -> None:
@@ -133,14 +133,14 @@ def test_push_down_pushes_the_peg_down_only_while_it_lasts(config: BresaConfig) 
 def test_block_rises_8_mm_and_the_robot_is_not_told(config: BresaConfig) -> None:
     env = PegInsertion(config, scenario="block-rises")
     env.reset(seed=3)
-    top = env.sim.layout.hole_top_m.copy()
-    estimate = env.sim.layout.hole_estimate_m.copy()
+    top = env.sim.layout.fixture_m.copy()
+    estimate = env.sim.layout.fixture_estimate_m.copy()
     block = env.sim.model.body("hole_block").id
     z0 = env.sim.data.xpos[block][2]
     _run_past_event(env)
-    assert env.sim.layout.hole_top_m[2] - top[2] == pytest.approx(config.scenarios.block_rise_m, rel=1e-9)
+    assert env.sim.layout.fixture_m[2] - top[2] == pytest.approx(config.scenarios.block_rise_m, rel=1e-9)
     assert env.sim.data.xpos[block][2] - z0 == pytest.approx(config.scenarios.block_rise_m, rel=1e-9)
-    np.testing.assert_array_equal(env.sim.layout.hole_estimate_m, estimate)
+    np.testing.assert_array_equal(env.sim.layout.fixture_estimate_m, estimate)
     env.reset(seed=4)  # the next episode's block is back on the table
     assert env.sim.data.xpos[block][2] == pytest.approx(z0)
 

@@ -10,9 +10,10 @@ from sim_helpers import place_tip
 from bresa_control.common.config import BresaConfig, load_config
 from bresa_control.control.impedance import ImpedanceCommand, damping_from_ratio
 from bresa_control.control.robot import FLANGE_FRAME, PEG_LINK
-from bresa_control.simulation.layout import hole_geometry
-from bresa_control.simulation.scene import FT_SITE, HOLE_BODY, build_model
+from bresa_control.simulation.scene import FT_SITE, build_model
 from bresa_control.simulation.simulator import PegInsertionSim
+from bresa_control.tasks.base import FIXTURE_BODY
+from bresa_control.tasks.peg_insertion import PegInsertionTask, hole_geometry
 
 WALLS = ("hole_wall_px", "hole_wall_nx", "hole_wall_py", "hole_wall_ny")
 
@@ -25,8 +26,8 @@ def _aabb(model: mujoco.MjModel, name: str) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("clearance_m", [0.0003, 0.0008, 0.001])
 def test_hole_is_five_convex_boxes_with_the_configured_clearance(clearance_m: float) -> None:
     config = load_config(overrides={"scene": {"hole": {"clearance_m": clearance_m}}})
-    model = build_model(config)
-    block = model.body(HOLE_BODY).id
+    model = build_model(config, PegInsertionTask(config))
+    block = model.body(FIXTURE_BODY).id
     pieces = [g for g in range(model.ngeom) if model.geom_bodyid[g] == block]
     assert len(pieces) == 5
     assert all(model.geom_type[g] == mujoco.mjtGeom.mjGEOM_BOX for g in pieces)
@@ -60,21 +61,21 @@ def test_reset_randomises_hole_and_start_within_config(config: BresaConfig, sim:
     holes, errors = [], []
     for seed in range(20):
         layout = sim.reset(np.random.default_rng(seed))
-        holes.append(layout.hole_top_m[:2])
-        errors.append(layout.hole_estimate_m[:2] - layout.hole_top_m[:2])
-        block_xy = sim.data.xpos[sim.model.body(HOLE_BODY).id][:2]
-        np.testing.assert_allclose(block_xy, layout.hole_top_m[:2])  # the block really moved
+        holes.append(layout.fixture_m[:2])
+        errors.append(layout.fixture_estimate_m[:2] - layout.fixture_m[:2])
+        block_xy = sim.data.xpos[sim.model.body(FIXTURE_BODY).id][:2]
+        np.testing.assert_allclose(block_xy, layout.fixture_m[:2])  # the block really moved
         tip = sim.tcp_pose().position_m
-        height = tip[2] - layout.hole_top_m[2]
+        height = tip[2] - layout.fixture_m[2]
         assert config.scene.start_height_m[0] - 1e-6 <= height <= config.scene.start_height_m[1] + 1e-6
-        assert np.all(np.abs(tip[:2] - layout.hole_estimate_m[:2]) <= config.scene.start_xy_range_m + 1e-6)
+        assert np.all(np.abs(tip[:2] - layout.fixture_estimate_m[:2]) <= config.scene.start_xy_range_m + 1e-6)
         np.testing.assert_allclose(sim.dq, 0.0)
     holes, errors = np.array(holes), np.array(errors)
     assert np.all(np.abs(holes - nominal) <= hole_cfg.position_range_m)
     assert np.all(np.abs(errors) <= hole_cfg.perception_error_m)
     assert holes.std(axis=0).min() > hole_cfg.position_range_m / 4  # it does vary
     again = sim.reset(np.random.default_rng(3))
-    np.testing.assert_allclose(again.hole_top_m[:2], holes[3])  # and is seeded
+    np.testing.assert_allclose(again.fixture_m[:2], holes[3])  # and is seeded
 
 
 @pytest.mark.parametrize("stiffness_z, penetration_m", [(500.0, 0.01), (1000.0, 0.005), (2000.0, 0.005)])
@@ -95,7 +96,7 @@ def test_a_softer_contact_onset_reaches_every_contact_geom_and_keeps_the_press_f
 
 def _press(sim: PegInsertionSim, stiffness_z: float, penetration_m: float) -> None:
     sim.reset(np.random.default_rng(0))
-    top = sim.layout.hole_top_m
+    top = sim.layout.fixture_m
     on_face = top + np.array([0.025, 0.0, 0.0])  # on the block, clear of the hole
     q = place_tip(sim, on_face + [0.0, 0.0, 0.005])
     stiffness = np.array([1000.0, 1000.0, stiffness_z, 60.0, 60.0, 60.0])
@@ -107,7 +108,7 @@ def _press(sim: PegInsertionSim, stiffness_z: float, penetration_m: float) -> No
     force, _ = sim.wrench()
     expected = stiffness_z * penetration_m
     assert force[2] == pytest.approx(expected, rel=0.10)
-    assert abs(sim.insertion_depth_m()) < 0.001  # resting on the face, not sunk into it
+    assert abs(sim.progress_m()) < 0.001  # resting on the face, not sunk into it
 
 
 def test_wrench_is_zero_in_free_space(sim: PegInsertionSim) -> None:

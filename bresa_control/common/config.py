@@ -18,11 +18,13 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from bresa_control.common.paths import find_data
+
+T = TypeVar("T")
 
 ROS_WRAPPER_KEYS = ("/**", "ros__parameters")
 
@@ -41,6 +43,9 @@ def _key(
     """A schema field: allowed closed range [lo, hi] (per element for sequences) or, for text,
     allowed choices; unit; meaning."""
     return field(metadata={"lo": lo, "hi": hi, "unit": unit, "doc": doc, "choices": choices})
+
+
+config_key = _key  # the public name: a task's own parameters (tasks/maze.py) use the same schema fields
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,6 +369,16 @@ def load_config(
     return _build(BresaConfig, merged, "")
 
 
+def load_section(cls: type[T], path: str | Path, overrides: Mapping[str, Any] | None = None) -> T:
+    """A config dataclass ``cls`` (built and checked like :class:`BresaConfig`: every key present,
+    in range, nothing unknown) from its own YAML file, with ``overrides`` laid over it: a task's
+    parameters (``config/maze.yaml``)."""
+    data = read_yaml(path)
+    if overrides:
+        data = _merge(data, dict(overrides), "")
+    return typing.cast(T, _build(cls, data, ""))
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """The config as plain nested dicts and lists (for JSON files and model cards)."""
     out = dataclasses.asdict(config)
@@ -442,7 +457,11 @@ def _convert(kind: Any, value: Any, dotted: str, meta: Mapping[str, Any]) -> Any
                 f"config key '{dotted}' must be a list of numbers, got {type(value).__name__} "
                 f"{value!r}"
             )
-        item = typing.get_args(kind)[0]  # float, or int for lists of integers
+        item = typing.get_args(kind)[0]  # float, or int for lists of integers, or str
+        if item is str:
+            if not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"config key '{dotted}' must be a list of text values, got {value!r}")
+            return tuple(value)
         return tuple(_number(item, v, f"{dotted}[{i}]", meta) for i, v in enumerate(value))
     raise TypeError(f"unsupported schema type {kind!r} for {dotted}")  # a bug in the schema
 

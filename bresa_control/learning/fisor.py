@@ -24,19 +24,20 @@ does the same unless it says otherwise:
   moving average of the trained one (rate 0.001).
 - **Action selection** (``policies/fisor.py``): 16 samples, the lowest ``Q_h`` kept.
 
-Differences, and why: every network sees the observation and the configured spiral search's
-action at the decision (``policies/fisor.py``'s ``STATE_LABELS``, ``bresa collect`` format 5), as
-the SAC task policies do: the data's inserting behaviour follows the spiral's phase, which the
-observation alone does not hold (the first runs, docs/fisor/README.md); observations are scaled by the training rows' mean and standard deviation
-(the reference feeds the benchmarks' raw observations; here metres, newtons and the previous
-action differ by three orders of magnitude); the default number of steps is far below the
-reference's 1e6 (a 2-core CPU, 19k rows instead of 1M), and so is the policy's batch (256 rows once
-a step, not 2048 in two halves: a step takes a sixth of the time); the reward must be rebuilt from the
-decision rows (:func:`decision_reward`) where ``bresa collect`` did not record it (format 3); a truncated episode's
-last row is left out of the critics' updates (the reference counts time-outs as terminal, which
-would make the cut-off rows of this data's 120-decision episodes look safe and cheap); the
-critics' batches are drawn apart from the policy's (the reference takes the first 256 rows of the
-policy's batch); layers keep torch's default initialisation (the reference: Xavier uniform).
+Differences, and why: every network sees the observation and the configured spiral search's action
+at the decision (``policies/fisor.py``'s ``STATE_LABELS``, ``bresa collect`` format 5), as the SAC
+task policies do: the data's inserting behaviour follows the spiral's phase, which the observation
+alone does not hold (the first runs, docs/fisor/README.md); observations are scaled by the training
+rows' mean and standard deviation (the reference feeds the benchmarks' raw observations; here
+metres, newtons and the previous action differ by three orders of magnitude); the default number of
+steps is far below the reference's 1e6 (a 2-core CPU, 19k rows instead of 1M), and so is the
+policy's batch (256 rows once a step, not 2048 in two halves: a step takes a sixth of the time); the
+reward must be rebuilt from the decision rows (:func:`decision_reward`) where ``bresa collect`` did
+not record it (format 3); a truncated episode's last row is left out of the critics' updates (the
+reference counts time-outs as terminal, which would make the cut-off rows of this data's
+120-decision episodes look safe and cheap); the critics' batches are drawn apart from the policy's
+(the reference takes the first 256 rows of the policy's batch); layers keep torch's default
+initialisation (the reference: Xavier uniform).
 
 Data: ``bresa collect``'s ``decision_*`` rows. Row ``i + 1`` follows row ``i`` within an episode;
 the last row of an episode has no successor in the file. Such a row is *terminal* when the

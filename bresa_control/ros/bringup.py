@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from bresa_control.common.config import default_config_path, load_config
-from bresa_control.simulation.layout import draw_episode
+from bresa_control.tasks import DEFAULT_TASK, make_task
 
 PACKAGE = "bresa_control"
 # The 1 kHz nodes ask to run before the 10 Hz policy when cores are short (on a robot PC, give
@@ -93,7 +93,7 @@ def node_set(
     if protocol_sim:
         use_sim, robot_ip = False, robot_ip or "127.0.0.1"
     if use_sim or protocol_sim:
-        estimate = draw_episode(config, np.random.default_rng(seed)).hole_estimate_m
+        estimate = make_task(DEFAULT_TASK, config).draw_episode(np.random.default_rng(seed)).fixture_estimate_m
     elif hole_estimate_m is None:
         raise ValueError("on the real arm (use_sim false) the hole estimate must be given: hole_estimate_m x y z")
     else:

@@ -32,7 +32,7 @@ class FrankySimNode(BresaNode):
         except OSError as exc:
             raise StartupError(f"cannot serve the robot on {ADDRESS}:1337: {exc}") from None
         self.get_logger().info(f"serving an FR3 on {ADDRESS}; hole at "
-                               f"{[round(v, 4) for v in self.fixture.hole_top_m.tolist()]} m")
+                               f"{[round(v, 4) for v in self.fixture.fixture_m.tolist()]} m")
 
     def spin(self, executor: Any, stop: threading.Event) -> None:
         """Serve the robot at 1 kHz until ``stop``; diagnostics once a simulated second."""

@@ -79,8 +79,8 @@ class MujocoSimNode(BresaNode):
         self.create_timer(self._dt, self._on_timer)
         layout = self.loop.layout
         self.get_logger().info(
-            f"hole at {np.round(layout.hole_top_m, 4).tolist()} m, robot's estimate "
-            f"{np.round(layout.hole_estimate_m, 4).tolist()} m; ticking at {1 / self._dt:.0f} Hz"
+            f"hole at {np.round(layout.fixture_m, 4).tolist()} m, robot's estimate "
+            f"{np.round(layout.fixture_estimate_m, 4).tolist()} m; ticking at {1 / self._dt:.0f} Hz"
             + (", the safety critic in the loop" if self.composed else "")
         )
 
@@ -180,7 +180,7 @@ class MujocoSimNode(BresaNode):
             "real_time_factor": loop.sim.time_s / max(time.time() - (self._start_s or time.time()), 1e-9),
             "inserted": loop.inserted,
             "insertion_time_s": loop.insertion_time_s if loop.insertion_time_s is not None else -1.0,
-            "insertion_depth_m": loop.sim.insertion_depth_m(),
+            "insertion_depth_m": loop.sim.progress_m(),
             "peak_force_n": loop.peak_force_n,
             "hold_ticks": loop.hold_ticks,
             "skipped_ticks": self._late_ticks,
@@ -195,8 +195,8 @@ class MujocoSimNode(BresaNode):
 
     def summary(self) -> dict[str, Any]:
         layout = self.loop.layout
-        out = {**self.summary_fields(), "hole_top_m": layout.hole_top_m.tolist(),
-               "hole_estimate_m": layout.hole_estimate_m.tolist(),
+        out = {**self.summary_fields(), "hole_top_m": layout.fixture_m.tolist(),
+               "hole_estimate_m": layout.fixture_estimate_m.tolist(),
                "tip_position_m": self.loop.sim.tip_position().tolist(), "realtime": self.realtime}
         if self.port is not None:
             out["critic"] = self.port.summary()

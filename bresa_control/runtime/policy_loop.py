@@ -17,16 +17,23 @@ from bresa_control.control.actions import ACTION_SIZE, ActionMap
 from bresa_control.control.guard import Hold
 from bresa_control.control.impedance import ImpedanceCommand
 from bresa_control.control.robot import RobotModel
+from bresa_control.tasks import DEFAULT_TASK, make_task
+from bresa_control.tasks.base import Task
 
 
 class PolicyLoop:
     """Arm reports in, one impedance target per decision out."""
 
-    def __init__(self, config: BresaConfig, controller: Controller, hole_estimate_m: np.ndarray) -> None:
+    def __init__(self, config: BresaConfig, controller: Controller, fixture_estimate_m: np.ndarray,
+                 task: Task | None = None) -> None:
+        """``fixture_estimate_m``: where the robot believes the task's fixture is (peg insertion: the
+        hole's top centre, m, base frame); ``task`` (default peg insertion) says what the
+        observation is measured from and when to stop."""
         self.config = config
+        self.task = task if task is not None else make_task(DEFAULT_TASK, config)
         self.controller = controller
         self.controller.reset()
-        self.hole_estimate_m = np.asarray(hole_estimate_m, dtype=float)
+        self.fixture_estimate_m = np.asarray(fixture_estimate_m, dtype=float)
         self.robot = RobotModel.from_config(config)
         self.actions = ActionMap(config)
         self.hold = Hold(config, self.robot)
@@ -44,12 +51,13 @@ class PolicyLoop:
         if self.q is None or self.dq is None or self.force_n is None or self.torque_nm is None:
             return None
         pose = self.robot.frame_pose(self.q)
-        if self.done or pose.position_m[2] <= self.hole_estimate_m[2] - self.config.env.success_depth_m:
+        if self.done or self.task.believed_done(pose.position_m, self.fixture_estimate_m):
             self.done = True
             return self.hold.command(self.q)
         twist = self.robot.frame_jacobian(self.q) @ self.dq
-        obs = observation(pose.position_m, pose.rotation, twist, self._rotation, self.hole_estimate_m,
-                          self.force_n, self.torque_nm, self._prev_action)
+        origin = self.task.observation_origin_m(self.fixture_estimate_m, pose.position_m)
+        obs = observation(pose.position_m, pose.rotation, twist, self._rotation, origin, self.force_n, self.torque_nm,
+                          self._prev_action)
         action = np.clip(np.asarray(self.controller.act(obs), dtype=np.float32), -1.0, 1.0)
         self._prev_action = action
         self.decisions += 1

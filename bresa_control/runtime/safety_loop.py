@@ -50,6 +50,8 @@ from bresa_control.control.impedance import GainLimits, ImpedanceCommand
 from bresa_control.control.robot import RobotModel
 from bresa_control.safety.reflex import RecoveryModel, Reflex, RiskModel
 from bresa_control.safety.risk_features import TickState
+from bresa_control.tasks import DEFAULT_TASK, make_task
+from bresa_control.tasks.base import Task
 
 TRACED_RECOVERY_COMMANDS = 5  # per firing, for the reflex-latency benchmark
 TRACED_FIRINGS = 10_000  # firings kept in the trace (the newest): bounded on a long run
@@ -101,9 +103,12 @@ class SafetyLoop:
         config: BresaConfig,
         critic: RiskModel | None,
         recovery: RecoveryModel | None,
-        hole_estimate_m: np.ndarray,
+        fixture_estimate_m: np.ndarray,
         trace: bool = False,
+        task: Task | None = None,
     ) -> None:
+        """``fixture_estimate_m``: where the robot believes the task's fixture is (m, base frame);
+        ``task`` (default peg insertion) gives the surface the critic measures the tip's height from."""
         if config.reflex.mode == "off":
             raise ValueError(
                 "the safety critic checks every command: reflex.mode must be 'control-rate' (Bresa), not 'off'"
@@ -113,7 +118,8 @@ class SafetyLoop:
         self.robot = RobotModel.from_config(config)
         self.hold = Hold(config, self.robot)
         self.check = TaskActionCheck(config)
-        self.face_z_m = float(hole_estimate_m[2])
+        task = task if task is not None else make_task(DEFAULT_TASK, config)
+        self.face_z_m = task.surface_height_m(np.asarray(fixture_estimate_m, dtype=float))
         self.state = ArmState()
         self.dropped: Counter[str] = Counter()  # by kind: malformed, out-of-range, no-state
         self.last_drop_reason = ""

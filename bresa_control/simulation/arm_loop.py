@@ -135,7 +135,7 @@ class ArmLoop:
         self.force_n, self.torque_nm = sim.wrench()
         force_n = float(np.sqrt(self.force_n @ self.force_n))
         self.peak_force_n = max(self.peak_force_n, force_n)
-        if not self.inserted and sim.inserted(self.config.env.success_depth_m):
+        if not self.inserted and sim.succeeded():
             self.inserted, self.insertion_time_s = True, sim.time_s
         if self.fault:
             return

@@ -21,6 +21,8 @@ from bresa_control.safety.reflex import RecoveryModel, Reflex, RiskModel
 from bresa_control.safety.risk_features import TickState
 from bresa_control.simulation.scenarios import Disturbances, Scenario
 from bresa_control.simulation.simulator import PegInsertionSim
+from bresa_control.tasks import DEFAULT_TASK, make_task
+from bresa_control.tasks.base import Task
 
 
 @dataclass
@@ -95,12 +97,15 @@ class PegInsertion(gym.Env):
         critic: RiskModel | None = None,
         recovery: RecoveryModel | None = None,
         scenario: str = "nominal",
+        task: Task | str = DEFAULT_TASK,
     ) -> None:
         super().__init__()
         self.config = config if config is not None else load_config()
-        self.sim = PegInsertionSim(self.config)
+        self.task = make_task(task, self.config) if isinstance(task, str) else task
+        self.sim = PegInsertionSim(self.config, self.task)
         timing = self.config.env
-        self.scenario = Scenario(scenario, self.config.scenarios, timing.max_episode_steps * timing.decision_period_s,
+        self.max_episode_steps = self.task.max_episode_steps()
+        self.scenario = Scenario(scenario, self.config.scenarios, self.max_episode_steps * timing.decision_period_s,
                                  timing.control_period_s)
         if self.config.randomisation.enabled and scenario != "nominal":
             raise ValueError(f"training randomisation (randomisation.enabled) runs in the nominal scenario only, "
@@ -155,14 +160,16 @@ class PegInsertion(gym.Env):
         self._steps += 1
         self._prev_action = np.clip(action, -1.0, 1.0)
 
-        depth = self.sim.insertion_depth_m()
-        inserted = self.sim.inserted(self.config.env.success_depth_m)
-        reward = -self.config.env.distance_reward_weight * self._distance_to_goal_m()
+        depth = self.sim.progress_m()
+        inserted = self.sim.succeeded()
+        layout = self.sim.layout
+        distance_m = self.task.goal_distance_m(self.sim.tip_position(), layout.fixture_m, layout.variant)
+        reward = -self.config.env.distance_reward_weight * distance_m
         reward -= self.config.env.force_reward_weight * stats.peak_force_n / self.config.safety.max_force_n
         reward -= self.config.env.time_reward_weight
         reward += self.config.env.success_reward if inserted else 0.0
         terminated = inserted or stats.fault
-        truncated = not terminated and self._steps >= self.config.env.max_episode_steps
+        truncated = not terminated and self._steps >= self.max_episode_steps
         info = {
             "cost": stats.cost,
             "force_violation": stats.force_violation,
@@ -184,7 +191,7 @@ class PegInsertion(gym.Env):
         """Run one decision period of 1 ms ticks toward ``command``, through the reflex, watching
         the constraints."""
         safety = self.config.safety
-        face_z = float(self.sim.layout.hole_estimate_m[2])
+        face_z = self.task.surface_height_m(self.sim.layout.fixture_estimate_m)
         stats = StepStats()
         seen = self._seen if self._seen is not None else self.sim.tick_state()
         self.reflex.begin_decision(command, seen, face_z, self.applied)
@@ -231,10 +238,8 @@ class PegInsertion(gym.Env):
         q, dq = self.scenario.seen_joints(self.sim)
         pose = self.sim.robot.frame_pose(q)
         velocity = self.sim.robot.frame_jacobian(q) @ dq
-        return observation(pose.position_m, pose.rotation, velocity, self.sim.target_rotation,
-                           self.sim.layout.hole_estimate_m, seen.force_n, seen.torque_nm, self._prev_action)
-
-    def _distance_to_goal_m(self) -> float:
-        goal = self.sim.layout.hole_top_m - np.array([0.0, 0.0, self.config.env.success_depth_m])
-        return float(np.linalg.norm(self.sim.tip_position() - goal))
+        layout = self.sim.layout
+        origin = self.task.observation_origin_m(layout.fixture_estimate_m, pose.position_m, layout.variant)
+        return observation(pose.position_m, pose.rotation, velocity, self.sim.target_rotation, origin, seen.force_n,
+                           seen.torque_nm, self._prev_action)
 

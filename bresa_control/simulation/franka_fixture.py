@@ -5,7 +5,7 @@ network protocol (robot server version 10), so the ``franka_arm`` node drives it
 exactly as it drives a real arm. :class:`FrankaFixture` adds what the peg insertion needs, and
 what a real FR3 does that franky-sim leaves out:
 
-* **the fixture**: the table, the hole block (:func:`~bresa_control.simulation.layout.hole_pieces`,
+* **the fixture**: the table, the task's fixture (:meth:`~bresa_control.tasks.base.Task.fixture_boxes`,
   with the simulated Panda scene's contact parameters) where the episode ``seed`` puts it, and the
   peg fixed to the flange; the arm starts with the peg tip where the same seed puts it;
 * **the robot's wrench estimate**: franky-sim reports ``O_F_ext_hat_K`` as zeros; here it is the
@@ -54,8 +54,10 @@ from bresa_control.contract import target_rotation
 from bresa_control.control.robot import PEG_LINK, RobotModel, attach_peg
 from bresa_control.runtime.franka_loop import cross, pose_matrix
 from bresa_control.simulation import franky_patches as franky
-from bresa_control.simulation.layout import HOME_Q, draw_episode, hole_geometry, hole_pieces, inserted
+from bresa_control.simulation.layout import HOME_Q
 from bresa_control.simulation.scene import PegWrenchSensor
+from bresa_control.tasks import DEFAULT_TASK, make_task
+from bresa_control.tasks.base import FIXTURE_BODY, Task
 
 ADDRESS = "127.0.0.1"  # the only address the fixture listens on
 FLANGE_LINK = "link8"  # the flange in the URDF franky-sim serves (franky_sim/assets/fr3_clean.urdf)
@@ -122,15 +124,17 @@ class TorqueAudit:
 
 
 class FrankaFixture:
-    """franky-sim's FR3 holding the peg over the episode ``seed``'s hole, served on 127.0.0.1."""
+    """franky-sim's FR3 holding the peg over the episode ``seed``'s fixture (``task``, default peg
+    insertion), served on 127.0.0.1."""
 
-    def __init__(self, config: BresaConfig, seed: int, library_version: int | None = None) -> None:
+    def __init__(self, config: BresaConfig, seed: int, library_version: int | None = None,
+                 task: Task | None = None) -> None:
         """``library_version``: the protocol version the server claims (tests: another than 10)."""
         franky.check_version()
         self.config = config
-        draw = draw_episode(config, np.random.default_rng(seed))
-        self.hole_top_m, self.hole_estimate_m = draw.hole_top_m, draw.hole_estimate_m
-        self._hole = hole_geometry(config.scene.peg.side_m, config.scene.hole)
+        self.task = task if task is not None else make_task(DEFAULT_TASK, config)
+        draw = self.task.draw_episode(np.random.default_rng(seed))
+        self.fixture_m, self.fixture_estimate_m = draw.fixture_m, draw.fixture_estimate_m
         start_q = fr3_model(config).inverse_kinematics(
             draw.start_tip_m, target_rotation(config.env.target_orientation_xyzw), HOME_Q)
         self.start_q = start_q
@@ -163,7 +167,8 @@ class FrankaFixture:
     # ---- scene ---------------------------------------------------------------------------
 
     def _build_fixture(self) -> None:
-        """Table, hole block and peg (with its F/T sensor) in franky-sim's MJCF, before compiling."""
+        """Table, the task's fixture and the peg (with its F/T sensor) in franky-sim's MJCF, before
+        compiling."""
         scene, peg = self.config.scene, self.config.scene.peg
         contact = {
             "contype": str(FIXTURE_BIT), "conaffinity": str(FIXTURE_BIT), "condim": "3",
@@ -174,9 +179,9 @@ class FrankaFixture:
         world = self.sim.worldbody
         ET.SubElement(world, "geom", name="table", type="box", pos="0.4 0 -0.02", size="0.6 0.5 0.02",
                       rgba="0.55 0.45 0.35 1", attrib=contact)
-        x, y = self.hole_top_m[:2]
-        block = ET.SubElement(world, "body", name="hole_block", pos=f"{x} {y} 0")
-        for name, (pos, size) in hole_pieces(peg.side_m, scene.hole).items():
+        x, y = self.fixture_m[:2]
+        block = ET.SubElement(world, "body", name=FIXTURE_BODY, pos=f"{x} {y} 0")
+        for name, (pos, size) in self.task.fixture_boxes().items():
             ET.SubElement(block, "geom", name=name, type="box", pos=_vec(pos), size=_vec(size),
                           rgba="0.35 0.55 0.75 1", attrib=contact)
         hand = next(b for b in world.iter("body") if b.get("name") == f"{_PREFIX}hand")
@@ -249,8 +254,7 @@ class FrankaFixture:
         self.ticks += 1
         magnitude = float(np.sqrt(force @ force))
         self.peak_force_n = max(self.peak_force_n, magnitude)
-        if not self.inserted and inserted(data.site_xpos[self._tip_site], self.hole_top_m, self._hole.half_side_m,
-                                          self.config.env.success_depth_m):
+        if not self.inserted and self.task.succeeded(data.site_xpos[self._tip_site], self.fixture_m):
             self.inserted, self.insertion_time_s = True, self.sim_time_s
         if not self.faults and magnitude < self._fault_force_n:
             self.peak_force_before_stop_n = max(self.peak_force_before_stop_n, magnitude)
@@ -305,7 +309,7 @@ class FrankaFixture:
         return {"sim_time_s": self.sim_time_s, "inserted": self.inserted,
                 "insertion_time_s": self.insertion_time_s if self.insertion_time_s is not None else -1.0,
                 "peak_force_n": self.peak_force_n, "faults": list(self.faults),
-                "hole_top_m": self.hole_top_m.tolist(), "hole_estimate_m": self.hole_estimate_m.tolist(),
+                "hole_top_m": self.fixture_m.tolist(), "hole_estimate_m": self.fixture_estimate_m.tolist(),
                 "start_q": self.start_q.tolist(), "collision_force_thresholds_n": self.collision_force_thresholds,
                 "fault_force_n": self._fault_force_n,
                 "stop_force_n": self.stop_force_n if self.stop_force_n is not None else -1.0,

@@ -37,8 +37,8 @@ import numpy as np
 from bresa_control.common.config import RandomisationConfig, ScenarioConfig
 from bresa_control.control.robot import PEG_LINK
 from bresa_control.safety.risk_features import TickState
-from bresa_control.simulation.layout import uniform_in
 from bresa_control.simulation.simulator import PegInsertionSim
+from bresa_control.tasks.base import uniform_in
 
 SCENARIOS = ("nominal", "hole-moves", "push", "friction", "ft-drift", "state-latency", "payload", "push-down",
              "block-rises")
@@ -77,7 +77,7 @@ class Scenario:
         self._start_s = uniform_in(rng, self.config.event_window_s)
         angle = rng.uniform(0.0, 2.0 * np.pi)
         self._direction = np.array([np.cos(angle), np.sin(angle)])
-        self._hole_xy = sim.layout.hole_top_m[:2].copy()
+        self._hole_xy = sim.layout.fixture_m[:2].copy()
         self._done = False
         sim.data.xfrc_applied[:] = 0.0
         self._set_payload(sim, self.config.payload_kg if self.name == "payload" else 0.0)
@@ -122,7 +122,7 @@ class Scenario:
         if self.name == "hole-moves":
             if progress >= 0.0 and not self._done:  # nothing to do before or after the slide
                 shift = min(progress, 1.0) * self.config.hole_shift_m
-                sim.move_hole_xy(self._hole_xy + shift * self._direction)
+                sim.move_fixture_xy(self._hole_xy + shift * self._direction)
                 self._done = progress >= 1.0
         elif self.name == "push":
             pushing = 0.0 <= progress < 1.0
@@ -133,7 +133,7 @@ class Scenario:
             sim.push_peg(np.array([0.0, 0.0, -self.config.push_down_force_n if pushing else 0.0]))
         elif self.name == "block-rises":
             if progress >= 0.0 and not self._done:
-                sim.raise_hole(min(progress, 1.0) * self.config.block_rise_m)
+                sim.raise_fixture(min(progress, 1.0) * self.config.block_rise_m)
                 self._done = progress >= 1.0
 
     @property

@@ -1,7 +1,7 @@
 """Assemble the MuJoCo peg-insertion scene with ``mujoco.MjSpec``.
 
 Static fixture from ``sim/peg_insertion.xml``; the arm and peg from :func:`robot.panda_urdf` (the
-URDF pinocchio loads too); the hole block's convex pieces, contact parameters, motors and the
+URDF pinocchio loads too); the task's fixture (its convex boxes), contact parameters, motors and the
 force/torque sensor from the config.
 """
 
@@ -14,19 +14,18 @@ from bresa_control.common.config import BresaConfig, SceneConfig
 from bresa_control.common.paths import find_data
 from bresa_control.contract import ARM_JOINTS
 from bresa_control.control.robot import PEG_LINK, panda_urdf
-from bresa_control.simulation.layout import hole_pieces
+from bresa_control.tasks.base import FIXTURE_BODY, Task
 
 FT_SITE = "ft_sensor"
 FORCE_SENSOR = "ft_force"
 TORQUE_SENSOR = "ft_torque"
 PEG_GEOM = "peg"
-HOLE_BODY = "hole_block"
 CONTACT_GROUP = 1  # contype/conaffinity bit shared by peg, block and table
 ARM_PREFIX = "panda_"
 
 
-def build_spec(config: BresaConfig) -> mujoco.MjSpec:
-    """The scene as an editable spec (compile it with ``spec.compile()``)."""
+def build_spec(config: BresaConfig, task: Task) -> mujoco.MjSpec:
+    """The scene with ``task``'s fixture, as an editable spec (compile it with ``spec.compile()``)."""
     scene = config.scene
     spec = mujoco.MjSpec.from_file(str(find_data("sim/peg_insertion.xml")))
     spec.option.timestep = config.env.control_period_s
@@ -49,7 +48,7 @@ def build_spec(config: BresaConfig) -> mujoco.MjSpec:
     for geom in (peg_geom, table):
         _make_contact(geom, scene)
 
-    _add_hole_pieces(spec.body(HOLE_BODY), config)
+    _add_fixture(spec.body(FIXTURE_BODY), config, task)
 
     site = peg_body.add_site(name=FT_SITE, pos=[0, 0, 0], size=[0.005, 0, 0])
     spec.add_sensor(name=FORCE_SENSOR, type=mujoco.mjtSensor.mjSENS_FORCE,
@@ -64,9 +63,9 @@ def build_spec(config: BresaConfig) -> mujoco.MjSpec:
     return spec
 
 
-def build_model(config: BresaConfig) -> mujoco.MjModel:
-    """Compile the scene for this config."""
-    return build_spec(config).compile()
+def build_model(config: BresaConfig, task: Task) -> mujoco.MjModel:
+    """Compile the scene for this config and task."""
+    return build_spec(config, task).compile()
 
 
 def _urdf_for_mujoco(config: BresaConfig) -> str:
@@ -89,9 +88,17 @@ def _make_contact(geom: mujoco.MjsGeom, scene: SceneConfig) -> None:
     geom.condim = 3
 
 
-def _add_hole_pieces(block: mujoco.MjsBody, config: BresaConfig) -> None:
-    """Floor plate and four walls around a square hole: five convex boxes."""
-    for name, (pos, size) in hole_pieces(config.scene.peg.side_m, config.scene.hole).items():
+def fixture_geom_name(variant: int, name: str, variants: int) -> str:
+    """A fixture box's geom name: the task's own name, prefixed ``v<variant>_`` when the task has
+    several variants (all are built; the simulator lets one touch the peg per episode)."""
+    return name if variants == 1 else f"v{variant}_{name}"
+
+
+def _add_fixture(block: mujoco.MjsBody, config: BresaConfig, task: Task) -> None:
+    """The task's fixture, every variant: its convex boxes, with the scene's contact parameters."""
+    variants = task.fixture_variants()
+    boxes = {fixture_geom_name(k, name, len(variants)): box for k, v in enumerate(variants) for name, box in v.items()}
+    for name, (pos, size) in boxes.items():
         geom = block.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, pos=pos, size=size,
                               material="block")
         _make_contact(geom, config.scene)

@@ -15,45 +15,55 @@ from bresa_control.contract import ARM_JOINTS, target_rotation
 from bresa_control.control.impedance import CartesianImpedanceController, ImpedanceCommand
 from bresa_control.control.robot import PEG_LINK, TCP_FRAME, Pose, RobotModel, panda_urdf
 from bresa_control.safety.risk_features import TickState
-from bresa_control.simulation.layout import HOME_Q, Layout, draw_episode, hole_geometry, inserted
+from bresa_control.simulation.layout import HOME_Q, Layout
 from bresa_control.simulation.scene import (
     FORCE_SENSOR,
     FT_SITE,
-    HOLE_BODY,
     TORQUE_SENSOR,
     PegWrenchSensor,
     build_model,
+    fixture_geom_name,
 )
+from bresa_control.tasks import DEFAULT_TASK, make_task
+from bresa_control.tasks.base import FIXTURE_BODY, Task
 
 
 class PegInsertionSim:
-    """MuJoCo scene + impedance controller; one :meth:`tick` is one 1 ms control period."""
+    """MuJoCo scene + impedance controller; one :meth:`tick` is one 1 ms control period. The
+    ``task`` (default: peg insertion) gives the fixture, the episodes and what success is."""
 
-    def __init__(self, config: BresaConfig) -> None:
+    def __init__(self, config: BresaConfig, task: Task | None = None) -> None:
         self.config = config
-        self.model = build_model(config)
+        self.task = task if task is not None else make_task(DEFAULT_TASK, config)
+        self.model = build_model(config, self.task)
         self.data = mujoco.MjData(self.model)
         self.robot = RobotModel(panda_urdf(config.scene.peg), config.scene.joint_armature_kg_m2)
         self.controller = CartesianImpedanceController(self.robot, config.controller)
-        self.hole = hole_geometry(config.scene.peg.side_m, config.scene.hole)
         self._qpos = _contiguous([self.model.joint(j).qposadr[0] for j in ARM_JOINTS])
         self._qvel = _contiguous([self.model.joint(j).dofadr[0] for j in ARM_JOINTS])
-        self._hole_body = self.model.body(HOLE_BODY).id
-        self._hole_z_m = float(self.model.body_pos[self._hole_body, 2])  # the block's height as built
+        self._fixture_body = self.model.body(FIXTURE_BODY).id
+        self._fixture_z_m = float(self.model.body_pos[self._fixture_body, 2])  # the fixture's height as built
+        variants = self.task.fixture_variants()
+        self._variant_geoms = [[self.model.geom(fixture_geom_name(k, name, len(variants))).id for name in boxes]
+                               for k, boxes in enumerate(variants)]
+        self._contact = (int(self.model.geom_contype[self._variant_geoms[0][0]]),
+                         int(self.model.geom_conaffinity[self._variant_geoms[0][0]]))
         self._tip_body = self.model.body(TCP_FRAME).id
         self._peg_body = self.model.body(PEG_LINK).id
         self._sensor = PegWrenchSensor(self.model, FT_SITE, FORCE_SENSOR, TORQUE_SENSOR, PEG_LINK)
         self._ticked = False  # whether a tick ran since the arm was placed
-        self.layout = self._layout_at(np.array(config.scene.hole.nominal_position_m), np.zeros(2))
+        self.layout = self._layout_at(self.model.body_pos[self._fixture_body, :2].copy())  # until reset
 
     # ---- episode set-up ------------------------------------------------------------------
 
     def reset(self, rng: np.random.Generator) -> Layout:
-        """Draw a hole position, a perception error and a start pose; put the arm there at rest."""
-        draw = draw_episode(self.config, rng)
+        """Draw the task's episode (fixture pose, the robot's estimate of it, the tip's start); put
+        the fixture and the arm there, at rest."""
+        draw = self.task.draw_episode(rng)
         q = self.robot.inverse_kinematics(draw.start_tip_m, self.target_rotation, HOME_Q)
-        self.layout = Layout(draw.hole_top_m, draw.hole_estimate_m, q)
-        self.set_hole_xy(draw.hole_top_m[:2])
+        self.layout = Layout(draw.fixture_m, draw.fixture_estimate_m, q, draw.variant)
+        self.show_variant(draw.variant)
+        self.set_fixture_xy(draw.fixture_m[:2])
         self.set_arm_state(q)
         return self.layout
 
@@ -66,34 +76,44 @@ class PegInsertionSim:
         self.controller.reset(q)
         self._ticked = False
 
-    def set_hole_xy(self, xy_m: np.ndarray) -> None:
-        """Move the hole block so the hole's centre is at ``xy_m`` (m) on the table."""
-        self.model.body_pos[self._hole_body, :2] = xy_m
-        self.model.body_pos[self._hole_body, 2] = self._hole_z_m
+    def show_variant(self, variant: int) -> None:
+        """Let fixture variant ``variant``'s boxes touch the peg and be seen; hide the others."""
+        if len(self._variant_geoms) == 1:
+            return
+        for k, geoms in enumerate(self._variant_geoms):
+            on = k == variant
+            self.model.geom_contype[geoms] = self._contact[0] if on else 0
+            self.model.geom_conaffinity[geoms] = self._contact[1] if on else 0
+            self.model.geom_rgba[geoms, 3] = 1.0 if on else 0.0
+
+    def set_fixture_xy(self, xy_m: np.ndarray) -> None:
+        """Move the fixture so its reference point is at ``xy_m`` (m) on the table."""
+        self.model.body_pos[self._fixture_body, :2] = xy_m
+        self.model.body_pos[self._fixture_body, 2] = self._fixture_z_m
         mujoco.mj_kinematics(self.model, self.data)
 
-    def move_hole_xy(self, xy_m: np.ndarray) -> None:
-        """Slide the hole during an episode: the block moves, the robot's estimate does not."""
-        self.set_hole_xy(xy_m)
-        top = np.array([xy_m[0], xy_m[1], self.hole.top_z_m])
-        self.layout = Layout(top, self.layout.hole_estimate_m, self.layout.start_q)
+    def move_fixture_xy(self, xy_m: np.ndarray) -> None:
+        """Slide the fixture during an episode: it moves, the robot's estimate does not."""
+        self.set_fixture_xy(xy_m)
+        top = np.array([xy_m[0], xy_m[1], self.task.fixture_height_m()])
+        self.layout = Layout(top, self.layout.fixture_estimate_m, self.layout.start_q, self.layout.variant)
 
-    def raise_hole(self, rise_m: float) -> None:
-        """Lift the hole block ``rise_m`` above where the episode put it (the robot's estimate of
-        the hole stays where it was)."""
-        self.model.body_pos[self._hole_body, 2] = self._hole_z_m + rise_m
+    def raise_fixture(self, rise_m: float) -> None:
+        """Lift the fixture ``rise_m`` above where the episode put it (the robot's estimate of it
+        stays where it was)."""
+        self.model.body_pos[self._fixture_body, 2] = self._fixture_z_m + rise_m
         mujoco.mj_kinematics(self.model, self.data)
-        top = self.layout.hole_top_m.copy()
-        top[2] = self.hole.top_z_m + rise_m
-        self.layout = Layout(top, self.layout.hole_estimate_m, self.layout.start_q)
+        top = self.layout.fixture_m.copy()
+        top[2] = self.task.fixture_height_m() + rise_m
+        self.layout = Layout(top, self.layout.fixture_estimate_m, self.layout.start_q, self.layout.variant)
 
     def push_peg(self, force_n: np.ndarray) -> None:
         """Apply an external force (N, base frame) at the peg's centre of mass until changed."""
         self.data.xfrc_applied[self._peg_body, :3] = force_n
 
-    def _layout_at(self, hole_xy: np.ndarray, error_xy: np.ndarray) -> Layout:
-        top = np.array([hole_xy[0], hole_xy[1], self.hole.top_z_m])
-        return Layout(top, top + np.array([*error_xy, 0.0]), HOME_Q.copy())
+    def _layout_at(self, fixture_xy: np.ndarray) -> Layout:
+        top = np.array([fixture_xy[0], fixture_xy[1], self.task.fixture_height_m()])
+        return Layout(top, top.copy(), HOME_Q.copy())
 
     @property
     def target_rotation(self) -> np.ndarray:
@@ -180,13 +200,14 @@ class PegInsertionSim:
         """True peg-tip position (m) from the physics (for scoring, not for the policy)."""
         return self.data.xpos[self._tip_body].copy()
 
-    def insertion_depth_m(self) -> float:
-        """How far the tip is below the hole's top face (m); negative above it."""
-        return float(self.layout.hole_top_m[2] - self.tip_position()[2])
+    def progress_m(self) -> float:
+        """How far the true tip has got in the task (m; peg insertion: its depth below the hole's
+        top face, negative above it)."""
+        return self.task.progress_m(self.tip_position(), self.layout.fixture_m, self.layout.variant)
 
-    def inserted(self, success_depth_m: float) -> bool:
-        """Whether the tip is at least ``success_depth_m`` deep and laterally inside the hole."""
-        return inserted(self.tip_position(), self.layout.hole_top_m, self.hole.half_side_m, success_depth_m)
+    def succeeded(self) -> bool:
+        """Whether the true tip has done the task (peg insertion: inserted)."""
+        return self.task.succeeded(self.tip_position(), self.layout.fixture_m, self.layout.variant)
 
 
 def _contiguous(indices: list[int]) -> slice:

@@ -43,9 +43,9 @@ def main() -> None:
     config = load_config(overrides={"reflex": {"mode": "control-rate"}})
     arm = ArmLoop(config, args.seed)
     critic, recovery, _ = load_reflex_models(config)
-    loop = SafetyLoop(config, critic, recovery, arm.layout.hole_estimate_m)
+    loop = SafetyLoop(config, critic, recovery, arm.layout.fixture_estimate_m)
     policy = PolicyLoop(config, ResidualController(load_task_policy(models_folder()), config),
-                        arm.layout.hole_estimate_m)
+                        arm.layout.fixture_estimate_m)
     dt = config.env.control_period_s
     names = ("q", "dq", "force", "torque", "state_stamp", "now", "action", "action_stamp", "command", "risk", "status",
              "fired")

@@ -1,0 +1,19 @@
+"""Tasks: what a contact-rich task gives the stack (:class:`~bresa_control.tasks.base.Task`), and
+the tasks there are. ``docs/adding-a-task.md`` walks through adding one."""
+
+from __future__ import annotations
+
+from bresa_control.common.config import BresaConfig
+from bresa_control.tasks.base import Task
+from bresa_control.tasks.maze import MazeTask
+from bresa_control.tasks.peg_insertion import PegInsertionTask
+
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (PegInsertionTask, MazeTask)}
+DEFAULT_TASK = PegInsertionTask.name
+
+
+def make_task(name: str, config: BresaConfig) -> Task:
+    """The task called ``name`` for ``config``; ``ValueError`` naming the tasks there are otherwise."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
+    return TASKS[name](config)

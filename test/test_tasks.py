@@ -1,0 +1,141 @@
+"""The task interface: peg insertion and the maze behind one :class:`Task`, the maze's layouts and
+scene, and its scripted baseline reaching the exit."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gymnasium
+import numpy as np
+import pytest
+
+from bresa_control.common.config import ConfigError, load_config, load_section
+from bresa_control.common.paths import find_data
+from bresa_control.simulation.env import PegInsertion
+from bresa_control.tasks import TASKS, make_task
+from bresa_control.tasks.base import Task
+from bresa_control.tasks.maze import MazeConfig, MazeTask, load_maze_config, parse_layout, project
+from bresa_control.tasks.peg_insertion import PegInsertionTask
+
+
+def test_every_task_implements_the_interface_and_unknown_names_are_refused() -> None:
+    config = load_config()
+    assert set(TASKS) == {"peg-insertion", "maze"}
+    for name in TASKS:
+        task = make_task(name, config)
+        assert isinstance(task, Task) and task.name == name and task.env_id.startswith("bresa_control/")
+        draw = task.draw_episode(np.random.default_rng(0))
+        assert 0 <= draw.variant < len(task.fixture_variants())
+        assert task.fixture_boxes(draw.variant) and task.scripted() is not None
+    with pytest.raises(ValueError, match="unknown task 'drawer'; choose from peg-insertion, maze"):
+        make_task("drawer", config)
+
+
+def test_peg_insertion_through_the_interface() -> None:
+    task = PegInsertionTask(load_config())
+    top = np.array([0.55, 0.0, task.fixture_height_m()])
+    assert task.succeeded(top - [0.0, 0.0, 0.021], top) and not task.succeeded(top - [0.0, 0.0, 0.019], top)
+    assert not task.succeeded(top + [0.011, 0.0, -0.03], top)  # deep enough, but beside the hole
+    assert task.progress_m(top - [0.0, 0.0, 0.005], top) == pytest.approx(0.005)
+    assert task.goal_distance_m(top, top) == pytest.approx(0.02)
+    np.testing.assert_array_equal(task.observation_origin_m(top, top + 0.1), top)
+    assert set(task.fixture_boxes()) == {"hole_floor", "hole_wall_px", "hole_wall_nx", "hole_wall_py", "hole_wall_ny"}
+
+
+def _maze() -> MazeTask:
+    return MazeTask(load_config())
+
+
+def test_maze_layouts_turn_twice_and_the_centre_line_stays_clear_of_the_walls() -> None:
+    task = _maze()
+    half_pitch = task.pitch_m / 2.0
+    assert task.pitch_m == pytest.approx(0.02 + 2 * task.maze.clearance_m)
+    assert len(task.layouts) >= 2
+    for layout in task.layouts:
+        assert len(layout.centre_line_m) >= 4  # entrance, two turns at least, beyond the exit
+        # every point of the centre line is at least half a corridor from every wall box
+        points = np.concatenate([np.linspace(a, b, 50) for a, b in zip(layout.centre_line_m, layout.centre_line_m[1:])])
+        for name, (centre, half) in layout.boxes.items():
+            if name == "maze_floor":
+                assert centre[2] + half[2] == pytest.approx(0.0)  # the floor's top is the reference height
+                continue
+            gap = np.maximum(np.abs(points[:, :2] - centre[:2]) - half[:2], 0.0)
+            assert np.linalg.norm(gap, axis=1).min() >= half_pitch - 1e-9, name
+        assert layout.goal_arc_m == pytest.approx(layout.arc_m[-1] - task.maze.lookahead_m)
+
+
+@pytest.mark.parametrize(("picture", "message"), [
+    ("###\nE.X\n###", "turn at least twice"),
+    ("#####\nE...#\n#.#.#\n#...X\n#####", "one path from E to X"),
+    ("#E###\n#..##\n##.##\n##..X\n#####", None),  # entrance on the top border: fine
+    ("#####\n#E..#\n###.#\n###.X\n#####", "must be on the border"),
+    ("####\nE..X\nE..#", "exactly one 'E'"),
+    ("###\nE.\n###", "rows of equal length"),
+])
+def test_bad_maze_layouts_are_refused_by_name(picture: str, message: str | None) -> None:
+    cfg = load_maze_config()
+    if message is None:
+        assert len(parse_layout(picture, 0.025, cfg).centre_line_m) >= 4
+        return
+    with pytest.raises(ConfigError, match=message):
+        parse_layout(picture, 0.025, cfg, index=3)
+
+
+def test_observation_origin_is_the_centre_line_just_ahead() -> None:
+    task = _maze()
+    layout = task.layouts[0]
+    estimate = np.array([0.5, 0.1, task.fixture_height_m()])
+    start = estimate + layout.centre_line_m[0]
+    origin = task.observation_origin_m(estimate, start, 0)
+    assert np.linalg.norm(origin - start) == pytest.approx(task.maze.lookahead_m)
+    arc, off = project(layout.centre_line_m, layout.arc_m, origin - estimate)
+    assert arc == pytest.approx(task.maze.lookahead_m) and off == pytest.approx(0.0, abs=1e-12)
+    end = estimate + layout.centre_line_m[-1]
+    np.testing.assert_allclose(task.observation_origin_m(estimate, end, 0), end)  # never beyond the end
+    assert task.succeeded(end, estimate, 0) and not task.succeeded(start, estimate, 0)
+    assert task.goal_distance_m(end, estimate, 0) == pytest.approx(0.0)
+
+
+def test_maze_scene_lets_only_the_episode_layout_touch_the_peg() -> None:
+    env = gymnasium.make("bresa_control/Maze-v0").unwrapped
+    assert isinstance(env, PegInsertion) and env.task.name == "maze"
+    seen = set()
+    for seed in range(12):
+        env.reset(seed=seed)
+        layout = env.sim.layout
+        seen.add(layout.variant)
+        model = env.sim.model
+        for k, boxes in enumerate(env.task.fixture_variants()):
+            ids = [model.geom(f"v{k}_{name}").id for name in boxes]
+            assert (model.geom_contype[ids] != 0).all() == (k == layout.variant)
+        tip = env.sim.tip_position()
+        arc, off = project(env.task.layouts[layout.variant].centre_line_m, env.task.layouts[layout.variant].arc_m,
+                           tip - layout.fixture_m)
+        assert off <= env.task.maze.pose_error_m * np.sqrt(2) + 1e-4  # in the corridor, where the estimate says
+    assert seen == set(range(len(env.task.layouts)))  # every layout drawn
+
+
+def test_the_scripted_follower_reaches_the_exit_without_violation() -> None:
+    config = load_config()
+    env = PegInsertion(config, task="maze")
+    follower = env.task.scripted()
+    for seed in (0, 1):
+        obs, _ = env.reset(seed=seed)
+        follower.reset()
+        done, violations = False, 0.0
+        while not done:
+            obs, _, terminated, truncated, info = env.step(follower.act(obs))
+            violations += info["cost"]
+            done = terminated or truncated
+        assert info["inserted"] and violations == 0.0, (seed, info)
+
+
+def test_maze_parameters_are_checked() -> None:
+    shipped = find_data("config/maze.yaml")
+    with pytest.raises(ConfigError, match="at least one layout"):
+        dataclasses.replace(load_maze_config(), layouts=())
+    with pytest.raises(ConfigError, match=r"'clearance_m' = 0.5 is outside the allowed range \[0.0005, 0.01\] m"):
+        load_section(MazeConfig, shipped, {"clearance_m": 0.5})
+    with pytest.raises(ConfigError, match="unknown config key 'clearence_m'"):
+        load_section(MazeConfig, shipped, {"clearence_m": 0.002})
+    assert MazeTask(load_config(), load_maze_config(shipped)).maze.clearance_m == pytest.approx(0.0025)
