@@ -343,7 +343,7 @@ def test_loader_fails_closed(trained: Trained, tmp_path: Path) -> None:
     assert "state and action sizes (21, 7)" in broken(observation_size=21)
     assert "state labels" in broken(observation_labels=card["observation_labels"][:-1])
     # a model of the first format (the observation alone, 22 values) is refused by name
-    assert "spiral's action" in broken(observation_labels=list(OBSERVATION_LABELS))
+    assert "scripted action" in broken(observation_labels=list(OBSERVATION_LABELS))
     assert "'safety_critic'" in broken(kind="safety_critic")
     card_file.write_text(json.dumps(card))
     (tmp_path / FISOR_FILE).write_bytes(b"not a torch file")

@@ -4,11 +4,14 @@ scene, and its scripted baseline reaching the exit."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import gymnasium
 import numpy as np
 import pytest
 
+from bresa_control.app.cli import main
 from bresa_control.common.config import ConfigError, load_config, load_section
 from bresa_control.common.paths import find_data
 from bresa_control.simulation.env import PegInsertion
@@ -139,3 +142,17 @@ def test_maze_parameters_are_checked() -> None:
     with pytest.raises(ConfigError, match="unknown config key 'clearence_m'"):
         load_section(MazeConfig, shipped, {"clearence_m": 0.002})
     assert MazeTask(load_config(), load_maze_config(shipped)).maze.clearance_m == pytest.approx(0.0025)
+
+
+def test_evaluate_runs_the_maze_and_refuses_models_of_another_task(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """bresa evaluate --task maze: the scripted follower runs through the command line (the task
+    recorded in the JSON); the shipped peg-insertion models are refused by name for the maze."""
+    out = tmp_path / "maze.json"
+    assert main(["evaluate", "--task", "maze", "--controller", "scripted", "--episodes", "1", "--no-progress",
+                 "--json", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert document["task"] == "maze" and document["success_rate"] == 1.0
+    assert main(["evaluate", "--task", "maze", "--controller", "sac", "--episodes", "1", "--no-progress"]) != 0
+    assert "were trained for the peg-insertion task, not maze" in capsys.readouterr().err

@@ -19,6 +19,8 @@ from bresa_control.learning.registry import controller
 from bresa_control.safety.models import load_reflex_models
 from bresa_control.safety.reflex import ForceGuardRisk, RecoveryModel, RiskModel, SoftenGains
 from bresa_control.simulation.env import PegInsertion
+from bresa_control.tasks import DEFAULT_TASK, make_task
+from bresa_control.tasks.base import Task
 
 
 @dataclass
@@ -31,13 +33,14 @@ class ControllerSetup:
     recovery: RecoveryModel | None
 
 
-def make_controller(name: str, config: BresaConfig, models_dir: str | Path | None = None) -> ControllerSetup:
-    """Build a named controller (:data:`~bresa_control.learning.registry.CONTROLLERS`) from the
-    shipped (or given) models; nothing is trained here."""
+def make_controller(name: str, config: BresaConfig, models_dir: str | Path | None = None,
+                    task: Task | None = None) -> ControllerSetup:
+    """Build a named controller (:data:`~bresa_control.learning.registry.CONTROLLERS`) for ``task``
+    (default peg insertion) from the shipped (or given) models; nothing is trained here."""
     spec = controller(name)
     mode = "control-rate" if spec.reflex != "off" else "off"
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode=mode, gate=spec.gate))
-    policy = spec.load_policy(config, models_dir)
+    policy = spec.load_policy(config, models_dir, task)
     critic: RiskModel | None = None
     recovery: RecoveryModel | None = None
     if spec.reflex == "rule":
@@ -58,10 +61,14 @@ def model_files(controller_name: str) -> list[str]:
 
 
 def build(
-    controller_name: str, config: BresaConfig, scenario: str, models_dir: str | Path | None
+    controller_name: str, config: BresaConfig, scenario: str, models_dir: str | Path | None,
+    task: str = DEFAULT_TASK,
 ) -> tuple[PegInsertion, Controller]:
-    """The environment (with the controller's safety layer) and the policy of one controller. Torch
-    runs one thread, wherever this runs, so that a result does not depend on where it ran."""
+    """The environment of ``task`` (with the controller's safety layer) and the policy of one
+    controller. Torch runs one thread, wherever this runs, so that a result does not depend on
+    where it ran."""
     torch.set_num_threads(1)
-    setup = make_controller(controller_name, config, models_dir)
-    return PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario), setup.policy
+    the_task = make_task(task, config)
+    setup = make_controller(controller_name, config, models_dir, the_task)
+    env = PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario, task=the_task)
+    return env, setup.policy

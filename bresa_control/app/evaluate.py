@@ -20,6 +20,7 @@ from bresa_control.common.config import BresaConfig
 from bresa_control.safety.reflex import gate_thresholds
 from bresa_control.simulation.rollout import EpisodeResult, run_episode
 from bresa_control.simulation.scenarios import SCENARIOS
+from bresa_control.tasks import DEFAULT_TASK
 
 
 def evaluate(
@@ -34,6 +35,7 @@ def evaluate(
     ray_address: str | None = None,
     failures: dict[int, str] | None = None,
     ray_report: dict[str, Any] | None = None,
+    task: str = DEFAULT_TASK,
 ) -> list[EpisodeResult]:
     """Run ``episodes`` seeded episodes here, or on Ray with ``ray_address`` (:mod:`bresa_control.app.sweep`);
     the results are the same either way, in seed order.
@@ -50,13 +52,13 @@ def evaluate(
     bar = tqdm(total=episodes, desc=f"{controller_name}/{scenario}", unit="ep", disable=not progress)
     with bar:
         if ray_address is None:
-            env, policy = build(controller_name, config, scenario, models_dir)
+            env, policy = build(controller_name, config, scenario, models_dir, task)
             for episode_seed in seeds:
                 results.append(run_episode(env, policy, episode_seed))
                 _advance(bar, results, 1)
             return results
         with RaySession(ray_address) as session:
-            job = EpisodeJob(controller_name, controller_name, scenario, models_folder(models_dir))
+            job = EpisodeJob(controller_name, controller_name, scenario, models_folder(models_dir), task)
             try:
                 for part in run_episodes(session, [job], config, seeds):
                     if part.error is not None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bresa_control.app.controllers import build, model_files
+from bresa_control.tasks import DEFAULT_TASK
 
 LOCAL = "local"  # --ray given without an address: start Ray on this machine
 EPISODES_PER_TASK = 10  # one environment is built per task; ~1 s of set-up against ~10 s of episodes
@@ -88,13 +89,13 @@ def _on_node(value: Any) -> OnNode:
 
 
 def episode_task(controller: str, config: Any, scenario: str, models: dict[str, bytes],
-                 seeds: Sequence[int]) -> OnNode:
+                 seeds: Sequence[int], task: str = DEFAULT_TASK) -> OnNode:
     """Run on a worker: build the controller from the packed models, run the seeded episodes."""
     from bresa_control.simulation.rollout import run_episode
 
     _crash_for_test(f"{controller}-{scenario}-{seeds[0]}")
     with tempfile.TemporaryDirectory(prefix="bresa-models-") as folder:
-        env, policy = build(controller, config, scenario, unpack(models, Path(folder)))
+        env, policy = build(controller, config, scenario, unpack(models, Path(folder)), task)
         return _on_node([run_episode(env, policy, seed) for seed in seeds])
 
 
@@ -107,6 +108,7 @@ class EpisodeJob:
     controller: str
     scenario: str
     models_folder: Path | None
+    task: str = DEFAULT_TASK
 
 
 @dataclass
@@ -131,7 +133,8 @@ def run_episodes(session: RaySession, jobs: Sequence[EpisodeJob], config: Any,
         if where not in packed:
             packed[where] = session.put(pack(job.models_folder, model_files(job.controller)))
         for part in parts:
-            session.submit((job.key, part), episode_task, job.controller, config, job.scenario, packed[where], part)
+            session.submit((job.key, part), episode_task, job.controller, config, job.scenario, packed[where], part,
+                           job.task)
     for outcome in session.as_completed():
         key, part = outcome.key
         yield EpisodePart(key, part, outcome.result if outcome.error is None else [], outcome.error)

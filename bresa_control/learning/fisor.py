@@ -229,7 +229,7 @@ class DecisionTransitions:
         search's action (:data:`~bresa_control.policies.fisor.STATE_LABELS`), as the SAC task
         policies see them. Raises ``ValueError`` if the data does not hold the spiral's action."""
         if self.base_action is None or self.next_base_action is None:
-            raise ValueError("FISOR sees the spiral search's action beside the observation, as the SAC task policies "
+            raise ValueError("FISOR sees the scripted action beside the observation, as the SAC task policies "
                              f"do: the data needs {list(collect.BASE_ARRAYS)} (bresa collect, format "
                              f"{collect.FORMAT!r}); make it again with the command in its meta record")
         return (np.concatenate([self.observation, self.base_action], axis=1),

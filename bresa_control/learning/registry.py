@@ -27,14 +27,18 @@ from bresa_control.common.cards import (
     RECOVERY_FILE,
     RECOVERY_RL_DIR,
     SAC_LAGRANGIAN_DIR,
+    ModelError,
     card_path,
     models_folder,
+    read_card,
 )
 from bresa_control.common.config import BresaConfig
 from bresa_control.contract import Controller
 from bresa_control.learning.settings import FisorTraining, PolicyTraining, RecoveryRLTraining, SacLagrangianTraining
 from bresa_control.policies.by_name import load_policy
 from bresa_control.policies.fisor import FISOR_DIR, FISOR_FILE
+from bresa_control.tasks import DEFAULT_TASK
+from bresa_control.tasks.base import Task
 
 
 @dataclass(frozen=True)
@@ -103,14 +107,22 @@ class ControllerSpec:
         folder = Path(METHODS[self.method].policy_dir)
         return [str(folder / path) for name in self.files for path in (Path(name), card_path(name))]
 
-    def load_policy(self, config: BresaConfig, models_dir: str | Path | None) -> Controller:
-        """Its task policy, from ``models_dir`` (checked against its card)."""
+    def load_policy(self, config: BresaConfig, models_dir: str | Path | None, task: Task | None = None) -> Controller:
+        """Its task policy for ``task`` (default peg insertion), from ``models_dir`` (checked against
+        its card: a model trained for another task is refused, :class:`ModelError`)."""
+        scripted = task.scripted if task is not None else None
+        folder = self.policy_folder(models_dir)
+        if task is not None and folder is not None and self.files:
+            trained_for = read_card(folder / self.files[0]).get("task", DEFAULT_TASK)  # cards before tasks: peg
+            if trained_for != task.name:
+                raise ModelError(f"the {self.name} models in {folder} were trained for the {trained_for} task, not "
+                                 f"{task.name}: give --models-dir with models trained for {task.name}")
         if self.policy == "recovery-rl":
             from bresa_control.safety.recovery_rl import RecoveryRLController, load_recovery_rl
 
-            return RecoveryRLController(load_policy("sac", config, self.policy_folder(models_dir)),
+            return RecoveryRLController(load_policy("sac", config, self.policy_folder(models_dir), scripted),
                                         load_recovery_rl(config, models_dir))
-        return load_policy(self.policy, config, self.policy_folder(models_dir))
+        return load_policy(self.policy, config, self.policy_folder(models_dir), scripted)
 
 
 def _selected(card: dict[str, Any]) -> str:

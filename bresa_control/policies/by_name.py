@@ -11,6 +11,7 @@ Imports torch and numpy only (no stable-baselines3, no simulator): the robot PC 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from bresa_control.common.config import BresaConfig
@@ -24,16 +25,20 @@ POLICY_DIRS: dict[str, str | None] = {"sac": "", "scripted": None, "fisor": FISO
 POLICIES = tuple(POLICY_DIRS)
 
 
-def load_policy(name: str, config: BresaConfig, folder: str | Path | None) -> Controller:
+def load_policy(name: str, config: BresaConfig, folder: str | Path | None,
+                scripted: Callable[[], Controller] | None = None) -> Controller:
     """The task policy ``name`` with its model from ``folder`` (the policy's own folder: for
-    ``fisor`` the one holding ``fisor_policy.pt``). A missing or mismatched model raises
+    ``fisor`` the one holding ``fisor_policy.pt``). ``scripted`` makes the task's scripted
+    controller (``Task.scripted``; default peg insertion's spiral search): ``scripted`` itself, the
+    base of ``sac``'s residual and half of ``fisor``'s state. A missing or mismatched model raises
     :class:`~bresa_control.common.cards.ModelError`; an unknown name, ``ValueError``."""
     if name not in POLICY_DIRS:
         raise ValueError(f"unknown task policy {name!r}; choose from {', '.join(POLICIES)}")
+    make_scripted = scripted if scripted is not None else lambda: SpiralSearch(config)
     if name == "scripted":
-        return SpiralSearch(config)
+        return make_scripted()
     if folder is None:
         raise ValueError(f"the {name} policy needs the folder of its model")
     if name == "fisor":
-        return FisorPolicy(folder, config)
-    return ResidualController(load_task_policy(folder), config)
+        return FisorPolicy(folder, config, base=make_scripted())
+    return ResidualController(load_task_policy(folder), config, base=make_scripted())

@@ -12,10 +12,11 @@ Model", ICLR 2024) learns offline, from this project's decision rows (``learning
   ``Q_h`` outside it.
 
 The state every network sees (:data:`STATE_LABELS`) is the task policy's observation and the
-configured spiral search's action at this decision: what the SAC task policies see
-(``policies/residual.py``). The observation alone does not tell where the spiral search is in its
-spiral, so a policy cloned from it cannot follow the data's inserting behaviour; with the spiral's
-action beside it, the nominal spiral search is the identity on that part of the state.
+task's scripted action at this decision (peg insertion: the configured spiral search's): what the
+SAC task policies see (``policies/residual.py``). The observation alone does not tell where the
+spiral search is in its spiral, so a policy cloned from it cannot follow the data's inserting
+behaviour; with the scripted action beside it, the scripted controller is the identity on that
+part of the state.
 
 At each decision :class:`FisorPolicy` draws ``samples`` actions from the diffusion model and keeps
 one by the critics (``selection``): ``min-qh`` (the reference code's setting: the lowest ``Q_h``,
@@ -45,16 +46,17 @@ from torch import nn
 
 from bresa_control.common.cards import ModelError, card_path, read_card
 from bresa_control.common.config import BresaConfig
-from bresa_control.contract import OBSERVATION_LABELS, POLICY_ACTION_SIZE
+from bresa_control.contract import OBSERVATION_LABELS, POLICY_ACTION_SIZE, Controller
 from bresa_control.policies.scripted import SpiralSearch
 
 FISOR_DIR = "fisor"  # under the models folder
 FISOR_FILE = "fisor_policy.pt"
 FISOR_KIND = "fisor_policy"
-FILE_FORMAT = "bresa-fisor/2"  # /2: the state holds the spiral search's action
+FILE_FORMAT = "bresa-fisor/2"  # /2: the state holds the scripted action
 SELECTIONS = ("min-qh", "max-qr", "feasible-max-qr")
-SPIRAL_ACTION_LABELS = tuple(f"spiral_action_{i}" for i in range(POLICY_ACTION_SIZE))  # control.actions' order
-STATE_LABELS = (*OBSERVATION_LABELS, *SPIRAL_ACTION_LABELS)
+# the task's scripted action (peg insertion: the spiral search's), in control.actions' order
+SCRIPTED_ACTION_LABELS = tuple(f"scripted_action_{i}" for i in range(POLICY_ACTION_SIZE))
+STATE_LABELS = (*OBSERVATION_LABELS, *SCRIPTED_ACTION_LABELS)
 STATE_SIZE = len(STATE_LABELS)
 STD_FLOOR = 1e-3  # observation scaling: no feature is divided by less (1 mm, 1 mN, 1 mrad)
 
@@ -292,7 +294,7 @@ def load_fisor(folder: str | Path) -> tuple[FisorNetworks, dict[str, Any]]:
         raise ModelError(f"model card {where} is for a {card.get('kind')!r}, expected {FISOR_KIND!r}")
     if card.get("observation_labels") != list(STATE_LABELS):
         raise ModelError(f"model card {where} has state labels {card.get('observation_labels')}, expected this "
-                         f"contract's observation and the spiral's action, {STATE_SIZE} values: {list(STATE_LABELS)}")
+                         f"contract's observation and the scripted action, {STATE_SIZE} values: {list(STATE_LABELS)}")
     if card.get("observation_size") != STATE_SIZE or card.get("action_size") != POLICY_ACTION_SIZE:
         raise ModelError(f"model card {where} has state and action sizes ({card.get('observation_size')}, "
                          f"{card.get('action_size')}), expected ({STATE_SIZE}, {POLICY_ACTION_SIZE})")
@@ -339,9 +341,11 @@ class FisorPolicy:
     """
 
     def __init__(self, folder: str | Path, config: BresaConfig, seed: int = 0, samples: int | None = None,
-                 selection: str | None = None) -> None:
+                 selection: str | None = None, base: Controller | None = None) -> None:
+        """``base``: the task's scripted controller, the other half of the state (a fresh one;
+        default peg insertion's spiral search)."""
         self.networks, self.card = load_fisor(folder)
-        self.spiral = SpiralSearch(config)  # the other half of the state
+        self.scripted = base if base is not None else SpiralSearch(config)
         self.samples = int(samples if samples is not None else self.card["samples"])
         self.selection = selection if selection is not None else str(self.card["selection"])
         if self.samples < 1 or self.selection not in SELECTIONS:
@@ -355,7 +359,7 @@ class FisorPolicy:
     def reset(self) -> None:
         """Start of an episode: the noise generator starts over from the seed."""
         self.generator.manual_seed(self.seed)
-        self.spiral.reset()
+        self.scripted.reset()
         self.last = {}
 
     def act(self, observation: np.ndarray) -> np.ndarray:
@@ -363,7 +367,7 @@ class FisorPolicy:
         obs = np.asarray(observation, dtype=np.float32)
         if obs.shape != (len(OBSERVATION_LABELS),) or not np.all(np.isfinite(obs)):
             raise ValueError(f"observation must be {len(OBSERVATION_LABELS)} finite values, got shape {obs.shape}")
-        state_values = np.concatenate([obs, self.spiral.act(obs)]).astype(np.float32)
+        state_values = np.concatenate([obs, self.scripted.act(obs)]).astype(np.float32)
         with torch.inference_mode():
             state = self.networks.scale(torch.from_numpy(state_values))
             actions = self.networks.policy.sample(state, self.samples, self.generator)

@@ -29,7 +29,7 @@ import torch
 
 from bresa_control.common.cards import POLICY_FILE, ModelError, card_path, read_card
 from bresa_control.common.config import BresaConfig
-from bresa_control.contract import OBSERVATION_LABELS, POLICY_ACTION_SIZE
+from bresa_control.contract import OBSERVATION_LABELS, POLICY_ACTION_SIZE, Controller
 from bresa_control.policies.scripted import SpiralSearch
 
 RESIDUAL_SCALE = 0.5
@@ -47,13 +47,16 @@ class DeterministicPolicy(Protocol):
 class ResidualController:
     """A trained residual policy as a controller (``reset`` / ``act`` on the env observation)."""
 
-    def __init__(self, model: DeterministicPolicy, config: BresaConfig, residual_scale: float = RESIDUAL_SCALE) -> None:
+    def __init__(self, model: DeterministicPolicy, config: BresaConfig, residual_scale: float = RESIDUAL_SCALE,
+                 base: Controller | None = None) -> None:
+        """``base``: the task's scripted controller the residual is added to (a fresh one; default
+        the spiral search of peg insertion)."""
         self.model = model
-        self.base = SpiralSearch(config)
+        self.base = base if base is not None else SpiralSearch(config)
         self.residual_scale = residual_scale
 
     def reset(self) -> None:
-        """Start of an episode: the spiral search starts over."""
+        """Start of an episode: the scripted base starts over."""
         self.base.reset()
 
     def act(self, observation: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from bresa_control.common.files import write_json_atomic
 from bresa_control.learning.registry import CONTROLLERS
 from bresa_control.simulation.rollout import EpisodeResult, summarise
 from bresa_control.simulation.scenarios import SCENARIOS
+from bresa_control.tasks import DEFAULT_TASK, TASKS
 
 
 def add_commands(commands: Any) -> None:
@@ -26,6 +27,8 @@ def add_commands(commands: Any) -> None:
     ev.add_argument("--episodes", type=positive_int, default=50)
     ev.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (default 0)")
     ev.add_argument("--scenario", choices=SCENARIOS, default="nominal")
+    ev.add_argument("--task", choices=list(TASKS), default=DEFAULT_TASK,
+                    help="the task (docs/adding-a-task.md); trained controllers need models trained for it")
     ev.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     ev.add_argument("--json", help="write the summary and every episode here")
     ev.add_argument("--models-dir", help="trained models (default: the shipped models/)")
@@ -82,13 +85,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     try:
         evaluate(args.controller, config, args.episodes, args.seed, scenario=args.scenario,
                  progress=not args.no_progress, results=results, models_dir=args.models_dir, ray_address=args.ray,
-                 failures=failures, ray_report=ray_report)
+                 failures=failures, ray_report=ray_report, task=args.task)
     except KeyboardInterrupt:
         print(f"\ninterrupted after {len(results)} of {args.episodes} episodes", file=sys.stderr)
         if results and args.json:
             summary = summarise(args.controller, args.scenario, results)
             document = report(summary, results, args.seed, complete=False, command=args.command_line)
-            write_json_atomic(args.json, {**document, "ray": ray_report or None})
+            write_json_atomic(args.json, {**document, "task": args.task, "ray": ray_report or None})
             print(f"partial results written to {args.json} (complete: false)", file=sys.stderr)
         return 130
     summary = summarise(args.controller, args.scenario, results)
@@ -101,7 +104,8 @@ def _evaluate(args: argparse.Namespace) -> int:
               f"{next(iter(failures.values()))}", file=sys.stderr)
     if args.json:
         document = report(summary, results, args.seed, complete=not failures, command=args.command_line)
-        write_json_atomic(args.json, {**document, "failed_seeds": {str(k): v for k, v in sorted(failures.items())},
+        write_json_atomic(args.json, {**document, "task": args.task,
+                                      "failed_seeds": {str(k): v for k, v in sorted(failures.items())},
                                       "ray": ray_report or None})
         print(f"wrote {args.json}")
     if failures:
