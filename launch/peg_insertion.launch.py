@@ -1,6 +1,7 @@
-"""Bring up the Bresa peg-insertion stack.
+"""Bring up the Bresa stack: peg insertion, or another task with ``task:=``.
 
     ros2 launch bresa_control peg_insertion.launch.py
+    ros2 launch bresa_control peg_insertion.launch.py task:=maze
     ros2 launch bresa_control peg_insertion.launch.py use_sim:=false robot_ip:=172.16.0.2 \
         hole_estimate:="0.55,0.0,0.035" robot_urdf:=/path/fr3.urdf flange_link:=fr3_link8
     ros2 launch bresa_control peg_insertion.launch.py config:=/path/my_overrides.yaml log_level:=debug
@@ -12,6 +13,11 @@ safety critic runs in the arm's process and 1 kHz loop (``mujoco_sim`` or ``fran
 ``task_policy``; ``compose:=false`` starts it as the ``safety_critic`` process between them. Every
 node reads the shipped ``config/peg_insertion.yaml`` and then the file given as ``config`` (only
 the keys it changes).
+
+One launch file for every task, ``task:=maze`` choosing the maze, rather than a ``maze.launch.py``:
+the nodes, their topics and the contract are the same for every task (the task is a parameter each
+node reads), so a second file would repeat every argument here and drift from this one. The file
+keeps its name so that existing commands keep working.
 """
 
 from launch import LaunchDescription
@@ -29,9 +35,12 @@ ARGUMENTS = {
     "flange_link": ("", "real arm only: the URDF link the peg is fixed to (empty: robot.flange_link of the config)"),
     "config": ("", "YAML file laid over config/peg_insertion.yaml (empty: the defaults)"),
     "log_level": ("info", "debug, info, warn or error"),
-    "seed": (str(DEMO_SEED), "simulation only: episode seed (hole position, perception error, start pose)"),
+    "task": ("peg-insertion", "the task: peg-insertion or maze (docs/adding-a-task.md)"),
+    "seed": (str(DEMO_SEED), "simulation only: episode seed (fixture pose and variant, perception error, start pose)"),
     "policy": ("sac", "sac (trained residual policy), fisor (FISOR's diffusion policy) or scripted (spiral search)"),
-    "hole_estimate": ("", "real arm only: x,y,z of the hole's top centre in the base frame (m)"),
+    "hole_estimate": ("", "real arm only: x,y,z of the task's fixture in the base frame (m): the hole's top centre, "
+                          "the maze's grid centre on its floor"),
+    "fixture_variant": ("0", "real arm only: which of the task's fixture variants stands there (the maze's layout)"),
     "wrench_topic": ("", "real arm only: relay a wrist F/T sensor's WrenchStamped from this topic "
                          "(empty: the robot's own estimate)"),
 }
@@ -47,7 +56,7 @@ def _nodes(context, *args, **kwargs):
     config = arg("config") or None
     hole = [float(v) for v in arg("hole_estimate").split(",")] if arg("hole_estimate") else None
     specs = node_set(config, use_sim=flag("use_sim"), seed=int(arg("seed")), hole_estimate_m=hole,
-                     policy=arg("policy"), robot_ip=arg("robot_ip"), robot_urdf=arg("robot_urdf"),
+                     task=arg("task"), fixture_variant=int(arg("fixture_variant")), policy=arg("policy"), robot_ip=arg("robot_ip"), robot_urdf=arg("robot_urdf"),
                      flange_link=arg("flange_link"), compose=flag("compose"), wrench_topic=arg("wrench_topic"))
     return [
         Node(

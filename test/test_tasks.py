@@ -155,4 +155,31 @@ def test_evaluate_runs_the_maze_and_refuses_models_of_another_task(
     document = json.loads(out.read_text())
     assert document["task"] == "maze" and document["success_rate"] == 1.0
     assert main(["evaluate", "--task", "maze", "--controller", "sac", "--episodes", "1", "--no-progress"]) != 0
-    assert "were trained for the peg-insertion task, not maze" in capsys.readouterr().err
+    assert "task_policy.zip was trained for the peg-insertion task, not maze" in capsys.readouterr().err
+
+
+def test_the_bringup_gives_every_node_the_task_and_the_drawn_layout() -> None:
+    from bresa_control.ros.bringup import node_set
+
+    specs = node_set(task="maze", seed=5, compose=False)
+    draw = MazeTask(load_config()).draw_episode(np.random.default_rng(5))
+    assert {spec.name: spec.parameters["task"] for spec in specs} == {
+        "mujoco_sim": "maze", "safety_critic": "maze", "task_policy": "maze"}
+    policy = next(spec for spec in specs if spec.name == "task_policy")
+    assert policy.parameters["fixture_variant"] == draw.variant
+    np.testing.assert_allclose(policy.parameters["hole_estimate_m"], draw.fixture_estimate_m)
+    with pytest.raises(ValueError, match="unknown task 'drawer'"):
+        node_set(task="drawer")
+    with pytest.raises(ValueError, match="fixture_variant must be from 0 to 3 for the maze task, got 4"):
+        node_set(task="maze", use_sim=False, robot_ip="192.0.2.1", hole_estimate_m=(0.5, 0.0, 0.005),
+                 fixture_variant=4)
+
+
+def test_reflex_models_of_another_task_are_refused() -> None:
+    from bresa_control.common.cards import ModelError
+    from bresa_control.safety.models import load_reflex_models
+
+    config = load_config()
+    load_reflex_models(config, None, "peg-insertion")  # the shipped models: peg insertion's (no task on their card)
+    with pytest.raises(ModelError, match=r"safety_critic.pt was trained for the peg-insertion task, not maze"):
+        load_reflex_models(config, None, "maze")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from bresa_control.common.cards import UNNAMED_TASK
 from bresa_control.common.config import BresaConfig
 from bresa_control.contract import Controller
 from bresa_control.learning.registry import controller
@@ -46,7 +47,8 @@ def make_controller(name: str, config: BresaConfig, models_dir: str | Path | Non
     if spec.reflex == "rule":
         critic, recovery = ForceGuardRisk(config.reflex.force_guard_fraction), SoftenGains()
     elif spec.reflex == "learned":
-        critic, recovery, _ = load_reflex_models(config, spec.policy_folder(models_dir))
+        critic, recovery, _ = load_reflex_models(config, spec.policy_folder(models_dir),
+                                                 task.name if task is not None else UNNAMED_TASK)
     return ControllerSetup(policy, config, critic, recovery)
 
 

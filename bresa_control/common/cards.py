@@ -16,6 +16,8 @@ from bresa_control.common.files import write_json_atomic
 from bresa_control.common.paths import find_data
 
 CRITIC_FILE = "safety_critic.pt"
+# The task a model was trained for is its card's "task"; a card without one predates tasks: peg insertion's.
+UNNAMED_TASK = "peg-insertion"
 POLICY_FILE = "task_policy.zip"
 RECOVERY_FILE = "recovery_policy.pt"
 # The reachability value Q_h the reflex scores with under reflex.gate: feasibility (bresa train-feasibility).
@@ -73,3 +75,11 @@ def record_evaluation(models_dir: str | Path, summary: dict[str, Any], command: 
         "command": list(command), **summary}
     write_card(path, {k: v for k, v in card.items() if k != "format"})
     return card_path(path)
+
+
+def check_task(card: dict[str, Any], where: str | Path, task: str) -> None:
+    """Raise :class:`ModelError` unless the model of ``card`` (at ``where``) was trained for ``task``."""
+    trained_for = card.get("task", UNNAMED_TASK)
+    if trained_for != task:
+        raise ModelError(f"the model {where} was trained for the {trained_for} task, not {task}: give models trained "
+                         f"for {task} (--models-dir, or the models_dir parameter)")

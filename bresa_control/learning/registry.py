@@ -27,8 +27,8 @@ from bresa_control.common.cards import (
     RECOVERY_FILE,
     RECOVERY_RL_DIR,
     SAC_LAGRANGIAN_DIR,
-    ModelError,
     card_path,
+    check_task,
     models_folder,
     read_card,
 )
@@ -37,7 +37,6 @@ from bresa_control.contract import Controller
 from bresa_control.learning.settings import FisorTraining, PolicyTraining, RecoveryRLTraining, SacLagrangianTraining
 from bresa_control.policies.by_name import load_policy
 from bresa_control.policies.fisor import FISOR_DIR, FISOR_FILE
-from bresa_control.tasks import DEFAULT_TASK
 from bresa_control.tasks.base import Task
 
 
@@ -113,10 +112,7 @@ class ControllerSpec:
         scripted = task.scripted if task is not None else None
         folder = self.policy_folder(models_dir)
         if task is not None and folder is not None and self.files:
-            trained_for = read_card(folder / self.files[0]).get("task", DEFAULT_TASK)  # cards before tasks: peg
-            if trained_for != task.name:
-                raise ModelError(f"the {self.name} models in {folder} were trained for the {trained_for} task, not "
-                                 f"{task.name}: give --models-dir with models trained for {task.name}")
+            check_task(read_card(folder / self.files[0]), folder / self.files[0], task.name)
         if self.policy == "recovery-rl":
             from bresa_control.safety.recovery_rl import RecoveryRLController, load_recovery_rl
 

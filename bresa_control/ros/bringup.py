@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from bresa_control.common.config import default_config_path, load_config
-from bresa_control.tasks import DEFAULT_TASK, make_task
+from bresa_control.tasks import DEFAULT_TASK, TASKS, make_task
 
 PACKAGE = "bresa_control"
 # The 1 kHz nodes ask to run before the 10 Hz policy when cores are short (on a robot PC, give
@@ -53,6 +53,8 @@ def node_set(
     use_sim: bool = True,
     seed: int = DEMO_SEED,
     hole_estimate_m: tuple[float, float, float] | None = None,
+    task: str = DEFAULT_TASK,
+    fixture_variant: int = 0,
     robot_ip: str = "",
     protocol_sim: bool = False,
     robot_urdf: str = "",
@@ -67,7 +69,7 @@ def node_set(
     compose: bool = True,
     wrench_topic: str = "",
 ) -> list[NodeSpec]:
-    """The nodes of the peg-insertion stack.
+    """The nodes of the stack for ``task`` (default peg insertion; ``docs/adding-a-task.md``).
 
     ``compose`` (the default): the safety critic runs in the arm's process and loop (the arm node
     gets the critic's parameters), so the node set is the arm and ``task_policy``; without it the
@@ -75,8 +77,9 @@ def node_set(
     more later). In simulation (``use_sim``) the arm is ``mujoco_sim``, the episode (hole position,
     perception error, start pose) is drawn from ``seed`` and the critic and policy are told where
     the robot believes the hole is. On a Franka (``use_sim=False``) the arm is ``franka_arm`` at
-    ``robot_ip``, and ``hole_estimate_m`` (x y z of the hole's top centre, m, base frame) must be
-    given; ``robot_urdf`` and ``flange_link``, when set, override ``robot.urdf_path`` and
+    ``robot_ip``, and ``hole_estimate_m`` (x y z of the task's fixture: the hole's top centre, the
+    maze's grid centre on its floor; m, base frame) must be given, with ``fixture_variant`` (the
+    maze's layout); ``robot_urdf`` and ``flange_link``, when set, override ``robot.urdf_path`` and
     ``robot.flange_link`` for every node; ``wrench_topic``, when set, makes ``franka_arm`` relay a
     wrist F/T sensor from that topic instead of the robot's estimate. ``protocol_sim`` puts
     ``franky_sim`` (the Franka protocol simulator holding episode ``seed``) in front of
@@ -90,16 +93,23 @@ def node_set(
     time does not run while the policy is still loading.
     """
     config = load_config(config_path)
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    the_task = make_task(task, config)
     if protocol_sim:
         use_sim, robot_ip = False, robot_ip or "127.0.0.1"
     if use_sim or protocol_sim:
-        estimate = make_task(DEFAULT_TASK, config).draw_episode(np.random.default_rng(seed)).fixture_estimate_m
+        draw = the_task.draw_episode(np.random.default_rng(seed))
+        estimate, fixture_variant = draw.fixture_estimate_m, draw.variant
     elif hole_estimate_m is None:
         raise ValueError("on the real arm (use_sim false) the hole estimate must be given: hole_estimate_m x y z")
     else:
         estimate = np.asarray(hole_estimate_m, dtype=float)
     if estimate.shape != (3,) or not np.all(np.isfinite(estimate)):
         raise ValueError(f"hole_estimate_m must be 3 finite numbers (m), got {hole_estimate_m}")
+    if not 0 <= fixture_variant < len(the_task.fixture_variants()):
+        raise ValueError(f"fixture_variant must be from 0 to {len(the_task.fixture_variants()) - 1} for the {task} "
+                         f"task, got {fixture_variant}")
     if not use_sim and not robot_ip:
         raise ValueError("on the real arm (use_sim false) the robot's address must be given: robot_ip")
     hole = [float(v) for v in estimate]
@@ -118,15 +128,15 @@ def node_set(
         return {"summary_path": str(Path(run_dir) / f"{name}.json")}
 
     # The critic's parameters, for the process that runs it.
-    critic = {"hole_estimate_m": hole, "models_dir": models_dir, "reflex.mode": reflex_mode,
+    critic = {"task": task, "hole_estimate_m": hole, "models_dir": models_dir, "reflex.mode": reflex_mode,
               "wait_for_reflex_subscribers": int(recorder)}
     in_arm = ({"compose": True, **critic, "wait_for_command_subscribers": int(recorder)} if compose
-              else {"compose": False})
+              else {"compose": False, "task": task})  # the simulated arm builds the task's fixture either way
     readers = sum(name in wanted for name in ("safety_critic", "task_policy")) + int(recorder)
     specs = []
     if protocol_sim:
         specs.append(NodeSpec("franky_sim", "franky_sim", f"{PACKAGE}.ros.franky_sim_node",
-                              {"seed": seed, "niceness": FAST_NICENESS, **outputs("franky_sim")}))
+                              {"seed": seed, "task": task, "niceness": FAST_NICENESS, **outputs("franky_sim")}))
     if use_sim:
         specs.append(NodeSpec("mujoco_sim", "mujoco_sim", f"{PACKAGE}.ros.sim_node",
                               {"seed": seed, "niceness": FAST_NICENESS, "trace": trace,
@@ -144,7 +154,8 @@ def node_set(
                                **outputs("safety_critic")}))
     action_readers = int(("safety_critic" if not compose else arm) in wanted) + int(recorder)
     specs.append(NodeSpec("task_policy", "task_policy", f"{PACKAGE}.ros.policy_node",
-                          {"hole_estimate_m": hole, "models_dir": models_dir, "policy": policy,
+                          {"task": task, "hole_estimate_m": hole, "fixture_variant": int(fixture_variant),
+                           "models_dir": models_dir, "policy": policy,
                            "niceness": POLICY_NICENESS, "wait_for_subscribers": action_readers, **model,
                            **outputs("task_policy")}))
     return [spec for spec in specs if spec.name in wanted]

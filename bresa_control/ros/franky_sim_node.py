@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from bresa_control.ros.node_base import BresaNode, StartupError, run
+from bresa_control.ros.node_base import TASK_PARAMETER, BresaNode, StartupError, run
 from bresa_control.simulation.franka_fixture import ADDRESS, FrankaFixture
 
 
@@ -22,16 +22,17 @@ class FrankySimNode(BresaNode):
 
     def __init__(self) -> None:
         super().__init__("franky_sim", {
-            "seed": (0, "episode seed: hole position, perception error and start pose"),
+            **TASK_PARAMETER,
+            "seed": (0, "episode seed: the task's fixture pose and variant, the robot's estimate, the start pose"),
             "summary_path": ("", "write a JSON summary here at shutdown (empty: none)"),
             "library_version": (0, "tests only: the protocol version to claim (0: franky-sim's own, 10)"),
         })
         version = int(self.param("library_version")) or None
         try:
-            self.fixture = FrankaFixture(self.config, int(self.param("seed")), version)
+            self.fixture = FrankaFixture(self.config, int(self.param("seed")), version, task=self.task())
         except OSError as exc:
             raise StartupError(f"cannot serve the robot on {ADDRESS}:1337: {exc}") from None
-        self.get_logger().info(f"serving an FR3 on {ADDRESS}; hole at "
+        self.get_logger().info(f"serving an FR3 on {ADDRESS}; {self.fixture.task.name} fixture at "
                                f"{[round(v, 4) for v in self.fixture.fixture_m.tolist()]} m")
 
     def spin(self, executor: Any, stop: threading.Event) -> None:

@@ -36,11 +36,19 @@ from bresa_control.common.cards import ModelError
 from bresa_control.common.config import BresaConfig, ConfigError, config_to_dict, load_config
 from bresa_control.common.files import write_json_atomic
 from bresa_control.ros import messages
+from bresa_control.tasks import DEFAULT_TASK, TASKS, make_task
+from bresa_control.tasks.base import Task
 
 SHUTDOWN_LINGER_S = 0.2
 # At shutdown, how long a node waits for reliable readers (a bag recorder) to acknowledge what it
 # published before it leaves the graph.
 SHUTDOWN_FLUSH_TIMEOUT_S = 5.0
+
+
+# The task the node serves (every node of a stack gets the same one from the bringup).
+TASK_PARAMETER: dict[str, tuple[Any, str]] = {
+    "task": (DEFAULT_TASK, f"the task: {', '.join(TASKS)} (docs/adding-a-task.md)"),
+}
 
 
 class StartupError(RuntimeError):
@@ -123,6 +131,14 @@ class BresaNode(Node):
     def param(self, name: str) -> Any:
         """A node-specific parameter's value."""
         return self.get_parameter(name).value
+
+    def task(self) -> Task:
+        """The task of the ``task`` parameter (:data:`TASK_PARAMETER`); ``StartupError`` naming the
+        tasks there are otherwise."""
+        name = self.param("task")
+        if name not in TASKS:
+            raise StartupError(f"parameter task = {name!r} must be one of: {', '.join(TASKS)}")
+        return make_task(name, self.config)
 
     # ---- config as parameters ------------------------------------------------------------
 

@@ -21,8 +21,9 @@ from bresa_control.common.cards import models_folder
 from bresa_control.contract import Controller
 from bresa_control.policies.by_name import POLICIES, POLICY_DIRS, load_policy
 from bresa_control.ros import messages
-from bresa_control.ros.node_base import BresaNode, StartupError, run
+from bresa_control.ros.node_base import TASK_PARAMETER, BresaNode, StartupError, run
 from bresa_control.runtime.policy_loop import PolicyLoop
+from bresa_control.tasks.base import Task
 
 
 class TaskPolicyNode(BresaNode):
@@ -30,8 +31,11 @@ class TaskPolicyNode(BresaNode):
 
     def __init__(self) -> None:
         super().__init__("task_policy", {
+            **TASK_PARAMETER,
             "hole_estimate_m": ([0.55, 0.0, 0.035],
-                                "where the robot believes the hole's top centre is (m, base frame)"),
+                                "where the robot believes the task's fixture is (m, base frame; peg insertion: the "
+                                "hole's top centre; maze: the grid's centre on its floor)"),
+            "fixture_variant": (0, "which of the task's fixture variants stands there (maze: the layout, from 0)"),
             "models_dir": ("", "folder with task_policy.zip and fisor/ (empty: the shipped models/)"),
             "policy": ("sac", "sac (the trained residual SAC policy), fisor (FISOR's diffusion policy) or scripted "
                               "(spiral search)"),
@@ -40,7 +44,12 @@ class TaskPolicyNode(BresaNode):
                                         "(the critic, and a recorder)"),
         })
         torch.set_num_threads(1)
-        self.loop = PolicyLoop(self.config, self._controller(), self.param("hole_estimate_m"))
+        task = self.task()
+        variant = int(self.param("fixture_variant"))
+        if not 0 <= variant < len(task.fixture_variants()):
+            raise StartupError(f"parameter fixture_variant = {variant} must be from 0 to "
+                               f"{len(task.fixture_variants()) - 1} for the {task.name} task")
+        self.loop = PolicyLoop(self.config, self._controller(task), self.param("hole_estimate_m"), task, variant)
         self._joints = messages.JointReader()
         self._pub = self.create_publisher(Float64MultiArray, contract.TASK_ACTION, messages.RELIABLE_QOS)
         self._msg = messages.command_message()
@@ -54,13 +63,13 @@ class TaskPolicyNode(BresaNode):
         self.create_timer(self.config.env.decision_period_s, self._on_timer)
         self.get_logger().info(f"{self.param('policy')} policy at {1 / self.config.env.decision_period_s:.0f} Hz")
 
-    def _controller(self) -> Controller:
+    def _controller(self, task: Task) -> Controller:
         policy = self.param("policy")
         if policy not in POLICIES:
             raise StartupError(f"parameter policy = {policy!r} must be one of: {', '.join(POLICIES)}")
         subfolder = POLICY_DIRS[policy]
         folder = None if subfolder is None else models_folder(self.param("models_dir") or None) / subfolder
-        return load_policy(policy, self.config, folder)
+        return load_policy(policy, self.config, folder, task.scripted)
 
     def _keep(self, kind: str, data: bytes) -> None:
         self._latest[kind] = data

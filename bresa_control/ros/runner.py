@@ -32,6 +32,7 @@ from bresa_control.ros import messages
 from bresa_control.ros.bringup import DEMO_SEED, FAST_NICENESS, NodeSpec, config_files, node_set
 from bresa_control.ros.node_base import make_executor
 from bresa_control.ros.recorder import BagRecorder
+from bresa_control.tasks import DEFAULT_TASK
 
 ARMS = ("mujoco", "franky-sim")  # what bresa demo --arm takes
 STOP_TIMEOUT_S = 15.0
@@ -161,6 +162,7 @@ def run_demo(
     record: bool = True,
     arm: str = "mujoco",
     separate: bool = False,
+    task: str = DEFAULT_TASK,
 ) -> dict[str, Any]:
     """Start the stack, run one insertion (and keep holding until the arm's simulated clock reaches
     ``duration_s``, if given), stop it. Without ``duration_s`` it gives up on the insertion at
@@ -175,7 +177,8 @@ def run_demo(
 
     ``arm``: ``mujoco`` (the ``mujoco_sim`` node) or ``franky-sim``: ``franka_arm`` driving the Franka
     protocol simulator (``franky_sim``, an FR3 with the same fixture) over libfranka on 127.0.0.1.
-    ``separate``: the critic as a process of its own instead of in the arm's loop.
+    ``separate``: the critic as a process of its own instead of in the arm's loop. ``task``: the
+    task every node serves (its models must be trained for it).
     """
     if arm not in ARMS:
         raise ValueError(f"unknown arm '{arm}'; choose from {', '.join(ARMS)}")
@@ -190,7 +193,7 @@ def run_demo(
         fr3 = {"protocol_sim": True, "robot_urdf": str(fr3_urdf_path()), "flange_link": FLANGE_LINK}
     # Over the protocol the demo reports the reflex latency in robot ticks: that needs the traces.
     trace = trace or arm == "franky-sim"
-    specs = node_set(config_path, seed=seed, policy=policy, models_dir=models_dir, run_dir=str(run_dir),
+    specs = node_set(config_path, seed=seed, task=task, policy=policy, models_dir=models_dir, run_dir=str(run_dir),
                      trace=trace, recorder=record, compose=not separate, **fr3)
     stack = Stack(specs, config_files(config_path), run_dir, log_level)
     # Limits in simulated time (the arm's clock), so that a slow or busy machine gets as much of
@@ -269,6 +272,7 @@ def run_demo(
         "reflex_count": critic["reflex_count"],
         "wall_time_s": time.monotonic() - start,
         "seed": seed,
+        "task": task,
         "policy": policy,
         "run_dir": str(run_dir),
         "bag": str(recorder.path) if recorder is not None else None,

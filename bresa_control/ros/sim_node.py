@@ -43,7 +43,7 @@ class MujocoSimNode(BresaNode):
 
     def __init__(self) -> None:
         super().__init__("mujoco_sim", {
-            "seed": (0, "episode seed: hole position, perception error and start pose"),
+            "seed": (0, "episode seed: the task's fixture pose and variant, the robot's estimate, the start pose"),
             "summary_path": ("", "write a JSON summary here at shutdown (empty: none)"),
             "trace": (False, "record the ticks behind each command and state sample (latency bench)"),
             "wait_for_subscribers": (0, "start ticking once joint_states and ft_sensor/wrench each have this "
@@ -61,7 +61,7 @@ class MujocoSimNode(BresaNode):
             self.port = CriticPort(self, trace=trace)
             # The critic's kinematics come from the arm's controller (the same model).
             critic = self.port.in_loop = InLoopCritic(self.port.loop, self.port.loop.robot)
-        self.loop = ArmLoop(self.config, int(self.param("seed")), trace=trace, critic=critic)
+        self.loop = ArmLoop(self.config, int(self.param("seed")), trace=trace, critic=critic, task=self.task())
         self.stats = LoopStats()  # the whole tick: the critic (composed), the controller and physics
         self.realtime: dict[str, Any] = {}
         self._dt = self.config.env.control_period_s

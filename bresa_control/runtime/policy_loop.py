@@ -25,10 +25,11 @@ class PolicyLoop:
     """Arm reports in, one impedance target per decision out."""
 
     def __init__(self, config: BresaConfig, controller: Controller, fixture_estimate_m: np.ndarray,
-                 task: Task | None = None) -> None:
+                 task: Task | None = None, variant: int = 0) -> None:
         """``fixture_estimate_m``: where the robot believes the task's fixture is (peg insertion: the
-        hole's top centre, m, base frame); ``task`` (default peg insertion) says what the
-        observation is measured from and when to stop."""
+        hole's top centre, m, base frame), ``variant`` which of its variants; ``task`` (default peg
+        insertion) says what the observation is measured from and when to stop."""
+        self.variant = variant
         self.config = config
         self.task = task if task is not None else make_task(DEFAULT_TASK, config)
         self.controller = controller
@@ -51,11 +52,11 @@ class PolicyLoop:
         if self.q is None or self.dq is None or self.force_n is None or self.torque_nm is None:
             return None
         pose = self.robot.frame_pose(self.q)
-        if self.done or self.task.believed_done(pose.position_m, self.fixture_estimate_m):
+        if self.done or self.task.believed_done(pose.position_m, self.fixture_estimate_m, self.variant):
             self.done = True
             return self.hold.command(self.q)
         twist = self.robot.frame_jacobian(self.q) @ self.dq
-        origin = self.task.observation_origin_m(self.fixture_estimate_m, pose.position_m)
+        origin = self.task.observation_origin_m(self.fixture_estimate_m, pose.position_m, self.variant)
         obs = observation(pose.position_m, pose.rotation, twist, self._rotation, origin, self.force_n, self.torque_nm,
                           self._prev_action)
         action = np.clip(np.asarray(self.controller.act(obs), dtype=np.float32), -1.0, 1.0)

@@ -20,8 +20,10 @@ from bresa_control.common.cards import (
     CRITIC_FILE,
     FEASIBILITY_FILE,
     RECOVERY_FILE,
+    UNNAMED_TASK,
     ModelError,
     card_path,
+    check_task,
     models_folder,
     read_card,
 )
@@ -168,14 +170,17 @@ def load_model(
 
 
 def load_reflex_models(
-    config: BresaConfig, models_dir: str | Path | None = None
+    config: BresaConfig, models_dir: str | Path | None = None, task: str = UNNAMED_TASK
 ) -> tuple[TorchRisk, TorchRecovery, dict[str, Any]]:
     """The shipped (or given) critic of the configured gate (``reflex.gate``: the risk critic, or
-    the feasibility critic) and the recovery policy, checked; returns them and the critic's card."""
+    the feasibility critic) and the recovery policy, checked (trained for ``task`` too); returns
+    them and the critic's card."""
     folder = models_folder(models_dir)
     critic_file, kind = GATE_MODELS[config.reflex.gate]
     critic, card = load_model(folder / critic_file, kind, FEATURE_SIZE, (), config)
     recovery, recovery_card = load_model(folder / RECOVERY_FILE, "recovery_policy", STATE_SIZE, (ACTION_SIZE,), config)
+    check_task(card, folder / critic_file, task)
+    check_task(recovery_card, folder / RECOVERY_FILE, task)
     if recovery_card.get("kept_from_replaced_action") != list(RECOVERY_KEEPS):
         raise ModelError(
             f"model card {card_path(folder / RECOVERY_FILE)} was trained keeping "

@@ -28,6 +28,7 @@ from bresa_control.control.guard import CommandFollower, values_crc
 from bresa_control.runtime.safety_loop import HOLDING, InLoopCritic, SafetyTick
 from bresa_control.runtime.timing import TraceRing
 from bresa_control.simulation.simulator import Layout, PegInsertionSim
+from bresa_control.tasks.base import Task
 
 # The stop's joint hold (Nm/rad, Nm s/rad): stiff, about critically damped for the arm's joint
 # inertias with the scene's armature, and stable at the 1 ms step.
@@ -39,11 +40,12 @@ class ArmLoop:
     """Simulated arm: commands in (or a critic inside), physics ticks, joint state and wrench out."""
 
     def __init__(self, config: BresaConfig, seed: int, trace: bool = False,
-                 critic: InLoopCritic | None = None) -> None:
+                 critic: InLoopCritic | None = None, task: Task | None = None) -> None:
         """``critic``: run composed, the critic deciding every tick's command; None: follow
-        ``on_command``. ``trace``: record what the reflex-latency benchmark needs."""
+        ``on_command``. ``trace``: record what the reflex-latency benchmark needs. ``task``: the
+        fixture and episode (default peg insertion)."""
         self.config = config
-        self.sim = PegInsertionSim(config)
+        self.sim = PegInsertionSim(config, task)
         self.layout: Layout = self.sim.reset(np.random.default_rng(seed))
         self.follower = CommandFollower(config, self.sim.robot, trace)
         self.critic = critic

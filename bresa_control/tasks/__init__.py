@@ -3,6 +3,7 @@ the tasks there are. ``docs/adding-a-task.md`` walks through adding one."""
 
 from __future__ import annotations
 
+from bresa_control.common.cards import UNNAMED_TASK
 from bresa_control.common.config import BresaConfig
 from bresa_control.tasks.base import Task
 from bresa_control.tasks.maze import MazeTask
@@ -10,6 +11,7 @@ from bresa_control.tasks.peg_insertion import PegInsertionTask
 
 TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (PegInsertionTask, MazeTask)}
 DEFAULT_TASK = PegInsertionTask.name
+assert DEFAULT_TASK == UNNAMED_TASK  # a model card without a task is peg insertion's
 
 
 def make_task(name: str, config: BresaConfig) -> Task:

@@ -17,6 +17,7 @@ from bresa_control.common.files import write_json_atomic
 from bresa_control.policies.by_name import POLICIES
 from bresa_control.ros.bringup import DEMO_SEED
 from bresa_control.runtime import doctor
+from bresa_control.tasks import DEFAULT_TASK, TASKS
 
 
 def add_commands(commands: Any) -> None:
@@ -29,6 +30,8 @@ def add_commands(commands: Any) -> None:
                     help="keep the stack running (holding after the insertion) until the arm's simulated clock "
                          "reaches S seconds")
     de.add_argument("--policy", choices=POLICIES, default="sac", help="the task policy (default sac)")
+    de.add_argument("--task", choices=list(TASKS), default=DEFAULT_TASK,
+                    help="the task (docs/adding-a-task.md); the models must be trained for it")
     de.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     de.add_argument("--models-dir", default="", help="trained models (default: the shipped models/)")
     de.add_argument("--run-dir", help="node logs and summaries (default: results/demo-<time>)")
@@ -54,7 +57,8 @@ def _demo(args: argparse.Namespace) -> int:
     load_config(args.config)  # a bad file fails here, before any node starts
     try:
         result = run_demo(args.config, args.seed, args.duration, args.run_dir, args.policy, args.models_dir,
-                          args.log_level, record=not args.no_bag, arm=args.arm, separate=args.separate)
+                          args.log_level, record=not args.no_bag, arm=args.arm, separate=args.separate,
+                          task=args.task)
     except RuntimeError as exc:
         print(f"bresa demo: {exc}", file=sys.stderr)
         return 1
