@@ -183,3 +183,22 @@ def test_reflex_models_of_another_task_are_refused() -> None:
     load_reflex_models(config, None, "peg-insertion")  # the shipped models: peg insertion's (no task on their card)
     with pytest.raises(ModelError, match=r"safety_critic.pt was trained for the peg-insertion task, not maze"):
         load_reflex_models(config, None, "maze")
+
+
+def test_offline_data_of_the_maze_records_its_task_and_scripted_actions(tmp_path: Path) -> None:
+    from bresa_control.learning import collect
+    from bresa_control.learning.settings import PolicyTraining
+
+    config = load_config()
+    data = collect.collect(config, episodes=2, seed=0, max_steps=4, progress=False, random_fraction=0.0,
+                           nominal_fraction=1.0, task="maze")
+    assert data.behaviours == ["nominal", "nominal"]
+    assert all(np.array_equal(d[1], d[7]) for d in data.decisions)  # the follower acted: its action is the base
+    out = tmp_path / "maze.npz"
+    collect.save(out, data, collect.metadata(config, data, 0, ["bresa", "collect", "--task", "maze"], True, "maze"))
+    assert collect.load(out)[1]["task"] == "maze"
+    wide = collect.collect(config, episodes=3, seed=1, max_steps=3, progress=False, random_fraction=0.0,
+                           nominal_fraction=0.0, task="maze")
+    assert wide.behaviours == ["scripted"] * 3  # the randomised follower
+    with pytest.raises(ValueError, match="setting task = 'drawer' must be one of: peg-insertion, maze"):
+        PolicyTraining(task="drawer")

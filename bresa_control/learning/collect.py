@@ -28,9 +28,10 @@ meta          () str          JSON: format, seed, command, config, behaviour per
                               counts, ``complete`` (false if the run was interrupted)
 ============  ==============  =============================================================
 
-Behaviours (drawn per episode from the seed): ``nominal`` is the spiral search as configured (safe
-insertions, so the critic learns what normal contact looks like); ``scripted`` is the spiral
-search with randomised gains, speeds and push force; ``random`` holds uniformly drawn actions
+Behaviours (drawn per episode from the seed), for the task of ``--task`` (default peg insertion):
+``nominal`` is the task's scripted controller as configured (the spiral search: safe insertions, so
+the critic learns what normal contact looks like); ``scripted`` is the same with randomised gains,
+speeds and force (``Task.randomised_scripted``); ``random`` holds uniformly drawn actions
 (biased downward, toward the fixture) for a few decisions each; ``policy`` (only with
 ``--policy-dir`` and ``--policy-fraction``) a trained task policy with noise on its actions. All
 run with the reflex off, in the training environment
@@ -56,9 +57,9 @@ from bresa_control.common.config import BresaConfig, config_to_dict
 from bresa_control.common.files import atomic_output
 from bresa_control.contract import Controller
 from bresa_control.learning.settings import training_config
-from bresa_control.policies.scripted import SpiralSearch
 from bresa_control.safety.risk_features import FEATURE_SIZE, FeatureMap
 from bresa_control.simulation.env import PegInsertion
+from bresa_control.tasks import DEFAULT_TASK
 
 FORMAT = "bresa-risk-data/5"  # /2 added the decision_* arrays; /3 the training disturbances; /4 the recorded ones
 # /4 and /5 add arrays only: the same seed gives the same rows as /3
@@ -105,20 +106,6 @@ class NoisyPolicy:
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
 
-def randomised_scripted(config: BresaConfig, rng: np.random.Generator) -> SpiralSearch:
-    """The spiral search with gains, speeds and push force drawn wide (some too aggressive)."""
-    k_lo, k_hi = config.env.action_stiffness_range_n_per_m
-    scripted = dataclasses.replace(
-        config.scripted,
-        stiffness_n_per_m=tuple(float(v) for v in rng.uniform(k_lo, k_hi, size=3)),
-        damping_ratio=float(rng.uniform(0.5, 2.0)),
-        approach_speed_m_per_s=float(rng.uniform(0.01, 0.15)),
-        contact_speed_m_per_s=float(rng.uniform(0.002, 0.06)),
-        push_force_n=float(rng.uniform(2.0, 40.0)),
-    )
-    return SpiralSearch(dataclasses.replace(config, scripted=scripted))
-
-
 @dataclass
 class RiskData:
     """Ticks collected so far."""
@@ -146,6 +133,7 @@ def collect(
     policy: Controller | None = None,
     policy_fraction: float = 0.0,
     policy_noise: float = 0.2,
+    task: str = DEFAULT_TASK,
 ) -> RiskData:
     """Run ``episodes`` behaviour episodes and record every tick into ``data``: in the training
     environment (nominal, generic disturbances on), or in an evaluation ``scenario`` as it is (to
@@ -160,7 +148,7 @@ def collect(
         raise ValueError("a policy share above 0 needs the policy (bresa collect --policy-dir)")
     world = training_config(config) if scenario == "nominal" else config
     config = dataclasses.replace(world, reflex=dataclasses.replace(config.reflex, mode="off"))
-    env = PegInsertion(config, scenario=scenario)
+    env = PegInsertion(config, scenario=scenario, task=task)
     data = RiskData() if data is None else data
     rng = np.random.default_rng(seed)
     current = {"episode": 0}
@@ -171,7 +159,7 @@ def collect(
         data.episode.append(current["episode"])
 
     env.tick_recorder = record
-    spiral = SpiralSearch(config)  # watches every episode, acts in none: it draws nothing from rng
+    spiral = env.task.scripted()  # watches every episode, acts in none: it draws nothing from rng
     with tqdm(total=episodes, desc="collect", unit="ep", disable=not progress) as bar:
         for i in range(episodes):
             current["episode"] = i
@@ -180,11 +168,11 @@ def collect(
             if draw < random_fraction:
                 behaviour, name = RandomImpedance(rng), "random"
             elif draw < random_fraction + nominal_fraction:
-                behaviour, name = SpiralSearch(config), "nominal"
+                behaviour, name = env.task.scripted(), "nominal"
             elif draw < fractions and policy is not None:
                 behaviour, name = NoisyPolicy(policy, policy_noise, rng), "policy"
             else:
-                behaviour, name = randomised_scripted(config, rng), "scripted"
+                behaviour, name = env.task.randomised_scripted(rng), "scripted"
             data.behaviours.append(name)
             obs, _ = env.reset(seed=int(rng.integers(2**31)))
             behaviour.reset()
@@ -233,12 +221,13 @@ def save(path: str | Path, data: RiskData, meta: dict[str, Any]) -> None:
 
 
 def metadata(
-    config: BresaConfig, data: RiskData, seed: int, command: Sequence[str], complete: bool
+    config: BresaConfig, data: RiskData, seed: int, command: Sequence[str], complete: bool, task: str = DEFAULT_TASK
 ) -> dict[str, Any]:
     """The ``meta`` record of a data file."""
     episodes = len(data.behaviours)  # an interrupted run's last episode is cut short
     return {
         "format": FORMAT,
+        "task": task,
         "seed": seed,
         "command": list(command),
         "complete": complete,

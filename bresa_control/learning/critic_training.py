@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from bresa_control.common.cards import CRITIC_FILE, RECOVERY_FILE, write_card
+from bresa_control.common.cards import CRITIC_FILE, RECOVERY_FILE, UNNAMED_TASK, write_card
 from bresa_control.common.config import BresaConfig
 from bresa_control.common.files import atomic_output
 from bresa_control.learning import collect
@@ -55,6 +55,7 @@ def train_and_export(
         "horizon_ms": 1000.0 * config.env.control_period_s / (1.0 - settings.gamma_risk),
         "seed": seed,
         "command": list(command),
+        "task": meta.get("task", UNNAMED_TASK),  # the data's: a critic is trained for the task it saw
         "data": data_record(data_path, meta),
         "training": settings_dict(settings),
         "torch": torch.__version__,

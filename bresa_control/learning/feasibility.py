@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bresa_control.common.cards import FEASIBILITY_FILE
+from bresa_control.common.cards import FEASIBILITY_FILE, UNNAMED_TASK
 from bresa_control.common.config import BresaConfig
 from bresa_control.learning.critic import TickSplit, auroc, fit_on_ticks, held_out_figures
 from bresa_control.learning.critic_training import data_record, load_ticks, save_model
@@ -134,8 +134,9 @@ def train_and_export(
         "kind": "feasibility_critic", "input_size": FEATURE_SIZE, "feature_layout": layout,
         "output": "pessimistic reachability value max(Q_h1, Q_h2): above 0 the action leaves the feasible region",
         "gamma_risk": settings.gamma_risk, "rate_hz": 1.0 / config.env.control_period_s,
-        "seed": seed, "command": list(command), "data": data_record(data_path, meta),
-        "training": dataclasses.asdict(settings), "evaluation": metrics, "torch": torch.__version__,
+        "seed": seed, "command": list(command), "task": meta.get("task", UNNAMED_TASK),
+        "data": data_record(data_path, meta), "training": dataclasses.asdict(settings), "evaluation": metrics,
+        "torch": torch.__version__,
     })
     return (f"feasibility critic: held-out AUROC of Q_h {metrics['auroc_holdout']:.3f} (violation within "
             f"{metrics['horizon_ticks']} ticks), of V_h {metrics['v_h_auroc_holdout']:.3f}; Q_h > 0 on "

@@ -66,7 +66,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bresa_control.common.cards import read_card, write_card
+from bresa_control.common.cards import UNNAMED_TASK, read_card, write_card
 from bresa_control.common.config import BresaConfig, config_to_dict, load_config
 from bresa_control.common.files import atomic_output
 from bresa_control.common.paths import portable
@@ -605,6 +605,7 @@ def train_and_export(
     from bresa_control.policies.fisor import FISOR_DIR, FisorPolicy
     from bresa_control.simulation.env import PegInsertion
     from bresa_control.simulation.rollout import run_episode, summarise
+    from bresa_control.tasks import make_task
 
     started = time.monotonic()
     arrays, meta = load_decisions(data_path)
@@ -613,8 +614,9 @@ def train_and_export(
     incoming = folder.with_name(folder.name + ".incoming")  # the model and its card go in whole, or not at all
     shutil.rmtree(incoming, ignore_errors=True)
     incoming.mkdir(parents=True)
+    task = make_task(meta.get("task", UNNAMED_TASK), config)  # the data's: its scripted actions are that task's
     card: dict[str, Any] = {
-        "command": list(command), "seed": settings.seed, "config": config_to_dict(config),
+        "command": list(command), "seed": settings.seed, "task": task.name, "config": config_to_dict(config),
         "data": {"path": portable(data_path), "format": meta.get("format"), "command": meta.get("command"),
                  "complete": meta.get("complete")},
         "holdout": metrics,
@@ -622,7 +624,8 @@ def train_and_export(
     path = export_fisor(models, incoming, card)
     seeds = [SELECTION_SEED_BASE + i for i in range(settings.evaluate_episodes)]
     no_reflex = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="off"))
-    policy, env = FisorPolicy(incoming, no_reflex, seed=settings.seed), PegInsertion(no_reflex)
+    policy = FisorPolicy(incoming, no_reflex, seed=settings.seed, base=task.scripted())
+    env = PegInsertion(no_reflex, task=task)
     results = [run_episode(env, policy, seed) for seed in tqdm(seeds, desc="fisor held-out", disable=not progress)]
     summary = summarise("fisor", "nominal", results)
     card["selection_episodes"] = {"seeds": [seeds[0], seeds[-1]], "episodes": len(seeds), **{

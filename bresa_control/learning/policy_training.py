@@ -152,7 +152,8 @@ class BestCheckpoint(BaseCallback):
 
     def evaluate(self) -> None:
         """Score the current weights; remember them if they are the best so far."""
-        controller = self.wrap(ResidualController(self.model, self.env.config, self.residual_scale))
+        controller = self.wrap(ResidualController(self.model, self.env.config, self.residual_scale,
+                                                  self.env.task.scripted()))
         results = [run_episode(self.env, controller, s) for s in self.seeds]
         summary = summarise("selection", "nominal", results)
         time_s = summary["insertion_time_s_mean"]
@@ -211,7 +212,7 @@ def train_task_policy(
     feasibility`` the loop runs the feasibility critic as shipped: it is not refined online."""
     folder = models_folder(models_dir)
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate"))
-    shipped_critic, recovery, critic_card = load_reflex_models(config, folder)
+    shipped_critic, recovery, critic_card = load_reflex_models(config, folder, settings.task)
     refines = config.reflex.gate == "q-risk"
     critic = _eager_critic(shipped_critic.module, critic_card) if refines else None
     offline = collect.load(data_path)[0] if refines else None
@@ -220,7 +221,7 @@ def train_task_policy(
     torch.set_num_threads(settings.threads)
     started = time.monotonic()
     base_env = PegInsertion(training_config(config), TorchRisk(critic) if critic is not None else shipped_critic,
-                            recovery)
+                            recovery, task=settings.task)
     env = Monitor(ResidualTask(base_env, settings.residual_scale))
     callbacks: list[BaseCallback] = []
     refinement = None
@@ -232,8 +233,8 @@ def train_task_policy(
         callbacks.append(refinement)
     model = make_sac(env, settings, tensorboard_dir)
     # Selection runs what is deployed: the shipped (offline) critic, not the one refined here.
-    selection = BestCheckpoint(PegInsertion(config, shipped_critic, recovery), settings.select_every,
-                               settings.select_episodes, settings.residual_scale)
+    deployed = PegInsertion(config, shipped_critic, recovery, task=settings.task)
+    selection = BestCheckpoint(deployed, settings.select_every, settings.select_episodes, settings.residual_scale)
     callbacks += [selection] + ([ProgressBar()] if progress else [])
     model.learn(total_timesteps=settings.timesteps, callback=callbacks, tb_log_name="sac_bresa")
 
@@ -241,8 +242,8 @@ def train_task_policy(
         model.save(tmp)
     if critic is not None and refinement is not None:
         write_refined_critic(folder, critic, critic_card, refinement, settings, command)
-    card = policy_card(settings, config, command, started, selection, "SAC (stable-baselines3), residual on the spiral "
-                       "search", reflex="control-rate",
+    card = policy_card(settings, config, command, started, selection, "SAC (stable-baselines3), residual on the task's "
+                       "scripted controller", reflex="control-rate",
                        selected_with=f"bresa (shipped critic of gate {config.reflex.gate}, control-rate)")
     write_card(folder / POLICY_FILE, card)
     return card
@@ -299,7 +300,7 @@ def policy_card(settings: SacTraining, config: BresaConfig, command: Sequence[st
     """A task policy's card: how it was made (command, every setting, config, wall time, the reflex
     during training) and which checkpoint the held-out selection kept."""
     return {
-        "kind": "task_policy", "algorithm": algorithm,
+        "kind": "task_policy", "algorithm": algorithm, "task": settings.task,
         "residual_scale": settings.residual_scale, "observation": "env observation (22) + scripted action (7)",
         "seed": settings.seed, "timesteps": settings.timesteps, "command": list(command),
         "settings": {**dataclasses.asdict(settings), "net_arch": list(settings.net_arch)},

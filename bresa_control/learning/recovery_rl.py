@@ -32,7 +32,14 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 
-from bresa_control.common.cards import CRITIC_FILE, POLICY_FILE, RECOVERY_FILE, RECOVERY_RL_DIR, write_card
+from bresa_control.common.cards import (
+    CRITIC_FILE,
+    POLICY_FILE,
+    RECOVERY_FILE,
+    RECOVERY_RL_DIR,
+    UNNAMED_TASK,
+    write_card,
+)
 from bresa_control.common.config import BresaConfig
 from bresa_control.common.files import atomic_output
 from bresa_control.contract import POLICY_ACTION_SIZE, Controller
@@ -143,6 +150,9 @@ def train_recovery_rl(
     ``models_dir/recovery_rl/``; returns the task policy's card."""
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="off"))
     arrays, meta = collect.load(data_path)
+    if meta.get("task", UNNAMED_TASK) != settings.task:
+        raise ValueError(f"{data_path} was collected for the {meta.get('task', UNNAMED_TASK)} task, not "
+                         f"{settings.task}: collect it with bresa collect --task {settings.task}")
     rows = decision_arrays(arrays, config)
     layer_settings = CriticTraining(gamma_risk=config.recovery_rl.gamma_risk, steps=settings.critic_steps,
                                     recovery_steps=settings.recovery_steps, hidden=settings.critic_hidden)
@@ -157,7 +167,7 @@ def train_recovery_rl(
     live_critic, live_recovery = copy.deepcopy(critic), copy.deepcopy(recovery)
     live = DecisionShield(config, TorchRisk(live_critic, DECISION_FEATURE_SIZE),
                           TorchPolicy(live_recovery, DECISION_STATE_SIZE))
-    shielded = ShieldedEnv(PegInsertion(training_config(config)), live)
+    shielded = ShieldedEnv(PegInsertion(training_config(config), task=settings.task), live)
     env = Monitor(ResidualTask(shielded, settings.residual_scale))  # type: ignore[arg-type]
     fit = RecoveryFit(live_recovery, live_critic, layer_settings.learning_rate,
                       np.zeros(POLICY_ACTION_SIZE, dtype=bool))
@@ -178,8 +188,8 @@ def train_recovery_rl(
     def behind_layer(task: Controller) -> Controller:
         return RecoveryRLController(task, deployed)
 
-    selection = BestCheckpoint(PegInsertion(config), settings.select_every, settings.select_episodes,
-                               settings.residual_scale, wrap=behind_layer)
+    selection = BestCheckpoint(PegInsertion(config, task=settings.task), settings.select_every,
+                               settings.select_episodes, settings.residual_scale, wrap=behind_layer)
     count = RecoveryCount()
     model = make_sac(env, settings, tensorboard_dir)
     callbacks: list[BaseCallback] = [refinement, count, selection] + (
@@ -190,7 +200,8 @@ def train_recovery_rl(
     folder.mkdir(parents=True, exist_ok=True)
     common = {
         **model_expectations(config), "eps_risk": config.recovery_rl.eps_risk, "seed": settings.seed,
-        "command": list(command), "training": settings_dict(layer_settings), "torch": torch.__version__,
+        "command": list(command), "task": settings.task, "training": settings_dict(layer_settings),
+        "torch": torch.__version__,
         "horizon_decisions": critic_metrics["horizon_ticks"],
         "data": {"file": Path(data_path).name, **{k: meta[k] for k in ("seed", "command", "episodes", "decisions")},
                  "violating_decisions": int(rows["cost"].sum())},

@@ -9,16 +9,18 @@ import numpy as np
 
 from bresa_control.contract import POLICY_ACTION_SIZE
 from bresa_control.policies.residual import POLICY_OBSERVATION_SIZE, RESIDUAL_SCALE, residual_action
-from bresa_control.policies.scripted import SpiralSearch
 from bresa_control.simulation.env import PegInsertion
+from bresa_control.tasks.base import Task
 
 
 class ResidualTask(gym.Wrapper):
-    """PegInsertion seen by the residual policy (observation + scripted action; residual action)."""
+    """The environment seen by the residual policy (observation + the task's scripted action;
+    residual action)."""
 
     def __init__(self, env: PegInsertion, residual_scale: float = RESIDUAL_SCALE) -> None:
         super().__init__(env)
-        self.base = SpiralSearch(env.config)
+        task: Task = env.unwrapped.task  # type: ignore[attr-defined]  # PegInsertion, under any wrapper
+        self.base = task.scripted()
         self.residual_scale = residual_scale
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(POLICY_OBSERVATION_SIZE,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(POLICY_ACTION_SIZE,), dtype=np.float32)

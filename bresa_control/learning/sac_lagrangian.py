@@ -122,12 +122,12 @@ def train_sac_lagrangian(
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     started = time.monotonic()
-    env = Monitor(ResidualTask(PegInsertion(training_config(config)), settings.residual_scale))
+    env = Monitor(ResidualTask(PegInsertion(training_config(config), task=settings.task), settings.residual_scale))
     model = make_sac(env, settings, tensorboard_dir, replay_buffer_class=CostReplayBuffer)
     dual = LagrangeMultiplier(settings.cost_limit, settings.lagrange_lr, settings.lagrange_initial,
                               settings.cost_window)
-    selection = BestCheckpoint(PegInsertion(config), settings.select_every, settings.select_episodes,
-                               settings.residual_scale)
+    selection = BestCheckpoint(PegInsertion(config, task=settings.task), settings.select_every,
+                               settings.select_episodes, settings.residual_scale)
     callbacks: list[BaseCallback] = [dual, selection] + ([ProgressBar("train-sac-lagrangian")] if progress else [])
     model.learn(total_timesteps=settings.timesteps, callback=callbacks, tb_log_name="sac_lagrangian")
     with atomic_output(folder / POLICY_FILE, suffix=".zip") as tmp:

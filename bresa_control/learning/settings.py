@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from bresa_control.common.config import BresaConfig
 from bresa_control.policies.fisor import SELECTIONS, FisorArchitecture
 from bresa_control.policies.residual import RESIDUAL_SCALE
+from bresa_control.tasks import DEFAULT_TASK, TASKS
 
 
 def training_config(config: BresaConfig) -> BresaConfig:
@@ -47,9 +48,13 @@ class SacTraining:
     gradient_steps: int = _setting(1, "SAC: gradient steps per update")
     net_arch: tuple[int, ...] = _setting((256, 256), "SAC: hidden units of actor and critic")
     threads: int = _setting(1, "torch threads (1 is fastest for per-tick critic calls on 2 cores)")
+    task: str = _setting(DEFAULT_TASK, f"the task: {', '.join(TASKS)} (docs/adding-a-task.md); the critic and "
+                                       "recovery it trains with must be trained for it")
     COMMAND: ClassVar[str] = "training"  # the command these settings are for, in error messages
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"{self.COMMAND} setting task = {self.task!r} must be one of: {', '.join(TASKS)}")
         self._at_least_one("timesteps", "select_every", "select_episodes", "batch_size", "train_freq",
                            "gradient_steps", "threads")
         if not 0.0 < self.gamma < 1.0 or self.residual_scale <= 0.0:

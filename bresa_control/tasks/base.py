@@ -126,3 +126,8 @@ class Task(ABC):
     @abstractmethod
     def scripted(self) -> Controller:
         """The classical controller of this task (``--controller scripted``)."""
+
+    def randomised_scripted(self, rng: np.random.Generator) -> Controller:
+        """The scripted controller with its gains and speeds drawn wide from ``rng`` (some too
+        aggressive): one of ``bresa collect``'s behaviours. By default the scripted controller."""
+        return self.scripted()

@@ -21,6 +21,7 @@ the floor. Violations are the stack's: wrist force, torque, workspace.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,7 @@ class MazeConfig:
     scripted_stiffness_n_per_m: tuple[float, ...] = _key(10.0, 3000.0, "N/m", "Kx Ky Kz")
     scripted_damping_ratio: float = _key(0.1, 3.0)
     scripted_wall_force_n: float = _key(0.0, 30.0, "N", "lateral force that reads as a wall")
-    scripted_wall_correction_m_per_n: float = _key(0.0, 0.01, "m/N", "target off the wall per newton")
+    scripted_wall_correction_m_per_n: float = _key(-0.01, 0.01, "m/N", "target off the wall per newton")
 
     def __post_init__(self) -> None:
         if len(self.nominal_position_m) != 2 or len(self.scripted_stiffness_n_per_m) != 3:
@@ -262,6 +263,20 @@ class MazeTask(Task):
     def scripted(self) -> Controller:
         """Follow the centre line, slide off the walls."""
         return CorridorFollower(self.config, self.maze)
+
+    def randomised_scripted(self, rng: np.random.Generator) -> Controller:
+        """The corridor follower with its gains, speed and wall reaction drawn wide (some too
+        aggressive, some pressing into the walls)."""
+        k_lo, k_hi = self.config.env.action_stiffness_range_n_per_m
+        maze = dataclasses.replace(
+            self.maze,
+            scripted_stiffness_n_per_m=tuple(float(v) for v in rng.uniform(k_lo, k_hi, size=3)),
+            scripted_damping_ratio=float(rng.uniform(0.5, 2.0)),
+            scripted_speed_m_per_s=float(rng.uniform(0.02, 0.2)),
+            scripted_wall_force_n=float(rng.uniform(0.5, 10.0)),
+            scripted_wall_correction_m_per_n=float(rng.uniform(-0.0005, 0.001)),  # below 0: pushes into the wall
+        )
+        return CorridorFollower(self.config, maze)
 
 
 class CorridorFollower:

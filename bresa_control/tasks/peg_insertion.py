@@ -9,6 +9,7 @@ the tip is ``env.success_depth_m`` deep inside the hole. The scripted baseline i
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,3 +115,17 @@ class PegInsertionTask(Task):
     def scripted(self) -> Controller:
         """The spiral search with fixed compliant gains."""
         return SpiralSearch(self.config)
+
+    def randomised_scripted(self, rng: np.random.Generator) -> Controller:
+        """The spiral search with gains, speeds and push force drawn wide (some too aggressive)."""
+        config = self.config
+        k_lo, k_hi = config.env.action_stiffness_range_n_per_m
+        scripted = dataclasses.replace(
+            config.scripted,
+            stiffness_n_per_m=tuple(float(v) for v in rng.uniform(k_lo, k_hi, size=3)),
+            damping_ratio=float(rng.uniform(0.5, 2.0)),
+            approach_speed_m_per_s=float(rng.uniform(0.01, 0.15)),
+            contact_speed_m_per_s=float(rng.uniform(0.002, 0.06)),
+            push_force_n=float(rng.uniform(2.0, 40.0)),
+        )
+        return SpiralSearch(dataclasses.replace(config, scripted=scripted))

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bresa_control.app.commands.common import add_ray, add_settings, flag_type, positive_int, settings_from
-from bresa_control.common.cards import ModelError
+from bresa_control.common.cards import POLICY_FILE, ModelError, check_task, read_card
 from bresa_control.common.config import load_config
 from bresa_control.learning.registry import METHODS
 from bresa_control.learning.settings import CriticTraining, FeasibilityTraining
 from bresa_control.policies.by_name import load_policy
+from bresa_control.tasks import DEFAULT_TASK, TASKS, make_task
 
 T = TypeVar("T")
 
@@ -36,6 +37,8 @@ def add_commands(commands: Any) -> None:
                     help="share of episodes driven by --policy-dir's task policy with noise (default 0: none)")
     co.add_argument("--policy-noise", type=float, default=0.2,
                     help="standard deviation of the Gaussian noise on each of its action values (default 0.2)")
+    co.add_argument("--task", choices=list(TASKS), default=DEFAULT_TASK,
+                    help="the task whose scene and scripted behaviours run (docs/adding-a-task.md)")
     co.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     co.add_argument("--out", default="data/risk_data.npz")
     co.add_argument("--no-progress", action="store_true")
@@ -87,13 +90,17 @@ def _collect(args: argparse.Namespace) -> int:
     from bresa_control.learning import collect
 
     config = load_config(args.config)
-    policy = load_policy("sac", config, args.policy_dir) if args.policy_dir else None
+    task = make_task(args.task, config)
+    policy = None
+    if args.policy_dir:
+        check_task(read_card(Path(args.policy_dir) / POLICY_FILE), Path(args.policy_dir) / POLICY_FILE, task.name)
+        policy = load_policy("sac", config, args.policy_dir, task.scripted)
     data = collect.RiskData()
     complete = True
     try:
         collect.collect(config, args.episodes, args.seed, args.max_steps, args.random_fraction,
                         args.nominal_fraction, progress=not args.no_progress, data=data, policy=policy,
-                        policy_fraction=args.policy_fraction, policy_noise=args.policy_noise)
+                        policy_fraction=args.policy_fraction, policy_noise=args.policy_noise, task=task.name)
     except ValueError as exc:
         print(f"bresa: {exc}", file=sys.stderr)
         return 2
@@ -102,7 +109,7 @@ def _collect(args: argparse.Namespace) -> int:
         print(f"\ninterrupted after {len(data.behaviours)} episodes", file=sys.stderr)
     if not data.cost:
         return 130
-    meta = collect.metadata(config, data, args.seed, args.command_line, complete)
+    meta = collect.metadata(config, data, args.seed, args.command_line, complete, task.name)
     collect.save(args.out, data, meta)
     share = meta["violating_episodes"] / max(meta["episodes"], 1)
     print(f"wrote {args.out}: {meta['episodes']} episodes, {meta['ticks']} ticks, "
