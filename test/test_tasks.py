@@ -202,3 +202,13 @@ def test_offline_data_of_the_maze_records_its_task_and_scripted_actions(tmp_path
     assert wide.behaviours == ["scripted"] * 3  # the randomised follower
     with pytest.raises(ValueError, match="setting task = 'drawer' must be one of: peg-insertion, maze"):
         PolicyTraining(task="drawer")
+
+
+def test_comparison_cells_of_another_task_are_fingerprinted_apart() -> None:
+    from bresa_control.app import compare
+
+    config = load_config()
+    cell = compare.Cell("scripted", "nominal", None)
+    peg = compare.fingerprint(cell, config, 5, 0, None, "models/seeds")
+    assert peg == compare.fingerprint(cell, config, 5, 0, None, "models/seeds", "peg-insertion")  # as before tasks
+    assert compare.fingerprint(cell, config, 5, 0, None, "models/seeds", "maze") != peg

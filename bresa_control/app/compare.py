@@ -46,6 +46,7 @@ from bresa_control.common.paths import portable
 from bresa_control.learning.registry import CONTROLLERS
 from bresa_control.simulation.rollout import EpisodeResult, summarise
 from bresa_control.simulation.scenarios import SCENARIOS
+from bresa_control.tasks import DEFAULT_TASK, make_task
 
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
@@ -113,13 +114,15 @@ def missing_models(cells: Sequence[Cell], models_dir: str | Path | None, seeds_d
 def run_cells(
     cells: Sequence[Cell], config: BresaConfig, episodes: int, seed: int, out: Path, models_dir: str | Path | None,
     seeds_dir: str | Path, progress: bool, command: list[str], ray_address: str | None = None,
+    task: str = DEFAULT_TASK,
 ) -> list[dict[str, Any]]:
     """Evaluate every cell not already complete on disk (one after another here, or all at once
     on Ray); each cell's JSON is written as soon as it finishes, or with what ran of it if
     interrupted (``complete: false``). Returns the cells' documents."""
     documents, pending = [], []
     for cell in cells:
-        done = _finished(out / "cells" / cell.name, fingerprint(cell, config, episodes, seed, models_dir, seeds_dir))
+        done = _finished(out / "cells" / cell.name,
+                         fingerprint(cell, config, episodes, seed, models_dir, seeds_dir, task))
         if done is not None:
             documents.append(done)
         else:
@@ -129,19 +132,19 @@ def run_cells(
             results: list[EpisodeResult] = []
             try:
                 evaluate(cell.controller, config, episodes, seed, cell.scenario, progress, results,
-                         _models(cell, models_dir, seeds_dir))
+                         _models(cell, models_dir, seeds_dir), task=task)
             finally:  # finished or interrupted: what ran is kept
                 if results:
                     documents.append(_write_cell(cell, config, out, results, {}, episodes, seed, command, models_dir,
-                                                 seeds_dir))
+                                                 seeds_dir, task))
         return documents
     return documents + _run_on_ray(pending, config, episodes, seed, out, models_dir, seeds_dir, progress, command,
-                                   ray_address)
+                                   ray_address, task)
 
 
 def _run_on_ray(
     cells: Sequence[Cell], config: BresaConfig, episodes: int, seed: int, out: Path, models_dir: str | Path | None,
-    seeds_dir: str | Path, progress: bool, command: list[str], ray_address: str,
+    seeds_dir: str | Path, progress: bool, command: list[str], ray_address: str, task: str = DEFAULT_TASK,
 ) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
@@ -150,7 +153,8 @@ def _run_on_ray(
     results: dict[Cell, list[EpisodeResult]] = {cell: [] for cell in cells}
     failures: dict[Cell, dict[int, str]] = {cell: {} for cell in cells}
     finished = dict.fromkeys(cells, 0)  # episodes back (run or failed) per cell
-    jobs = [EpisodeJob(cell, cell.controller, cell.scenario, _models(cell, models_dir, seeds_dir)) for cell in cells]
+    jobs = [EpisodeJob(cell, cell.controller, cell.scenario, _models(cell, models_dir, seeds_dir), task)
+            for cell in cells]
     documents = []
     with RaySession(ray_address) as session, tqdm(total=episodes * len(cells), desc="compare", unit="ep",
                                                   disable=not progress) as bar:
@@ -163,23 +167,27 @@ def _run_on_ray(
                 bar.update(len(part.seeds))
                 if finished[cell] == episodes:
                     documents.append(_write_cell(cell, config, out, results.pop(cell), failures[cell], episodes, seed,
-                                                 command, models_dir, seeds_dir))
+                                                 command, models_dir, seeds_dir, task))
         finally:  # interrupted: the cells that had started keep what ran
             for cell, partial in results.items():
                 if partial:
                     _write_cell(cell, config, out, partial, failures[cell], episodes, seed, command, models_dir,
-                                seeds_dir)
+                                seeds_dir, task)
     return documents
 
 
 def fingerprint(cell: Cell, config: BresaConfig, episodes: int, seed: int, models_dir: str | Path | None,
-                seeds_dir: str | Path) -> str:
-    """What makes a cell's result: the controller, scenario, episode seeds, the whole config and the
-    content of every model file the controller loads (SHA-256). A finished cell is reused only
-    when this matches: after a retraining or a config change its cell runs again."""
+                seeds_dir: str | Path, task: str = DEFAULT_TASK) -> str:
+    """What makes a cell's result: the controller, scenario, episode seeds, the whole config, the
+    task and its own parameters, and the content of every model file the controller loads
+    (SHA-256). A finished cell is reused only when this matches: after a retraining or a config
+    change its cell runs again. (Peg insertion's cells predate tasks: for it the task adds nothing,
+    so that they stay valid.)"""
     digest = hashlib.sha256()
     settings = {"controller": cell.controller, "scenario": cell.scenario, "episodes": episodes, "seed": seed,
                 "config": config_to_dict(config)}
+    if task != DEFAULT_TASK:
+        settings["task"] = {"name": task, "parameters": make_task(task, config).parameters()}
     digest.update(json.dumps(settings, sort_keys=True).encode())
     folder = _models(cell, models_dir, seeds_dir)
     if folder is not None:
@@ -208,6 +216,7 @@ def _models(cell: Cell, models_dir: str | Path | None, seeds_dir: str | Path) ->
 def _write_cell(
     cell: Cell, config: BresaConfig, out: Path, results: list[EpisodeResult], failures: dict[int, str],
     episodes: int, seed: int, command: list[str], models_dir: str | Path | None, seeds_dir: str | Path,
+    task: str = DEFAULT_TASK,
 ) -> dict[str, Any]:
     """A cell's JSON (episodes in seed order, failed seeds named), written atomically."""
     results = sorted(results, key=lambda r: r.seed)
@@ -216,7 +225,7 @@ def _write_cell(
     document = {**report(summary, results, seed, len(results) == episodes and not failures, command),
                 "training_seed": cell.training_seed, "models_dir": None if folder is None else portable(folder),
                 "failed_seeds": {str(k): v for k, v in sorted(failures.items())},
-                "fingerprint": fingerprint(cell, config, episodes, seed, models_dir, seeds_dir)}
+                "task": task, "fingerprint": fingerprint(cell, config, episodes, seed, models_dir, seeds_dir, task)}
     write_json_atomic(out / "cells" / cell.name, document)
     return document
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +81,11 @@ class Task(ABC):
         """Every variant's boxes (a scene that serves many episodes builds them all and lets one
         touch the peg per episode): by default one variant."""
         return [self.fixture_boxes(0)]
+
+    def parameters(self) -> dict[str, Any]:
+        """The task's own parameters, outside the shared config (what a comparison cell's
+        fingerprint must cover): by default none."""
+        return {}
 
     def max_episode_steps(self) -> int:
         """Decisions before an episode is cut off: by default ``env.max_episode_steps``."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -207,6 +208,10 @@ class MazeTask(Task):
     def fixture_boxes(self, variant: int = 0) -> Boxes:
         """The floor plate and walls of layout ``variant``."""
         return self.layouts[variant].boxes
+
+    def parameters(self) -> dict[str, Any]:
+        """Every key of ``config/maze.yaml``."""
+        return dataclasses.asdict(self.maze)
 
     def max_episode_steps(self) -> int:
         """``max_episode_steps`` of ``config/maze.yaml``."""

@@ -51,6 +51,8 @@ def add_commands(commands: Any) -> None:
     cp.add_argument("--models-dir", help="the shipped models (training seed 0)")
     cp.add_argument("--seeds-dir", default="models/seeds", help="the other training seeds (bresa train-seeds)")
     cp.add_argument("--out", default="results/compare", help="cells/, summary.json, table.md, comparison.png")
+    cp.add_argument("--task", choices=list(TASKS), default=DEFAULT_TASK,
+                    help="the task (docs/adding-a-task.md); the models must be trained for it")
     cp.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     add_ray(cp)
     cp.add_argument("--no-progress", action="store_true")
@@ -138,7 +140,7 @@ def _compare(args: argparse.Namespace) -> int:
     status = 0
     try:
         documents = compare.run_cells(cells, config, args.episodes, args.seed, out, args.models_dir, args.seeds_dir,
-                                      not args.no_progress, args.command_line, args.ray)
+                                      not args.no_progress, args.command_line, args.ray, args.task)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished cells are in {out / 'cells'}; run the same command again to go on",
               file=sys.stderr)
