@@ -135,6 +135,7 @@ class FrankaFixture:
         self.task = task if task is not None else make_task(DEFAULT_TASK, config)
         draw = self.task.draw_episode(np.random.default_rng(seed))
         self.fixture_m, self.fixture_estimate_m = draw.fixture_m, draw.fixture_estimate_m
+        self.variant = draw.variant  # only this variant's boxes are built (one episode per server)
         start_q = fr3_model(config).inverse_kinematics(
             draw.start_tip_m, target_rotation(config.env.target_orientation_xyzw), HOME_Q)
         self.start_q = start_q
@@ -181,7 +182,7 @@ class FrankaFixture:
                       rgba="0.55 0.45 0.35 1", attrib=contact)
         x, y = self.fixture_m[:2]
         block = ET.SubElement(world, "body", name=FIXTURE_BODY, pos=f"{x} {y} 0")
-        for name, (pos, size) in self.task.fixture_boxes().items():
+        for name, (pos, size) in self.task.fixture_boxes(self.variant).items():
             ET.SubElement(block, "geom", name=name, type="box", pos=_vec(pos), size=_vec(size),
                           rgba="0.35 0.55 0.75 1", attrib=contact)
         hand = next(b for b in world.iter("body") if b.get("name") == f"{_PREFIX}hand")
@@ -254,7 +255,7 @@ class FrankaFixture:
         self.ticks += 1
         magnitude = float(np.sqrt(force @ force))
         self.peak_force_n = max(self.peak_force_n, magnitude)
-        if not self.inserted and self.task.succeeded(data.site_xpos[self._tip_site], self.fixture_m):
+        if not self.inserted and self.task.succeeded(data.site_xpos[self._tip_site], self.fixture_m, self.variant):
             self.inserted, self.insertion_time_s = True, self.sim_time_s
         if not self.faults and magnitude < self._fault_force_n:
             self.peak_force_before_stop_n = max(self.peak_force_before_stop_n, magnitude)
@@ -309,6 +310,7 @@ class FrankaFixture:
         return {"sim_time_s": self.sim_time_s, "inserted": self.inserted,
                 "insertion_time_s": self.insertion_time_s if self.insertion_time_s is not None else -1.0,
                 "peak_force_n": self.peak_force_n, "faults": list(self.faults),
+                "task": self.task.name, "fixture_variant": self.variant,
                 "hole_top_m": self.fixture_m.tolist(), "hole_estimate_m": self.fixture_estimate_m.tolist(),
                 "start_q": self.start_q.tolist(), "collision_force_thresholds_n": self.collision_force_thresholds,
                 "fault_force_n": self._fault_force_n,
