@@ -4,28 +4,41 @@
 # under the push (every training seed), into docs/comparison/traces/. Needs the comparison's
 # cells (bench/compare.sh) for the violating episode seeds. About 40 min on one core.
 #
-#   bench/target_traces.sh [EPISODES]     (default 50: the comparison's episodes 0..49)
+#   bench/target_traces.sh [EPISODES] [SEEDS_DIR]   (default 50: the comparison's episodes 0..49;
+#                                                    SEEDS_DIR as bresa compare's --seeds-dir, default models/seeds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPISODES="${1:-50}"
+SEEDS_DIR="${2:-models/seeds}"
 OUT=docs/comparison/traces
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1
 PY=.venv/bin/python
 $PY bench/time_split.py --controllers scripted,sac,bresa --scenario nominal --episodes "$EPISODES" \
-    --training-seeds 0,1,2 --out "$OUT/time_split_nominal.json" | tee "$OUT/time_split_nominal.txt"
+    --training-seeds 0,1,2 --seeds-dir "$SEEDS_DIR" --out "$OUT/time_split_nominal.json" | tee "$OUT/time_split_nominal.txt"
 $PY bench/time_split.py --controllers scripted,sac,bresa,sac-lagrangian --scenario push --episodes "$EPISODES" \
-    --training-seeds 0,1,2 --out "$OUT/time_split_push.json" | tee "$OUT/time_split_push.txt"
+    --training-seeds 0,1,2 --seeds-dir "$SEEDS_DIR" --out "$OUT/time_split_push.json" | tee "$OUT/time_split_push.txt"
 for seed in 0 1 2; do
-    models=$([ "$seed" = 0 ] && echo models || echo "models/seeds/bresa/seed$seed")
+    models=$($PY -c "from bresa_control.app.compare import seed_models_dir; import sys; \
+print(seed_models_dir('bresa', int(sys.argv[1]), None, sys.argv[2]))" "$seed" "$SEEDS_DIR")
     violated=$($PY -c "import json, sys; d = json.load(open(sys.argv[1])); \
 print(','.join(str(e['seed']) for e in d['per_episode'] if e['violation']))" \
         "docs/comparison/cells/bresa_push_seed$seed.json")
+    if [ -z "$violated" ]; then
+        echo "== training seed $seed: bresa has no violation under the push"
+        continue
+    fi
     for controller in bresa scripted; do
         echo "== $controller, push, training seed $seed models ($models), bresa's violating episodes"
         $PY bench/peak_trace.py --controller "$controller" --scenario push --seeds "$violated" --models-dir "$models"
     done
 done 2>&1 | grep -v Warning | tee "$OUT/peak_push.txt"
-# One of them tick by tick: the reflex fires, and the tip still meets the face at ~30 mm/s.
-$PY bench/peak_trace.py --controller bresa --scenario push --seed 11 --ticks 12 2>&1 | grep -v Warning \
-    | tee "$OUT/peak_push_seed11.txt"
+# The first of them tick by tick: what the reflex did before the peak.
+seed0=$($PY -c "import json, sys; d = json.load(open(sys.argv[1])); \
+print(next((str(e['seed']) for e in d['per_episode'] if e['violation']), ''))" "docs/comparison/cells/bresa_push_seed0.json")
+if [ -n "$seed0" ]; then
+    models0=$($PY -c "from bresa_control.app.compare import seed_models_dir; import sys; \
+print(seed_models_dir('bresa', 0, None, sys.argv[1]))" "$SEEDS_DIR")
+    $PY bench/peak_trace.py --controller bresa --scenario push --seed "$seed0" --ticks 12 --models-dir "$models0" 2>&1 \
+        | grep -v Warning | tee "$OUT/peak_push_seed$seed0.txt"
+fi

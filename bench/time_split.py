@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bresa_control.app.compare import seed_models_dir
 from bresa_control.app.controllers import build
 from bresa_control.common.config import load_config
 from bresa_control.contract import Controller
@@ -156,7 +157,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0, help="first episode seed (bench/compare.sh uses 0)")
     parser.add_argument("--training-seeds", default="0",
-                        help="comma-separated: 0 = models/, N = models/seeds/<method>/seedN")
+                        help="comma-separated: N = SEEDS_DIR/<method>/seedN (0: models/ unless SEEDS_DIR has a seed0)")
+    parser.add_argument("--seeds-dir", default="models/seeds", help="the training seeds, as bresa compare's")
     parser.add_argument("--contact-mm", type=float, default=0.5)
     parser.add_argument("--in-hole-mm", type=float, default=1.0)
     parser.add_argument("--config", help="YAML laid over config/peg_insertion.yaml")
@@ -172,7 +174,7 @@ def main() -> None:
     for name in names:
         method = {"sac": "bresa", "force-guard": "bresa"}.get(name, name)
         for training_seed in [0] if name == "scripted" else [int(s) for s in args.training_seeds.split(",")]:
-            models_dir = None if training_seed == 0 else Path("models/seeds") / method / f"seed{training_seed}"
+            models_dir = seed_models_dir(method, training_seed, None, args.seeds_dir)
             env, policy = build(name, config, args.scenario, models_dir)
             for seed in range(args.seed, args.seed + args.episodes):
                 splits.append(split_episode(env, policy, name, training_seed, seed,
