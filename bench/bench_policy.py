@@ -26,7 +26,7 @@ from bresa_control.common.files import write_json_atomic
 from bresa_control.policies.by_name import POLICIES, POLICY_DIRS, load_policy
 from bresa_control.policies.scripted import SpiralSearch
 from bresa_control.runtime.timing import machine_info
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 
 BUDGET_P99_MS = 20.0
 
@@ -34,7 +34,7 @@ BUDGET_P99_MS = 20.0
 def observations(episode_seed: int, decisions: int) -> list[np.ndarray]:
     """The observations of one spiral-search episode (repeated to ``decisions`` if it ends sooner)."""
     config = load_config()
-    env, policy = PegInsertion(config), SpiralSearch(config)
+    env, policy = TaskEnv(config), SpiralSearch(config)
     obs, _ = env.reset(seed=episode_seed)
     seen = [obs]
     while len(seen) < decisions:

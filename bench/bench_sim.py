@@ -34,10 +34,10 @@ from bresa_control.control.impedance import ImpedanceCommand, damping_from_ratio
 from bresa_control.policies.scripted import SpiralSearch
 from bresa_control.runtime.timing import machine_info
 from bresa_control.simulation.arm_loop import ArmLoop
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 
 
-def bench_mj_step(env: PegInsertion, steps: int) -> float:
+def bench_mj_step(env: TaskEnv, steps: int) -> float:
     """Raw mj_step rate (steps/s) holding the start posture's gravity torques."""
     sim = env.sim
     sim.data.ctrl[:] = sim.robot.gravity(sim.q)
@@ -47,7 +47,7 @@ def bench_mj_step(env: PegInsertion, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def bench_control_tick(env: PegInsertion, ticks: int) -> float:
+def bench_control_tick(env: TaskEnv, ticks: int) -> float:
     """Full control tick rate (ticks/s): controller, physics step and wrench read."""
     sim = env.sim
     q = sim.q
@@ -61,7 +61,7 @@ def bench_control_tick(env: PegInsertion, ticks: int) -> float:
     return ticks / (time.perf_counter() - start)
 
 
-def bench_env(env: PegInsertion, controller: Controller, steps: int, seed: int) -> float:
+def bench_env(env: TaskEnv, controller: Controller, steps: int, seed: int) -> float:
     """Decision steps per second of ``controller`` in ``env`` (resets included)."""
     done, episode = 0, 0
     start = time.perf_counter()
@@ -103,9 +103,9 @@ def main() -> None:
     parser.add_argument("--json", default="results/bench_sim.json")
     args = parser.parse_args()
 
-    env = PegInsertion(load_config())
+    env = TaskEnv(load_config())
     bresa = make_controller("bresa", env.config)  # SAC policy, shipped critic checking every tick
-    bresa_env = PegInsertion(bresa.config, bresa.critic, bresa.recovery)
+    bresa_env = TaskEnv(bresa.config, bresa.critic, bresa.recovery)
     runs: dict[str, list[float]] = {"mj_step_per_s": [], "control_tick_per_s": [], "env_steps_per_s": [],
                                     "env_steps_per_s_bresa": []}
     arm_ticks: list[float] = []

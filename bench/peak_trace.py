@@ -21,7 +21,7 @@ import numpy as np
 from bresa_control.app.controllers import ControllerSetup, make_controller
 from bresa_control.common.config import load_config
 from bresa_control.learning.registry import CONTROLLERS
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 from bresa_control.simulation.scenarios import SCENARIOS
 
 COLUMNS = ("t", "force", "risk", "active", "height", "vz", "kz", "dz")
@@ -34,7 +34,7 @@ def trace(setup: ControllerSetup, scenario: str, seed: int) -> tuple[np.ndarray,
     state the episode ended in (a fault ends it on the tick that reached the fault force), with
     the last decision, which was in force when it was measured.
     """
-    env = PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario)
+    env = TaskEnv(setup.config, setup.critic, setup.recovery, scenario=scenario)
     rows = []
     last = None  # (decision, face height) of the latest tick
     inner_step = env.reflex.step

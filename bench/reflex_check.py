@@ -19,7 +19,7 @@ from bresa_control.common.config import load_config
 from bresa_control.common.files import write_json_atomic
 from bresa_control.policies.scripted import SpiralSearch
 from bresa_control.safety.models import load_reflex_models
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
                                  eps_safe=args.eps_safe if args.eps_safe is not None else config.reflex.eps_safe)
     config = dataclasses.replace(config, reflex=reflex)
     critic, recovery, _ = load_reflex_models(config, args.models_dir)
-    env = PegInsertion(config, critic, recovery)
+    env = TaskEnv(config, critic, recovery)
     policy = SpiralSearch(config)
     free, contact = [], []
 

@@ -30,7 +30,7 @@ from bresa_control.app.controllers import build
 from bresa_control.common.config import load_config
 from bresa_control.contract import Controller
 from bresa_control.learning.registry import CONTROLLERS
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 from bresa_control.simulation.rollout import run_episode
 from bresa_control.simulation.scenarios import SCENARIOS
 
@@ -42,7 +42,7 @@ class PhaseTrace:
     """Per tick of one episode: the phase it is in (by the true tip depth), and per phase the
     ticks, the ticks the reflex held and the commanded stiffness summed."""
 
-    env: PegInsertion
+    env: TaskEnv
     contact_m: float
     in_hole_m: float
     phase: int = 0
@@ -92,7 +92,7 @@ class EpisodeSplit:
     phase_at_event: str | None
 
 
-def split_episode(env: PegInsertion, policy: Controller, controller: str, training_seed: int, seed: int,
+def split_episode(env: TaskEnv, policy: Controller, controller: str, training_seed: int, seed: int,
                   contact_m: float, in_hole_m: float) -> EpisodeSplit:
     """Run one episode with a :class:`PhaseTrace` watching every tick."""
     trace = PhaseTrace(env, contact_m, in_hole_m)

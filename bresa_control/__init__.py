@@ -2,8 +2,9 @@
 
 The names a user needs, importable from the package itself::
 
-    from bresa_control import load_config, PegInsertion
-    env = PegInsertion(load_config())            # or: gymnasium.make("bresa_control/PegInsertion-v0")
+    from bresa_control import load_config, TaskEnv
+    env = TaskEnv(load_config())                # or: gymnasium.make("bresa_control/PegInsertion-v0")
+    maze = TaskEnv(load_config(), task="maze")  # or: gymnasium.make("bresa_control/Maze-v0")
 
 Layers, lowest first (each imports only from those below it; ``lint-imports`` checks it):
 ``common`` (config, files, model cards) and ``contract`` (the topic contract), ``control`` (robot
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from bresa_control.runtime.safety_loop import SafetyLoop
     from bresa_control.safety.models import load_reflex_models
     from bresa_control.safety.reflex import Reflex, RiskGate
-    from bresa_control.simulation.env import PegInsertion
+    from bresa_control.simulation.env import PegInsertion, TaskEnv
 
 ENV_ID = "bresa_control/PegInsertion-v0"
 
@@ -40,6 +41,7 @@ _PUBLIC = {
     "load_config": "bresa_control.common.config",
     "BresaConfig": "bresa_control.common.config",
     "ConfigError": "bresa_control.common.config",
+    "TaskEnv": "bresa_control.simulation.env",
     "PegInsertion": "bresa_control.simulation.env",
     "CartesianImpedanceController": "bresa_control.control.impedance",
     "ImpedanceCommand": "bresa_control.control.impedance",
@@ -50,7 +52,7 @@ _PUBLIC = {
     "SafetyLoop": "bresa_control.runtime.safety_loop",
 }
 __all__ = [
-    "ENV_ID", "load_config", "BresaConfig", "ConfigError", "PegInsertion", "CartesianImpedanceController",
+    "ENV_ID", "load_config", "BresaConfig", "ConfigError", "TaskEnv", "PegInsertion", "CartesianImpedanceController",
     "ImpedanceCommand", "RobotModel", "Reflex", "RiskGate", "load_reflex_models", "SafetyLoop",
 ]
 
@@ -75,5 +77,5 @@ def _register_environment(gymnasium: Any) -> None:
 
     for name, task in TASKS.items():
         if task.env_id not in gymnasium.registry:
-            gymnasium.register(id=task.env_id, entry_point="bresa_control.simulation.env:PegInsertion",
+            gymnasium.register(id=task.env_id, entry_point="bresa_control.simulation.env:TaskEnv",
                                kwargs={"task": name})

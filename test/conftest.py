@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bresa_control.common.config import BresaConfig, load_config
-from bresa_control.simulation.simulator import PegInsertionSim
+from bresa_control.simulation.simulator import ArmSim
 
 
 @pytest.fixture(scope="session")
@@ -14,6 +14,6 @@ def config() -> BresaConfig:
 
 
 @pytest.fixture(scope="module")
-def sim(config: BresaConfig) -> PegInsertionSim:
-    return PegInsertionSim(config)
+def sim(config: BresaConfig) -> ArmSim:
+    return ArmSim(config)
 

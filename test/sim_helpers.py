@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from bresa_control.simulation.layout import HOME_Q
-from bresa_control.simulation.simulator import PegInsertionSim
+from bresa_control.simulation.simulator import ArmSim
 
 
-def place_tip(sim: PegInsertionSim, tip_position_m: np.ndarray) -> np.ndarray:
+def place_tip(sim: ArmSim, tip_position_m: np.ndarray) -> np.ndarray:
     """Put the arm at rest with the peg tip at a position, pointing down; returns q."""
     q = sim.robot.inverse_kinematics(np.asarray(tip_position_m), sim.target_rotation, HOME_Q)
     sim.set_arm_state(q)

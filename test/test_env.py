@@ -1,4 +1,4 @@
-"""The PegInsertion gymnasium environment: API contract, timing, costs and termination."""
+"""The TaskEnv gymnasium environment: API contract, timing, costs and termination."""
 
 from __future__ import annotations
 
@@ -9,23 +9,23 @@ from gymnasium.utils.env_checker import check_env
 from bresa_control.common.config import BresaConfig, load_config
 from bresa_control.contract import OBSERVATION_LABELS
 from bresa_control.control.actions import ActionMap
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 
 INFO_KEYS = {"cost", "force_violation", "torque_violation", "workspace_violation", "fault",
              "peak_force_n", "peak_torque_nm", "inserted", "insertion_depth_m", "time_s"}
 
 
 @pytest.fixture(scope="module")
-def env(config: BresaConfig) -> PegInsertion:
-    return PegInsertion(config)
+def env(config: BresaConfig) -> TaskEnv:
+    return TaskEnv(config)
 
 
 @pytest.mark.filterwarnings("ignore:.*Box observation space m.*:UserWarning")  # SI units, unbounded
-def test_passes_gymnasium_check_env(env: PegInsertion) -> None:
+def test_passes_gymnasium_check_env(env: TaskEnv) -> None:
     check_env(env, skip_render_check=True)
 
 
-def test_step_is_100_control_ticks_of_1_ms(env: PegInsertion) -> None:
+def test_step_is_100_control_ticks_of_1_ms(env: TaskEnv) -> None:
     obs, _ = env.reset(seed=0)
     assert obs.shape == (len(OBSERVATION_LABELS),) and obs.dtype == np.float32
     _, _, _, _, info = env.step(np.zeros(7, dtype=np.float32))
@@ -34,14 +34,14 @@ def test_step_is_100_control_ticks_of_1_ms(env: PegInsertion) -> None:
     assert info["cost"] == 0.0 and not info["inserted"]
 
 
-def test_observation_is_relative_to_the_hole_estimate(env: PegInsertion) -> None:
+def test_observation_is_relative_to_the_hole_estimate(env: TaskEnv) -> None:
     obs, info = env.reset(seed=4)
     layout = info["layout"]
     tip = env.sim.tcp_pose().position_m
     np.testing.assert_allclose(obs[0:3], tip - layout.fixture_estimate_m, atol=1e-6)
 
 
-def test_action_displacement_moves_the_tip(env: PegInsertion) -> None:
+def test_action_displacement_moves_the_tip(env: TaskEnv) -> None:
     obs, _ = env.reset(seed=1)
     up = env.actions.to_action(np.array([0.0, 0.0, 0.01]), np.array([1500.0] * 3), 1.0)
     heights = [env.step(up)[0][2] - obs[2] for _ in range(5)]
@@ -51,7 +51,7 @@ def test_action_displacement_moves_the_tip(env: PegInsertion) -> None:
     assert heights[-1] > 0.01
 
 
-def test_pressing_hard_into_the_block_costs_and_faults(env: PegInsertion) -> None:
+def test_pressing_hard_into_the_block_costs_and_faults(env: TaskEnv) -> None:
     env.reset(seed=2)
     # Tip over the block's face, then drive the target 1 cm into it each step at top stiffness.
     down_hard = env.actions.to_action(np.array([0.02, 0.0, -0.01]), np.array([2000.0] * 3), 1.0)
@@ -74,7 +74,7 @@ def test_reward_charges_the_steps_peak_wrist_force() -> None:
     force_reward_weight * peak force / F_max, and only where the peg pressed on something."""
     rewards, forces = {}, []
     for weight in (0.0, 2.0):
-        env = PegInsertion(load_config(overrides={"env": {"force_reward_weight": weight}}))
+        env = TaskEnv(load_config(overrides={"env": {"force_reward_weight": weight}}))
         env.reset(seed=2)
         aside = env.actions.to_action(np.array([0.01, 0.0, 0.0]), np.array([800.0] * 3), 1.0)
         down = env.actions.to_action(np.array([0.0, 0.0, -0.01]), np.array([800.0] * 3), 1.0)
@@ -91,7 +91,7 @@ def test_reward_charges_the_steps_peak_wrist_force() -> None:
 
 def test_leaving_the_workspace_costs() -> None:
     config = load_config(overrides={"safety": {"workspace_max_m": [0.75, 0.25, 0.05]}})
-    env = PegInsertion(config)
+    env = TaskEnv(config)
     env.reset(seed=0)
     up = env.actions.to_action(np.array([0.0, 0.0, 0.01]), np.array([1500.0] * 3), 1.0)
     infos = [env.step(up)[4] for _ in range(5)]
@@ -100,14 +100,14 @@ def test_leaving_the_workspace_costs() -> None:
 
 
 def test_episode_truncates_at_max_steps() -> None:
-    env = PegInsertion(load_config(overrides={"env": {"max_episode_steps": 3}}))
+    env = TaskEnv(load_config(overrides={"env": {"max_episode_steps": 3}}))
     env.reset(seed=0)
     flags = [env.step(np.zeros(7, dtype=np.float32))[2:4] for _ in range(3)]
     assert flags == [(False, False), (False, False), (False, True)]
 
 
 @pytest.mark.parametrize("bad, fragment", [(np.zeros(6), "shape (7,)"), (np.full(7, np.nan), "finite")])
-def test_malformed_actions_are_rejected(env: PegInsertion, bad: np.ndarray, fragment: str) -> None:
+def test_malformed_actions_are_rejected(env: TaskEnv, bad: np.ndarray, fragment: str) -> None:
     env.reset(seed=0)
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
         env.step(bad)

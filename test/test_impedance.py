@@ -16,7 +16,7 @@ from bresa_control.control.impedance import (
     damping_from_ratio,
     validate_gains,
 )
-from bresa_control.simulation.simulator import PegInsertionSim
+from bresa_control.simulation.simulator import ArmSim
 
 FREE_SPACE_TIP = np.array([0.45, 0.1, 0.15])  # clear of the block and the table
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])
@@ -28,7 +28,7 @@ def _command(target: np.ndarray, stiffness: np.ndarray, damping: np.ndarray) -> 
 
 
 def _critical(
-    sim: PegInsertionSim, q: np.ndarray, k_trans: float, k_rot: float
+    sim: ArmSim, q: np.ndarray, k_trans: float, k_rot: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stiffness and the documented damping (zeta = 1 along every axis)."""
     stiffness = np.array([k_trans] * 3 + [k_rot] * 3)
@@ -59,7 +59,7 @@ def test_invalid_gain_raises_value_error_naming_it(config: BresaConfig, index: i
     assert COMMAND_LABELS[index] in str(info.value)
 
 
-def test_controller_refuses_a_command_with_bad_gains(config: BresaConfig, sim: PegInsertionSim) -> None:
+def test_controller_refuses_a_command_with_bad_gains(config: BresaConfig, sim: ArmSim) -> None:
     place_tip(sim, FREE_SPACE_TIP)
     before = sim.controller.last_torque
     bad = _command(FREE_SPACE_TIP, [500.0, 500.0, 5000.0, 30.0, 30.0, 30.0], [50.0] * 3 + [2.0] * 3)
@@ -82,7 +82,7 @@ def test_valid_gains_pass_and_command_round_trips(config: BresaConfig) -> None:
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
-def test_5cm_step_at_1000_n_per_m_settles_without_overshoot(sim: PegInsertionSim, axis: int) -> None:
+def test_5cm_step_at_1000_n_per_m_settles_without_overshoot(sim: ArmSim, axis: int) -> None:
     """Documented damping: zeta = 1 against the operational-space inertia (damping_from_ratio)."""
     q = place_tip(sim, FREE_SPACE_TIP)
     stiffness, damping = _critical(sim, q, 1000.0, 60.0)
@@ -110,7 +110,7 @@ def test_5cm_step_at_1000_n_per_m_settles_without_overshoot(sim: PegInsertionSim
     tilt=st.floats(-0.5, 0.5),
 )
 def test_torque_rate_and_torque_limits_always_hold(
-    config: BresaConfig, sim: PegInsertionSim, target_offset: list, k_trans: float, k_rot: float, d_trans: float,
+    config: BresaConfig, sim: ArmSim, target_offset: list, k_trans: float, k_rot: float, d_trans: float,
     d_rot: float, tilt: float,
 ) -> None:
     place_tip(sim, FREE_SPACE_TIP)
@@ -133,7 +133,7 @@ def test_torque_rate_and_torque_limits_always_hold(
     [(10.0, 60.0), (30.0, 60.0), (100.0, 60.0), (300.0, 60.0), (1000.0, 60.0), (2000.0, 60.0),
      (3000.0, 60.0), (1000.0, 1.0), (3000.0, 300.0), (10.0, 1.0)],
 )
-def test_every_stiffness_is_stable_for_5_s(sim: PegInsertionSim, k_trans: float, k_rot: float) -> None:
+def test_every_stiffness_is_stable_for_5_s(sim: ArmSim, k_trans: float, k_rot: float) -> None:
     q = place_tip(sim, FREE_SPACE_TIP)
     stiffness, damping = _critical(sim, q, k_trans, k_rot)
     target = FREE_SPACE_TIP + np.array([0.01, -0.01, 0.01])

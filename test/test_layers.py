@@ -66,9 +66,9 @@ def test_robot_pc_nodes_load_no_simulator_training_or_evaluation_code(module: st
 def test_public_api_names_the_classes_a_user_needs() -> None:
     from bresa_control.control.impedance import CartesianImpedanceController
     from bresa_control.safety.reflex import Reflex
-    from bresa_control.simulation.env import PegInsertion
+    from bresa_control.simulation.env import TaskEnv
 
-    assert bresa_control.PegInsertion is PegInsertion and bresa_control.Reflex is Reflex
+    assert bresa_control.TaskEnv is TaskEnv and bresa_control.Reflex is Reflex
     assert bresa_control.CartesianImpedanceController is CartesianImpedanceController
     assert set(bresa_control.__all__) == set(bresa_control._PUBLIC) | {"ENV_ID"}
     with pytest.raises(AttributeError, match="no attribute 'PegInsert'"):

@@ -179,7 +179,7 @@ def test_models_for_another_rate_or_normalisation_are_refused(tiny_models: Path,
 def test_interrupted_collection_writes_only_whole_episodes_flagged_incomplete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_step = collect_module.PegInsertion.step
+    real_step = collect_module.TaskEnv.step
     calls = {"n": 0}
 
     def step_then_interrupt(self, action):
@@ -188,7 +188,7 @@ def test_interrupted_collection_writes_only_whole_episodes_flagged_incomplete(
             raise KeyboardInterrupt
         return real_step(self, action)
 
-    monkeypatch.setattr(collect_module.PegInsertion, "step", step_then_interrupt)
+    monkeypatch.setattr(collect_module.TaskEnv, "step", step_then_interrupt)
     out = tmp_path / "risk.npz"
     assert main(["collect", "--episodes", "5", "--max-steps", "5", "--out", str(out), "--no-progress"]) == 130
     arrays, meta = collect_module.load(out)
@@ -342,7 +342,7 @@ def test_policy_training_writes_the_best_checkpoint_it_evaluated(tiny_policy: Pa
     from bresa_control.learning.policy_training import SELECTION_SEED_BASE, _rank
     from bresa_control.policies.residual import ResidualController
     from bresa_control.safety.models import load_reflex_models
-    from bresa_control.simulation.env import PegInsertion
+    from bresa_control.simulation.env import TaskEnv
     from bresa_control.simulation.rollout import run_episode
 
     selection = read_card(tiny_policy / "task_policy.zip")["checkpoint_selection"]
@@ -351,7 +351,7 @@ def test_policy_training_writes_the_best_checkpoint_it_evaluated(tiny_policy: Pa
     # The written policy is that checkpoint: it does exactly as well again on the same episodes.
     config = load_config(overrides={"reflex": {"mode": "control-rate"}})
     critic, recovery, _ = load_reflex_models(config, tiny_models)  # the offline critic selection ran
-    env = PegInsertion(config, critic, recovery)
+    env = TaskEnv(config, critic, recovery)
     controller = ResidualController(SAC.load(tiny_policy / "task_policy.zip", device="cpu"), config)
     results = [run_episode(env, controller, SELECTION_SEED_BASE + i) for i in range(2)]
     assert np.mean([r.inserted for r in results]) == selection["selected"]["success_rate"]

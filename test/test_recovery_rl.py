@@ -16,7 +16,7 @@ from bresa_control.contract import OBSERVATION_LABELS
 from bresa_control.learning import collect as collect_module
 from bresa_control.learning.recovery_rl import ShieldedEnv
 from bresa_control.safety.recovery_rl import DECISION_FEATURE_SIZE, DECISION_STATE_SIZE, DecisionShield
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 
 
 class ConstantRisk:
@@ -90,7 +90,7 @@ def test_a_non_finite_risk_or_input_runs_the_recovery(config: BresaConfig, case:
 
 
 def test_training_records_the_executed_action_while_sac_keeps_the_proposed_one(config: BresaConfig) -> None:
-    env = ShieldedEnv(PegInsertion(config), DecisionShield(config, ConstantRisk(1.0), recovery))
+    env = ShieldedEnv(TaskEnv(config), DecisionShield(config, ConstantRisk(1.0), recovery))
     recorded: list[tuple[np.ndarray, float]] = []
     env.recorder = lambda features, cost: recorded.append((features, cost))
     env.reset(seed=0)

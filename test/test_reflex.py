@@ -9,7 +9,7 @@ from bresa_control.common.config import BresaConfig, ConfigError, load_config
 from bresa_control.control.impedance import ImpedanceCommand
 from bresa_control.safety.reflex import ForceGuardRisk, IntermediateActions, Reflex, RiskGate, SoftenGains
 from bresa_control.safety.risk_features import FEATURE_SIZE, FeatureMap, TickState
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])
 
@@ -130,7 +130,7 @@ def test_force_guard_in_the_loop_keeps_a_hard_press_under_f_max() -> None:
     peaks = {}
     for mode in ("off", "control-rate"):
         cfg = load_config(overrides={"reflex": {"mode": mode}, "env": {"max_step_m": 0.02}})
-        env = PegInsertion(cfg, ForceGuardRisk(0.8), SoftenGains())
+        env = TaskEnv(cfg, ForceGuardRisk(0.8), SoftenGains())
         obs, _ = env.reset(seed=2)
         over_face = env.actions.to_action(np.array([0.02, 0.0, 0.0]), np.array([1000.0] * 3), 1.0)
         for _ in range(10):
@@ -219,11 +219,11 @@ def _peak_force_when_firing_above_the_face(config: BresaConfig, speed_m_per_s: f
     from sim_helpers import place_tip
 
     from bresa_control.control.actions import ActionMap
-    from bresa_control.simulation.simulator import PegInsertionSim
+    from bresa_control.simulation.simulator import ArmSim
 
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate",
                                                                     brake_s=brake_s))
-    sim = PegInsertionSim(config)
+    sim = ArmSim(config)
     hole_xy = np.array(config.scene.hole.nominal_position_m)
     sim.set_fixture_xy(hole_xy)
     face_z = sim.task.fixture_height_m()

@@ -8,10 +8,10 @@ import pinocchio as pin
 
 from bresa_control.contract import ARM_JOINTS
 from bresa_control.control.robot import FLANGE_FRAME, TCP_FRAME
-from bresa_control.simulation.simulator import PegInsertionSim
+from bresa_control.simulation.simulator import ArmSim
 
 
-def _mujoco_frame(sim: PegInsertionSim, body: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _mujoco_frame(sim: ArmSim, body: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     body_id = sim.model.body(body).id
     jacp = np.zeros((3, sim.model.nv))
     jacr = np.zeros((3, sim.model.nv))
@@ -21,7 +21,7 @@ def _mujoco_frame(sim: PegInsertionSim, body: str) -> tuple[np.ndarray, np.ndarr
     return sim.data.xpos[body_id].copy(), sim.data.xmat[body_id].reshape(3, 3).copy(), jac
 
 
-def test_flange_pose_and_jacobian_match_for_100_random_configurations(sim: PegInsertionSim) -> None:
+def test_flange_pose_and_jacobian_match_for_100_random_configurations(sim: ArmSim) -> None:
     rng = np.random.default_rng(0)
     lower, upper = sim.robot.q_lower, sim.robot.q_upper
     worst = 0.0
@@ -41,7 +41,7 @@ def test_flange_pose_and_jacobian_match_for_100_random_configurations(sim: PegIn
     assert worst < 1e-6, f"largest pinocchio/MuJoCo difference {worst:.2e}"
 
 
-def test_mass_matrix_and_gravity_match(sim: PegInsertionSim) -> None:
+def test_mass_matrix_and_gravity_match(sim: ArmSim) -> None:
     """Same inertias in both: the controller's dynamics are the simulated arm's dynamics."""
     rng = np.random.default_rng(1)
     dofs = [sim.model.joint(j).dofadr[0] for j in ARM_JOINTS]
@@ -56,7 +56,7 @@ def test_mass_matrix_and_gravity_match(sim: PegInsertionSim) -> None:
         np.testing.assert_allclose(sim.robot.gravity(q), sim.data.qfrc_bias[dofs], atol=1e-6)
 
 
-def test_inverse_kinematics_reaches_the_pose(sim: PegInsertionSim) -> None:
+def test_inverse_kinematics_reaches_the_pose(sim: ArmSim) -> None:
     target = np.array([0.5, 0.05, 0.08])
     q = sim.robot.inverse_kinematics(target, sim.target_rotation, np.zeros(7) + [0, 0.1, 0, -2.2, 0, 2.3, 0])
     pose = sim.robot.frame_pose(q)

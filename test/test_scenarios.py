@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 from bresa_control.common.config import BresaConfig, load_config
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 from bresa_control.simulation.scenarios import Scenario
 
 
-def _hold(env: PegInsertion) -> np.ndarray:
+def _hold(env: TaskEnv) -> np.ndarray:
     return env.actions.to_action(np.zeros(3), np.array([1000.0] * 3), 1.0)
 
 
-def _run_past_event(env: PegInsertion) -> list[dict]:
+def _run_past_event(env: TaskEnv) -> list[dict]:
     infos = []
     while env.sim.time_s < env.scenario.event_time_s + env.config.scenarios.event_duration_s + 0.3:
         infos.append(env.step(_hold(env))[4])
@@ -22,7 +22,7 @@ def _run_past_event(env: PegInsertion) -> list[dict]:
 
 
 def test_hole_moves_3_mm_during_the_episode(config: BresaConfig) -> None:
-    env = PegInsertion(config, scenario="hole-moves")
+    env = TaskEnv(config, scenario="hole-moves")
     env.reset(seed=3)
     start = env.sim.layout.fixture_m.copy()
     estimate = env.sim.layout.fixture_estimate_m.copy()
@@ -37,7 +37,7 @@ def test_hole_moves_3_mm_during_the_episode(config: BresaConfig) -> None:
 
 
 def test_push_shows_up_on_the_wrist_only_while_it_lasts(config: BresaConfig) -> None:
-    env = PegInsertion(config, scenario="push")
+    env = TaskEnv(config, scenario="push")
     env.reset(seed=5)
     infos = _run_past_event(env)
     push = config.scenarios.push_force_n
@@ -47,8 +47,8 @@ def test_push_shows_up_on_the_wrist_only_while_it_lasts(config: BresaConfig) -> 
 
 
 def test_friction_is_scaled_and_restored(config: BresaConfig) -> None:
-    env = PegInsertion(config, scenario="friction")
-    nominal = PegInsertion(config).sim.model.geom_friction[:, 0].copy()
+    env = TaskEnv(config, scenario="friction")
+    nominal = TaskEnv(config).sim.model.geom_friction[:, 0].copy()
     env.reset(seed=0)
     np.testing.assert_allclose(env.sim.model.geom_friction[:, 0], nominal * config.scenarios.friction_scale)
     env.reset(seed=1)  # a second reset does not compound the scaling
@@ -58,7 +58,7 @@ def test_friction_is_scaled_and_restored(config: BresaConfig) -> None:
 def test_events_are_seeded(config: BresaConfig) -> None:
     times = []
     for _ in range(2):
-        env = PegInsertion(config, scenario="push")
+        env = TaskEnv(config, scenario="push")
         env.reset(seed=11)
         times.append((env.scenario.event_time_s, tuple(env.scenario.direction)))
     assert times[0] == times[1]
@@ -71,7 +71,7 @@ def test_unknown_scenario_is_named(config: BresaConfig) -> None:
 
 def test_ft_drift_biases_what_the_controllers_see_never_the_scored_force(config: BresaConfig) -> None:
     drifting = load_config(overrides={"scenarios": {"ft_drift_n": 40.0, "ft_noise_n": 0.3}})  # past F_max
-    env = PegInsertion(drifting, scenario="ft-drift")
+    env = TaskEnv(drifting, scenario="ft-drift")
     env.reset(seed=4)
     infos = [env.step(_hold(env))[4] for _ in range(50)]  # 5 s of 20: a quarter of the bias
     seen, truth = env._seen.force_n, env.sim.wrench()[0]
@@ -80,7 +80,7 @@ def test_ft_drift_biases_what_the_controllers_see_never_the_scored_force(config:
     assert max(i["peak_force_n"] for i in infos) < 5.0 and not any(i["cost"] for i in infos)  # the truth
     observed_force = env._observation()[9:12]
     np.testing.assert_allclose(observed_force, seen, atol=1e-4)  # the policy sees the drift too
-    again = PegInsertion(drifting, scenario="ft-drift")
+    again = TaskEnv(drifting, scenario="ft-drift")
     again.reset(seed=4)
     for _ in range(50):
         again.step(_hold(again))
@@ -88,7 +88,7 @@ def test_ft_drift_biases_what_the_controllers_see_never_the_scored_force(config:
 
 
 def test_state_latency_shows_the_controllers_the_state_of_5_ms_ago(config: BresaConfig) -> None:
-    env = PegInsertion(config, scenario="state-latency")
+    env = TaskEnv(config, scenario="state-latency")
     env.reset(seed=2)
     truths = []
     env.tick_observer = lambda *_: truths.append(env.sim.tick_state())
@@ -101,10 +101,10 @@ def test_state_latency_shows_the_controllers_the_state_of_5_ms_ago(config: Bresa
 
 
 def test_payload_is_in_the_physics_but_not_in_the_model_or_the_tare(config: BresaConfig) -> None:
-    env = PegInsertion(config, scenario="payload")
+    env = TaskEnv(config, scenario="payload")
     env.reset(seed=1)
     peg = env.sim.model.body("panda_peg").id
-    nominal = PegInsertion(config).sim.model.body_mass[peg]
+    nominal = TaskEnv(config).sim.model.body_mass[peg]
     assert env.sim.model.body_mass[peg] == pytest.approx(nominal + config.scenarios.payload_kg)
     for _ in range(10):
         info = env.step(_hold(env))[4]
@@ -116,7 +116,7 @@ def test_payload_is_in_the_physics_but_not_in_the_model_or_the_tare(config: Bres
 
 
 def test_push_down_pushes_the_peg_down_only_while_it_lasts(config: BresaConfig) -> None:
-    env = PegInsertion(config, scenario="push-down")
+    env = TaskEnv(config, scenario="push-down")
     env.reset(seed=5)
     peg = env.sim.model.body("panda_peg").id
     applied = []
@@ -131,7 +131,7 @@ def test_push_down_pushes_the_peg_down_only_while_it_lasts(config: BresaConfig) 
 
 
 def test_block_rises_8_mm_and_the_robot_is_not_told(config: BresaConfig) -> None:
-    env = PegInsertion(config, scenario="block-rises")
+    env = TaskEnv(config, scenario="block-rises")
     env.reset(seed=3)
     top = env.sim.layout.fixture_m.copy()
     estimate = env.sim.layout.fixture_estimate_m.copy()
@@ -147,10 +147,10 @@ def test_block_rises_8_mm_and_the_robot_is_not_told(config: BresaConfig) -> None
 
 def test_training_disturbances_stay_weaker_than_the_scenarios_and_come_from_the_seed(config: BresaConfig) -> None:
     randomised = load_config(overrides={"randomisation": {"enabled": True, "pulse_episode_fraction": 1.0}})
-    nominal_friction = PegInsertion(config).sim.model.geom_friction[:, 0].copy()
+    nominal_friction = TaskEnv(config).sim.model.geom_friction[:, 0].copy()
     draws = []
     for _ in range(2):
-        env = PegInsertion(randomised)
+        env = TaskEnv(randomised)
         env.reset(seed=7)
         draws.append(([(a, b, tuple(f)) for a, b, f in env.disturbances.pulses],
                       env.sim.model.geom_friction[:, 0].copy()))
@@ -167,5 +167,5 @@ def test_training_disturbances_stay_weaker_than_the_scenarios_and_come_from_the_
     assert 0.0 < max(applied) <= randomised.randomisation.pulse_force_max_n + 1e-9
     assert randomised.randomisation.pulse_force_max_n < config.scenarios.push_force_n
     with pytest.raises(ValueError, match="nominal scenario only"):
-        PegInsertion(randomised, scenario="push")
-    assert not PegInsertion(config).disturbances.enabled  # evaluation never randomises
+        TaskEnv(randomised, scenario="push")
+    assert not TaskEnv(config).disturbances.enabled  # evaluation never randomises

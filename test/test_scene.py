@@ -11,7 +11,7 @@ from bresa_control.common.config import BresaConfig, load_config
 from bresa_control.control.impedance import ImpedanceCommand, damping_from_ratio
 from bresa_control.control.robot import FLANGE_FRAME, PEG_LINK
 from bresa_control.simulation.scene import FT_SITE, build_model
-from bresa_control.simulation.simulator import PegInsertionSim
+from bresa_control.simulation.simulator import ArmSim
 from bresa_control.tasks.base import FIXTURE_BODY
 from bresa_control.tasks.peg_insertion import PegInsertionTask, hole_geometry
 
@@ -45,7 +45,7 @@ def test_hole_is_five_convex_boxes_with_the_configured_clearance(clearance_m: fl
     assert hole_geometry(peg_side, config.scene.hole).top_z_m == pytest.approx(wall_top)
 
 
-def test_physics_step_and_sensor_placement(sim: PegInsertionSim) -> None:
+def test_physics_step_and_sensor_placement(sim: ArmSim) -> None:
     assert sim.model.opt.timestep == pytest.approx(0.001)
     site = sim.model.site(FT_SITE)
     assert sim.model.body(site.bodyid[0]).name == PEG_LINK
@@ -55,7 +55,7 @@ def test_physics_step_and_sensor_placement(sim: PegInsertionSim) -> None:
     assert {sim.model.sensor(i).name for i in range(sim.model.nsensor)} == {"ft_force", "ft_torque"}
 
 
-def test_reset_randomises_hole_and_start_within_config(config: BresaConfig, sim: PegInsertionSim) -> None:
+def test_reset_randomises_hole_and_start_within_config(config: BresaConfig, sim: ArmSim) -> None:
     hole_cfg = config.scene.hole
     nominal = np.array(hole_cfg.nominal_position_m)
     holes, errors = [], []
@@ -80,21 +80,21 @@ def test_reset_randomises_hole_and_start_within_config(config: BresaConfig, sim:
 
 @pytest.mark.parametrize("stiffness_z, penetration_m", [(500.0, 0.01), (1000.0, 0.005), (2000.0, 0.005)])
 def test_pressing_on_the_top_face_senses_k_times_penetration(
-    sim: PegInsertionSim, stiffness_z: float, penetration_m: float
+    sim: ArmSim, stiffness_z: float, penetration_m: float
 ) -> None:
     _press(sim, stiffness_z, penetration_m)
 
 
 def test_a_softer_contact_onset_reaches_every_contact_geom_and_keeps_the_press_force() -> None:
     config = load_config(overrides={"scene": {"contact_impedance_at_touch": 0.5}})
-    sim = PegInsertionSim(config)
+    sim = ArmSim(config)
     contact_geoms = [g for g in range(sim.model.ngeom) if sim.model.geom_contype[g]]
     assert len(contact_geoms) >= 7  # peg, table, the hole's five boxes
     assert all(sim.model.geom_solimp[g][0] == 0.5 for g in contact_geoms)
     _press(sim, 1000.0, 0.005)  # only the transient changes: the static force is still K x penetration
 
 
-def _press(sim: PegInsertionSim, stiffness_z: float, penetration_m: float) -> None:
+def _press(sim: ArmSim, stiffness_z: float, penetration_m: float) -> None:
     sim.reset(np.random.default_rng(0))
     top = sim.layout.fixture_m
     on_face = top + np.array([0.025, 0.0, 0.0])  # on the block, clear of the hole
@@ -111,7 +111,7 @@ def _press(sim: PegInsertionSim, stiffness_z: float, penetration_m: float) -> No
     assert abs(sim.progress_m()) < 0.001  # resting on the face, not sunk into it
 
 
-def test_wrench_is_zero_in_free_space(sim: PegInsertionSim) -> None:
+def test_wrench_is_zero_in_free_space(sim: ArmSim) -> None:
     q = place_tip(sim, np.array([0.45, 0.1, 0.15]))
     stiffness = np.array([1000.0] * 3 + [60.0] * 3)
     command = ImpedanceCommand(np.array([0.45, 0.1, 0.15]), np.array([1.0, 0, 0, 0]), stiffness,

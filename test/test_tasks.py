@@ -14,7 +14,7 @@ import pytest
 from bresa_control.app.cli import main
 from bresa_control.common.config import ConfigError, load_config, load_section
 from bresa_control.common.paths import find_data
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 from bresa_control.tasks import TASKS, make_task
 from bresa_control.tasks.base import Task
 from bresa_control.tasks.maze import MazeConfig, MazeTask, load_maze_config, parse_layout, project
@@ -101,7 +101,7 @@ def test_observation_origin_is_the_centre_line_just_ahead() -> None:
 
 def test_maze_scene_lets_only_the_episode_layout_touch_the_peg() -> None:
     env = gymnasium.make("bresa_control/Maze-v0").unwrapped
-    assert isinstance(env, PegInsertion) and env.task.name == "maze"
+    assert isinstance(env, TaskEnv) and env.task.name == "maze"
     seen = set()
     for seed in range(12):
         env.reset(seed=seed)
@@ -120,7 +120,7 @@ def test_maze_scene_lets_only_the_episode_layout_touch_the_peg() -> None:
 
 def test_the_scripted_follower_reaches_the_exit_without_violation() -> None:
     config = load_config()
-    env = PegInsertion(config, task="maze")
+    env = TaskEnv(config, task="maze")
     follower = env.task.scripted()
     for seed in (0, 1):
         obs, _ = env.reset(seed=seed)

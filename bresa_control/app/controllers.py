@@ -19,7 +19,7 @@ from bresa_control.contract import Controller
 from bresa_control.learning.registry import controller
 from bresa_control.safety.models import load_reflex_models
 from bresa_control.safety.reflex import ForceGuardRisk, RecoveryModel, RiskModel, SoftenGains
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 from bresa_control.tasks import DEFAULT_TASK, make_task
 from bresa_control.tasks.base import Task
 
@@ -65,12 +65,12 @@ def model_files(controller_name: str) -> list[str]:
 def build(
     controller_name: str, config: BresaConfig, scenario: str, models_dir: str | Path | None,
     task: str = DEFAULT_TASK,
-) -> tuple[PegInsertion, Controller]:
+) -> tuple[TaskEnv, Controller]:
     """The environment of ``task`` (with the controller's safety layer) and the policy of one
     controller. Torch runs one thread, wherever this runs, so that a result does not depend on
     where it ran."""
     torch.set_num_threads(1)
     the_task = make_task(task, config)
     setup = make_controller(controller_name, config, models_dir, the_task)
-    env = PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario, task=the_task)
+    env = TaskEnv(setup.config, setup.critic, setup.recovery, scenario=scenario, task=the_task)
     return env, setup.policy

@@ -36,7 +36,7 @@ def render_episode(
     from PIL import Image
 
     from bresa_control.app.controllers import make_controller
-    from bresa_control.simulation.env import PegInsertion
+    from bresa_control.simulation.env import TaskEnv
 
     if camera not in CAMERAS:
         raise ValueError(f"camera {camera!r} is not in the scene; choose from {', '.join(CAMERAS)}")
@@ -44,7 +44,7 @@ def render_episode(
         raise RuntimeError("MuJoCo has no offscreen OpenGL context: run with MUJOCO_GL=osmesa set before "
                            "mujoco is imported (bresa render does this) and libosmesa6 installed")
     setup = make_controller(name, config, models_dir)
-    env = PegInsertion(setup.config, setup.critic, setup.recovery, scenario=scenario)
+    env = TaskEnv(setup.config, setup.critic, setup.recovery, scenario=scenario)
     width, height = size
     renderer = mujoco.Renderer(env.sim.model, height=height, width=width)
     frames: list[np.ndarray] = []

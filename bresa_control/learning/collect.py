@@ -58,7 +58,7 @@ from bresa_control.common.files import atomic_output
 from bresa_control.contract import Controller
 from bresa_control.learning.settings import training_config
 from bresa_control.safety.risk_features import FEATURE_SIZE, FeatureMap
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 from bresa_control.tasks import DEFAULT_TASK
 
 FORMAT = "bresa-risk-data/5"  # /2 added the decision_* arrays; /3 the training disturbances; /4 the recorded ones
@@ -148,7 +148,7 @@ def collect(
         raise ValueError("a policy share above 0 needs the policy (bresa collect --policy-dir)")
     world = training_config(config) if scenario == "nominal" else config
     config = dataclasses.replace(world, reflex=dataclasses.replace(config.reflex, mode="off"))
-    env = PegInsertion(config, scenario=scenario, task=task)
+    env = TaskEnv(config, scenario=scenario, task=task)
     data = RiskData() if data is None else data
     rng = np.random.default_rng(seed)
     current = {"episode": 0}

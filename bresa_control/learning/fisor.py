@@ -603,7 +603,7 @@ def train_and_export(
     leaves the previous model in place."""
     from bresa_control.learning.policy_training import SELECTION_SEED_BASE
     from bresa_control.policies.fisor import FISOR_DIR, FisorPolicy
-    from bresa_control.simulation.env import PegInsertion
+    from bresa_control.simulation.env import TaskEnv
     from bresa_control.simulation.rollout import run_episode, summarise
     from bresa_control.tasks import make_task
 
@@ -625,7 +625,7 @@ def train_and_export(
     seeds = [SELECTION_SEED_BASE + i for i in range(settings.evaluate_episodes)]
     no_reflex = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="off"))
     policy = FisorPolicy(incoming, no_reflex, seed=settings.seed, base=task.scripted())
-    env = PegInsertion(no_reflex, task=task)
+    env = TaskEnv(no_reflex, task=task)
     results = [run_episode(env, policy, seed) for seed in tqdm(seeds, desc="fisor held-out", disable=not progress)]
     summary = summarise("fisor", "nominal", results)
     card["selection_episodes"] = {"seeds": [seeds[0], seeds[-1]], "episodes": len(seeds), **{

@@ -53,7 +53,7 @@ from bresa_control.learning.settings import CriticTraining, PolicyTraining, SacT
 from bresa_control.policies.residual import RESIDUAL_SCALE, ResidualController
 from bresa_control.safety.models import TorchRisk, load_reflex_models
 from bresa_control.safety.risk_features import FEATURE_SIZE
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 from bresa_control.simulation.rollout import run_episode, summarise
 
 # Episode seeds of checkpoint selection: far from bresa evaluate's (0, 1, ...), so the figures a
@@ -127,7 +127,7 @@ class BestCheckpoint(BaseCallback):
     ``episodes`` held-out episodes in ``env`` and keeps the weights with the fewest violations and
     then the highest mean return (:func:`_rank`); at the end of training the model holds them."""
 
-    def __init__(self, env: PegInsertion, every: int, episodes: int, residual_scale: float = RESIDUAL_SCALE,
+    def __init__(self, env: TaskEnv, every: int, episodes: int, residual_scale: float = RESIDUAL_SCALE,
                  wrap: Callable[[Controller], Controller] = lambda controller: controller) -> None:
         super().__init__()
         self.env = env
@@ -220,7 +220,7 @@ def train_task_policy(
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     started = time.monotonic()
-    base_env = PegInsertion(training_config(config), TorchRisk(critic) if critic is not None else shipped_critic,
+    base_env = TaskEnv(training_config(config), TorchRisk(critic) if critic is not None else shipped_critic,
                             recovery, task=settings.task)
     env = Monitor(ResidualTask(base_env, settings.residual_scale))
     callbacks: list[BaseCallback] = []
@@ -233,7 +233,7 @@ def train_task_policy(
         callbacks.append(refinement)
     model = make_sac(env, settings, tensorboard_dir)
     # Selection runs what is deployed: the shipped (offline) critic, not the one refined here.
-    deployed = PegInsertion(config, shipped_critic, recovery, task=settings.task)
+    deployed = TaskEnv(config, shipped_critic, recovery, task=settings.task)
     selection = BestCheckpoint(deployed, settings.select_every, settings.select_episodes, settings.residual_scale)
     callbacks += [selection] + ([ProgressBar()] if progress else [])
     model.learn(total_timesteps=settings.timesteps, callback=callbacks, tb_log_name="sac_bresa")

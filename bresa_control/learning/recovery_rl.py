@@ -68,7 +68,7 @@ from bresa_control.safety.recovery_rl import (
     RecoveryRLController,
     model_expectations,
 )
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 
 
 def decision_arrays(arrays: dict[str, np.ndarray], config: BresaConfig) -> dict[str, np.ndarray]:
@@ -99,7 +99,7 @@ class ShieldedEnv(gym.Wrapper):
     """The environment behind Recovery RL's layer: each action passes the shield (the recovery's
     replaces it when risky); the executed decision and its cost go to ``recorder``."""
 
-    def __init__(self, env: PegInsertion, shield: DecisionShield) -> None:
+    def __init__(self, env: TaskEnv, shield: DecisionShield) -> None:
         super().__init__(env)
         self.shield = shield
         self.recorder: Any = None  # called with (critic features of the executed decision, its cost)
@@ -167,7 +167,7 @@ def train_recovery_rl(
     live_critic, live_recovery = copy.deepcopy(critic), copy.deepcopy(recovery)
     live = DecisionShield(config, TorchRisk(live_critic, DECISION_FEATURE_SIZE),
                           TorchPolicy(live_recovery, DECISION_STATE_SIZE))
-    shielded = ShieldedEnv(PegInsertion(training_config(config), task=settings.task), live)
+    shielded = ShieldedEnv(TaskEnv(training_config(config), task=settings.task), live)
     env = Monitor(ResidualTask(shielded, settings.residual_scale))  # type: ignore[arg-type]
     fit = RecoveryFit(live_recovery, live_critic, layer_settings.learning_rate,
                       np.zeros(POLICY_ACTION_SIZE, dtype=bool))
@@ -188,7 +188,7 @@ def train_recovery_rl(
     def behind_layer(task: Controller) -> Controller:
         return RecoveryRLController(task, deployed)
 
-    selection = BestCheckpoint(PegInsertion(config, task=settings.task), settings.select_every,
+    selection = BestCheckpoint(TaskEnv(config, task=settings.task), settings.select_every,
                                settings.select_episodes, settings.residual_scale, wrap=behind_layer)
     count = RecoveryCount()
     model = make_sac(env, settings, tensorboard_dir)

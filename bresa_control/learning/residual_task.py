@@ -9,7 +9,7 @@ import numpy as np
 
 from bresa_control.contract import POLICY_ACTION_SIZE
 from bresa_control.policies.residual import POLICY_OBSERVATION_SIZE, RESIDUAL_SCALE, residual_action
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 from bresa_control.tasks.base import Task
 
 
@@ -17,9 +17,9 @@ class ResidualTask(gym.Wrapper):
     """The environment seen by the residual policy (observation + the task's scripted action;
     residual action)."""
 
-    def __init__(self, env: PegInsertion, residual_scale: float = RESIDUAL_SCALE) -> None:
+    def __init__(self, env: TaskEnv, residual_scale: float = RESIDUAL_SCALE) -> None:
         super().__init__(env)
-        task: Task = env.unwrapped.task  # type: ignore[attr-defined]  # PegInsertion, under any wrapper
+        task: Task = env.unwrapped.task  # type: ignore[attr-defined]  # TaskEnv, under any wrapper
         self.base = task.scripted()
         self.residual_scale = residual_scale
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(POLICY_OBSERVATION_SIZE,), dtype=np.float32)

@@ -43,7 +43,7 @@ from bresa_control.common.files import atomic_output
 from bresa_control.learning.policy_training import BestCheckpoint, ProgressBar, make_sac, policy_card
 from bresa_control.learning.residual_task import ResidualTask
 from bresa_control.learning.settings import SacLagrangianTraining, training_config
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 
 
 class CostReplayBuffer(ReplayBuffer):
@@ -122,11 +122,11 @@ def train_sac_lagrangian(
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     started = time.monotonic()
-    env = Monitor(ResidualTask(PegInsertion(training_config(config), task=settings.task), settings.residual_scale))
+    env = Monitor(ResidualTask(TaskEnv(training_config(config), task=settings.task), settings.residual_scale))
     model = make_sac(env, settings, tensorboard_dir, replay_buffer_class=CostReplayBuffer)
     dual = LagrangeMultiplier(settings.cost_limit, settings.lagrange_lr, settings.lagrange_initial,
                               settings.cost_window)
-    selection = BestCheckpoint(PegInsertion(config, task=settings.task), settings.select_every,
+    selection = BestCheckpoint(TaskEnv(config, task=settings.task), settings.select_every,
                                settings.select_episodes, settings.residual_scale)
     callbacks: list[BaseCallback] = [dual, selection] + ([ProgressBar("train-sac-lagrangian")] if progress else [])
     model.learn(total_timesteps=settings.timesteps, callback=callbacks, tb_log_name="sac_lagrangian")

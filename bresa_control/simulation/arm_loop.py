@@ -1,6 +1,6 @@
 """The simulated arm's 1 kHz loop, without ROS: what the ``mujoco_sim`` node runs every tick.
 
-It owns a :class:`~bresa_control.simulation.simulator.PegInsertionSim` (MuJoCo + the impedance
+It owns a :class:`~bresa_control.simulation.simulator.ArmSim` (MuJoCo + the impedance
 controller). Each tick the controller observes the arm's state (one kinematics and dynamics pass),
 the command for it is chosen, the torque is computed and physics advances one period. The command is
 
@@ -27,7 +27,7 @@ from bresa_control.common.config import BresaConfig
 from bresa_control.control.guard import CommandFollower, values_crc
 from bresa_control.runtime.safety_loop import HOLDING, InLoopCritic, SafetyTick
 from bresa_control.runtime.timing import TraceRing
-from bresa_control.simulation.simulator import Layout, PegInsertionSim
+from bresa_control.simulation.simulator import ArmSim, Layout
 from bresa_control.tasks.base import Task
 
 # The stop's joint hold (Nm/rad, Nm s/rad): stiff, about critically damped for the arm's joint
@@ -45,7 +45,7 @@ class ArmLoop:
         ``on_command``. ``trace``: record what the reflex-latency benchmark needs. ``task``: the
         fixture and episode (default peg insertion)."""
         self.config = config
-        self.sim = PegInsertionSim(config, task)
+        self.sim = ArmSim(config, task)
         self.layout: Layout = self.sim.reset(np.random.default_rng(seed))
         self.follower = CommandFollower(config, self.sim.robot, trace)
         self.critic = critic

@@ -1,6 +1,6 @@
-"""``PegInsertion``: the gymnasium environment the task policy learns in.
+"""``TaskEnv``: the gymnasium environment the task policy learns in.
 
-It drives the same :class:`~bresa_control.simulation.simulator.PegInsertionSim` (MuJoCo + impedance controller) that
+It drives the same :class:`~bresa_control.simulation.simulator.ArmSim` (MuJoCo + impedance controller) that
 the ``mujoco_sim`` node runs, so what is trained is what is deployed.
 """
 
@@ -20,7 +20,7 @@ from bresa_control.control.impedance import ImpedanceCommand
 from bresa_control.safety.reflex import RecoveryModel, Reflex, RiskModel
 from bresa_control.safety.risk_features import TickState
 from bresa_control.simulation.scenarios import Disturbances, Scenario
-from bresa_control.simulation.simulator import PegInsertionSim
+from bresa_control.simulation.simulator import ArmSim
 from bresa_control.tasks import DEFAULT_TASK, make_task
 from bresa_control.tasks.base import Task
 
@@ -46,8 +46,11 @@ class StepStats:
         return float(self.force_violation or self.torque_violation or self.workspace_violation)
 
 
-class PegInsertion(gym.Env):
-    """Insert a square peg held by a Franka Panda into a hole whose position is known to +-2 mm.
+class TaskEnv(gym.Env):
+    """A contact-rich task for a Franka Panda holding a peg: ``task`` (:mod:`bresa_control.tasks`)
+    gives the fixture, the episodes, the reward's distance, success and the scripted baseline; peg
+    insertion by default (insert a square peg into a hole known to +-2 mm), or the maze. What
+    follows is the same for every task.
 
     **Timing.** One ``step`` is one decision (10 Hz by default): the action becomes an impedance
     command; each of the ``env.ticks_per_decision`` ticks of 1 ms turns it into an intermediate
@@ -102,7 +105,7 @@ class PegInsertion(gym.Env):
         super().__init__()
         self.config = config if config is not None else load_config()
         self.task = make_task(task, self.config) if isinstance(task, str) else task
-        self.sim = PegInsertionSim(self.config, self.task)
+        self.sim = ArmSim(self.config, self.task)
         timing = self.config.env
         self.max_episode_steps = self.task.max_episode_steps()
         self.scenario = Scenario(scenario, self.config.scenarios, self.max_episode_steps * timing.decision_period_s,
@@ -243,3 +246,6 @@ class PegInsertion(gym.Env):
         return observation(pose.position_m, pose.rotation, velocity, self.sim.target_rotation, origin, seen.force_n,
                            seen.torque_nm, self._prev_action)
 
+
+
+PegInsertion = TaskEnv  # the name before tasks (gymnasium id bresa_control/PegInsertion-v0 is peg insertion's)

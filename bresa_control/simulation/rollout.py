@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from bresa_control.contract import Controller
-from bresa_control.simulation.env import PegInsertion
+from bresa_control.simulation.env import TaskEnv
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class EpisodeResult:
     episode_return: float = 0.0  # the environment's reward summed over the episode
 
 
-def run_episode(env: PegInsertion, controller: Controller, seed: int) -> EpisodeResult:
+def run_episode(env: TaskEnv, controller: Controller, seed: int) -> EpisodeResult:
     """Roll out one episode to termination or truncation."""
     observation, _ = env.reset(seed=seed)
     controller.reset()

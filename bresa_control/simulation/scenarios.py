@@ -37,7 +37,7 @@ import numpy as np
 from bresa_control.common.config import RandomisationConfig, ScenarioConfig
 from bresa_control.control.robot import PEG_LINK
 from bresa_control.safety.risk_features import TickState
-from bresa_control.simulation.simulator import PegInsertionSim
+from bresa_control.simulation.simulator import ArmSim
 from bresa_control.tasks.base import uniform_in
 
 SCENARIOS = ("nominal", "hole-moves", "push", "friction", "ft-drift", "state-latency", "payload", "push-down",
@@ -46,7 +46,7 @@ EVENT_SCENARIOS = ("hole-moves", "push", "push-down", "block-rises")  # one time
 
 
 class Scenario:
-    """Applies one named perturbation to a :class:`PegInsertionSim`, tick by tick."""
+    """Applies one named perturbation to a :class:`ArmSim`, tick by tick."""
 
     def __init__(self, name: str, config: ScenarioConfig, episode_s: float = 20.0, tick_s: float = 0.001) -> None:
         """``episode_s``: the episode's length (ft-drift reaches its full bias there); ``tick_s``:
@@ -67,7 +67,7 @@ class Scenario:
         self._done = False
         self._nominal_friction: np.ndarray | None = None
 
-    def reset(self, sim: PegInsertionSim, rng: np.random.Generator) -> None:
+    def reset(self, sim: ArmSim, rng: np.random.Generator) -> None:
         """Draw this episode's event and restore anything the last episode changed."""
         if self._nominal_friction is None:
             self._nominal_friction = sim.model.geom_friction[:, 0].copy()
@@ -87,7 +87,7 @@ class Scenario:
             self._noise = np.random.default_rng(rng.integers(2**63))
         self._seen.clear()
 
-    def _set_payload(self, sim: PegInsertionSim, extra_kg: float) -> None:
+    def _set_payload(self, sim: ArmSim, extra_kg: float) -> None:
         """The peg's mass in the physics (not in the controller's model nor the sensor's tare)."""
         peg = sim.model.body(PEG_LINK).id
         if self._nominal_peg is None:
@@ -96,7 +96,7 @@ class Scenario:
         sim.model.body_mass[peg] = mass + extra_kg
         sim.model.body_inertia[peg] = inertia * (mass + extra_kg) / mass
 
-    def sense(self, sim: PegInsertionSim, tick: TickState) -> TickState:
+    def sense(self, sim: ArmSim, tick: TickState) -> TickState:
         """What the controllers see of the arm's state ``tick`` (the truth, after this tick)."""
         if self.name == "ft-drift":
             growth = min(sim.time_s / self._episode_s, 1.0)
@@ -108,13 +108,13 @@ class Scenario:
             return self._seen[0][0]
         return tick
 
-    def seen_joints(self, sim: PegInsertionSim) -> tuple[np.ndarray, np.ndarray]:
+    def seen_joints(self, sim: ArmSim) -> tuple[np.ndarray, np.ndarray]:
         """The joint angles (rad) and velocities (rad/s) as the controllers last saw them."""
         if self.name == "state-latency" and self._seen:
             return self._seen[0][1], self._seen[0][2]
         return sim.q, sim.dq
 
-    def tick(self, sim: PegInsertionSim) -> None:
+    def tick(self, sim: ArmSim) -> None:
         """Apply the perturbation for the current simulated time (call before each physics tick)."""
         if self.name in ("nominal", "friction"):
             return
@@ -158,7 +158,7 @@ class Disturbances:
         self._pulses: list[tuple[float, float, np.ndarray]] = []  # start s, end s, force N
         self._nominal: tuple[np.ndarray, np.ndarray] | None = None  # friction, solref time constants
 
-    def reset(self, sim: PegInsertionSim, rng: np.random.Generator) -> None:
+    def reset(self, sim: ArmSim, rng: np.random.Generator) -> None:
         """Draw this episode's disturbances (call after the scenario's reset)."""
         if not self.enabled:
             return
@@ -178,7 +178,7 @@ class Disturbances:
                 force = rng.uniform(0.0, cfg.pulse_force_max_n) * direction / np.linalg.norm(direction)
                 self._pulses.append((start, start + uniform_in(rng, cfg.pulse_duration_s), force))
 
-    def tick(self, sim: PegInsertionSim) -> None:
+    def tick(self, sim: ArmSim) -> None:
         """Apply the pulses due now (call before each physics tick)."""
         if not self._pulses:
             return

@@ -1,6 +1,6 @@
 """The arm stand-in: MuJoCo physics with the impedance controller inside, ticking at 1 kHz.
 
-One :class:`PegInsertionSim` is what the real arm plus its 1 kHz controller would be: it takes an
+One :class:`ArmSim` is what the real arm plus its 1 kHz controller would be: it takes an
 :class:`ImpedanceCommand` every tick and reports joint states and the wrist wrench. The gymnasium
 environment and the ``mujoco_sim`` node both drive this class.
 """
@@ -28,7 +28,7 @@ from bresa_control.tasks import DEFAULT_TASK, make_task
 from bresa_control.tasks.base import FIXTURE_BODY, Task
 
 
-class PegInsertionSim:
+class ArmSim:
     """MuJoCo scene + impedance controller; one :meth:`tick` is one 1 ms control period. The
     ``task`` (default: peg insertion) gives the fixture, the episodes and what success is."""
 
