@@ -60,6 +60,14 @@ def uniform_in(rng: np.random.Generator, interval: tuple[float, ...]) -> float:
     return float(rng.uniform(low, high))
 
 
+def draw_gains(rng: np.random.Generator, config: BresaConfig) -> tuple[tuple[float, ...], float]:
+    """Stiffness (x y z, N/m, over the action's range) and a damping ratio (0.5-2) drawn from
+    ``rng``, in that order: the gains of a randomised scripted behaviour."""
+    k_lo, k_hi = config.env.action_stiffness_range_n_per_m
+    stiffness = tuple(float(v) for v in rng.uniform(k_lo, k_hi, size=3))
+    return stiffness, float(rng.uniform(0.5, 2.0))
+
+
 class Task(ABC):
     """A contact-rich task: fixture, episodes, observation origin, reward, success, critic feature
     and scripted baseline. One instance per config; it holds no episode state."""

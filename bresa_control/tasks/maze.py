@@ -33,7 +33,7 @@ from bresa_control.common.config import config_key as _key
 from bresa_control.common.paths import find_data
 from bresa_control.contract import Controller
 from bresa_control.control.actions import ActionMap
-from bresa_control.tasks.base import Boxes, EpisodeDraw, Task
+from bresa_control.tasks.base import Boxes, EpisodeDraw, Task, draw_gains
 
 WALL, CORRIDOR, ENTRANCE, EXIT = "#", ".", "E", "X"
 _STEPS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # (row, column) neighbours
@@ -272,11 +272,9 @@ class MazeTask(Task):
     def randomised_scripted(self, rng: np.random.Generator) -> Controller:
         """The corridor follower with its gains, speed and wall reaction drawn wide (some too
         aggressive, some pressing into the walls)."""
-        k_lo, k_hi = self.config.env.action_stiffness_range_n_per_m
+        stiffness, ratio = draw_gains(rng, self.config)
         maze = dataclasses.replace(
-            self.maze,
-            scripted_stiffness_n_per_m=tuple(float(v) for v in rng.uniform(k_lo, k_hi, size=3)),
-            scripted_damping_ratio=float(rng.uniform(0.5, 2.0)),
+            self.maze, scripted_stiffness_n_per_m=stiffness, scripted_damping_ratio=ratio,
             scripted_speed_m_per_s=float(rng.uniform(0.02, 0.2)),
             scripted_wall_force_n=float(rng.uniform(0.5, 10.0)),
             scripted_wall_correction_m_per_n=float(rng.uniform(-0.0005, 0.001)),  # below 0: pushes into the wall

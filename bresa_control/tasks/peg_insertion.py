@@ -17,7 +17,7 @@ import numpy as np
 from bresa_control.common.config import BresaConfig, HoleConfig
 from bresa_control.contract import Controller
 from bresa_control.policies.scripted import SpiralSearch
-from bresa_control.tasks.base import Boxes, EpisodeDraw, Task, uniform_in
+from bresa_control.tasks.base import Boxes, EpisodeDraw, Task, draw_gains, uniform_in
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,9 @@ class PegInsertionTask(Task):
     def randomised_scripted(self, rng: np.random.Generator) -> Controller:
         """The spiral search with gains, speeds and push force drawn wide (some too aggressive)."""
         config = self.config
-        k_lo, k_hi = config.env.action_stiffness_range_n_per_m
+        stiffness, ratio = draw_gains(rng, config)
         scripted = dataclasses.replace(
-            config.scripted,
-            stiffness_n_per_m=tuple(float(v) for v in rng.uniform(k_lo, k_hi, size=3)),
-            damping_ratio=float(rng.uniform(0.5, 2.0)),
+            config.scripted, stiffness_n_per_m=stiffness, damping_ratio=ratio,
             approach_speed_m_per_s=float(rng.uniform(0.01, 0.15)),
             contact_speed_m_per_s=float(rng.uniform(0.002, 0.06)),
             push_force_n=float(rng.uniform(2.0, 40.0)),
