@@ -56,8 +56,9 @@ def _nodes(context, *args, **kwargs):
     config = arg("config") or None
     hole = [float(v) for v in arg("hole_estimate").split(",")] if arg("hole_estimate") else None
     specs = node_set(config, use_sim=flag("use_sim"), seed=int(arg("seed")), hole_estimate_m=hole,
-                     task=arg("task"), fixture_variant=int(arg("fixture_variant")), policy=arg("policy"), robot_ip=arg("robot_ip"), robot_urdf=arg("robot_urdf"),
-                     flange_link=arg("flange_link"), compose=flag("compose"), wrench_topic=arg("wrench_topic"))
+                     task=arg("task"), fixture_variant=int(arg("fixture_variant")), policy=arg("policy"),
+                     robot_ip=arg("robot_ip"), robot_urdf=arg("robot_urdf"), flange_link=arg("flange_link"),
+                     compose=flag("compose"), wrench_topic=arg("wrench_topic"))
     return [
         Node(
             package=PACKAGE,
