@@ -60,7 +60,9 @@ def test_maze_layouts_turn_twice_and_the_centre_line_stays_clear_of_the_walls() 
         points = np.concatenate([np.linspace(a, b, 50) for a, b in zip(layout.centre_line_m, layout.centre_line_m[1:])])
         for name, (centre, half) in layout.boxes.items():
             if name == "maze_floor":
-                assert centre[2] + half[2] == pytest.approx(0.0)  # the floor's top is the reference height
+                # the floor stands on the table, its top at the reference height
+                assert centre[2] - half[2] == pytest.approx(0.0)
+                assert centre[2] + half[2] == pytest.approx(task.fixture_height_m())
                 continue
             gap = np.maximum(np.abs(points[:, :2] - centre[:2]) - half[:2], 0.0)
             assert np.linalg.norm(gap, axis=1).min() >= half_pitch - 1e-9, name

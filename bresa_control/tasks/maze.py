@@ -8,7 +8,8 @@ is known to the robot within ``pose_error_m``, its layout exactly. The tip start
 entrance at ``work_height_m`` above the floor and must pass ``exit_margin_m`` beyond the exit.
 
 Geometry: the maze frame has its origin at the grid's centre on the floor plate's top (the
-fixture's reference point); a layout's rows run from +y to -y, its columns from -x to +x. The
+fixture's reference point; the boxes are built in the fixture's frame, ``floor_thickness_m`` lower,
+on the table top); a layout's rows run from +y to -y, its columns from -x to +x. The
 centre line is a polyline at ``work_height_m``: from the entrance's opening, through the centre of
 every cell where the corridor turns, to ``exit_margin_m`` beyond the exit's opening.
 
@@ -155,10 +156,12 @@ def _outward(cell: tuple[int, int], shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _wall_boxes(grid: np.ndarray, pitch_m: float, cfg: MazeConfig) -> Boxes:
-    """The floor plate and the walls (each row's runs of '#' as one box), maze frame."""
+    """The floor plate and the walls (each row's runs of '#' as one box), in the fixture's frame:
+    origin on the table top under the grid's centre, so the floor's top is at ``floor_thickness_m``
+    (the reference point's height) and the walls stand on it."""
     n_rows, n_cols = grid.shape
     half_floor = cfg.floor_thickness_m / 2.0
-    boxes: Boxes = {"maze_floor": ([0.0, 0.0, -half_floor],
+    boxes: Boxes = {"maze_floor": ([0.0, 0.0, half_floor],
                                    [n_cols * pitch_m / 2.0, n_rows * pitch_m / 2.0, half_floor])}
     for r in range(n_rows):
         c = 0
@@ -171,7 +174,7 @@ def _wall_boxes(grid: np.ndarray, pitch_m: float, cfg: MazeConfig) -> Boxes:
                 run += 1
             x = ((c + run - 1) / 2.0 - (n_cols - 1) / 2.0) * pitch_m
             y = ((n_rows - 1) / 2.0 - r) * pitch_m
-            boxes[f"maze_wall_r{r}_c{c}"] = ([x, y, cfg.wall_height_m / 2.0],
+            boxes[f"maze_wall_r{r}_c{c}"] = ([x, y, cfg.floor_thickness_m + cfg.wall_height_m / 2.0],
                                              [(run - c) * pitch_m / 2.0, pitch_m / 2.0, cfg.wall_height_m / 2.0])
             c = run
     return boxes
