@@ -6,6 +6,11 @@ from setuptools import find_packages, setup
 
 PACKAGE = "bresa_control"
 DATA_FOLDERS = ("launch", "config", "models", "sim")
+# The shipped models of each method that keeps its own folder (models/recovery_rl/, models/fisor/...):
+# installed beside models/ so that a robot PC runs them from share/. Not the training seeds and
+# candidates (models/seeds/, models/candidates/): those are for the comparison, run from the source tree.
+NOT_INSTALLED = ("models/seeds", "models/candidates")
+MODEL_FOLDERS = tuple(sorted(d.rstrip("/") for d in glob("models/*/") if d.rstrip("/") not in NOT_INSTALLED))
 
 setup(
     name=PACKAGE,
@@ -15,7 +20,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
     ]
-    + [(f"share/{PACKAGE}/{folder}", sorted(glob(f"{folder}/*.*"))) for folder in DATA_FOLDERS],
+    + [(f"share/{PACKAGE}/{folder}", sorted(glob(f"{folder}/*.*"))) for folder in DATA_FOLDERS + MODEL_FOLDERS],
     python_requires=">=3.10",
     install_requires=[
         "numpy",

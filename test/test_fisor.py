@@ -476,3 +476,31 @@ def test_the_feasibility_critic_learns_on_ticks_where_the_feasible_region_ends()
     # of a dangerous episode is outside; the safe action stays inside (h = -1)
     assert np.mean(q_h[danger] > 0) > 0.9 and np.mean(q_h[~danger] > 0) < 0.1
     assert metrics["fires_above"] == 0.0 and metrics["holdout_episodes"] == 8
+
+
+def test_the_shipped_fisor_policy_evaluates_under_the_shipped_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """models/fisor/ loads under the shipped config, its card says how it was made and what it
+    scored on held-out rows and episodes, and ``bresa evaluate --controller fisor`` runs it from the
+    default models folder: one nominal episode, with the policy's actions through the impedance
+    controller, whole and under F_max (episode seed 0 peaks near 10 N)."""
+    from bresa_control.app.cli import main
+    from bresa_control.common.cards import read_card
+    from bresa_control.common.paths import find_data
+    from bresa_control.policies.by_name import load_policy
+
+    config = load_config()
+    folder = find_data("models") / "fisor"
+    assert isinstance(load_policy("fisor", config, folder), FisorPolicy)
+    card = read_card(folder / FISOR_FILE)
+    assert card["command"][:2] == ["bresa", "train-fisor"] and card["task"] == "peg-insertion"
+    assert card["data"]["format"] == collect.FORMAT and card["observation_labels"] == list(STATE_LABELS)
+    assert 0.5 < card["holdout"]["v_h_auroc_holdout"] <= 1.0 and card["selection_episodes"]["episodes"] == 20
+    result = tmp_path / "fisor.json"
+    assert main(["evaluate", "--controller", "fisor", "--episodes", "1", "--json", str(result), "--no-progress"]) == 0
+    document = json.loads(result.read_text())
+    assert document["controller"] == "fisor" and document["complete"] and document["episodes"] == 1
+    episode = document["per_episode"][0]
+    assert not episode["violation"] and 0.0 < episode["peak_force_n"] < config.safety.max_force_n
+    assert "| fisor | nominal | 1 |" in capsys.readouterr().out

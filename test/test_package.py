@@ -32,11 +32,12 @@ def test_data_folders_and_package_xml_install_into_share(install: Path) -> None:
     share = install / "share" / "bresa_control"
     assert (share / "package.xml").is_file()
     assert (install / "share" / "ament_index" / "resource_index" / "packages" / "bresa_control").is_file()
-    for folder in ("launch", "config", "models", "sim"):
+    for folder in ("launch", "config", "models", "sim", "models/recovery_rl", "models/sac_lagrangian", "models/fisor"):
         shipped = sorted(p.name for p in (REPO / folder).glob("*.*"))
         assert shipped, f"{folder}/ ships no files"
-        installed = sorted(p.name for p in (share / folder).iterdir())
+        installed = sorted(p.name for p in (share / folder).iterdir() if p.is_file())
         assert installed == shipped, folder
+    assert not (share / "models" / "seeds").exists() and not (share / "models" / "candidates").exists()
 
 
 def test_console_scripts_install_into_lib_package(install: Path) -> None:
