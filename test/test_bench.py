@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -15,9 +16,19 @@ from bresa_control.app.controllers import build, make_controller
 from bresa_control.common.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("peak_trace", REPO / "bench" / "peak_trace.py")
-peak_trace = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(peak_trace)
+
+
+def _bench_module(name: str) -> ModuleType:
+    """A script of bench/ as a module (registered, so that its dataclasses resolve)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+peak_trace = _bench_module("peak_trace")
+fisor_trace = _bench_module("fisor_trace")
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -137,3 +148,21 @@ def test_transfer_summarises_success_violations_and_faults_per_arm() -> None:
     assert summary == {"episodes": 4, "success_rate": 0.5, "violation_rate": 0.5, "fault_force_episodes": 1,
                        "peak_force_n_mean": pytest.approx(22.75), "peak_force_n_max": 45.0,
                        "insertion_time_s_mean": 7.0}
+
+
+def test_fisor_trace_reports_what_fisors_critics_said_before_a_violation(tmp_path: Path) -> None:
+    # The shipped FISOR presses with ~10 N in episode 0: with F_max at 5 N that episode violates.
+    config = load_config(overrides={"safety": {"max_force_n": 5.0, "arm_fault_force_n": 60.0}})
+    setup = make_controller("fisor", config)
+    from bresa_control.simulation.env import TaskEnv
+
+    found = fisor_trace.trace(setup.policy, TaskEnv(setup.config), 0, window=5)
+    assert found is not None and found.peak_force_n > 5.0 and 0 <= found.feasible_samples_before <= found.samples
+    assert 0.0 <= found.infeasible_share <= 1.0 and np.isfinite([found.max_v_h_before, found.q_h_before]).all()
+    assert fisor_trace.line(found, 5).startswith(f"seed 0: first violating decision {found.decision} ")
+    assert fisor_trace.totals([found], 5).startswith("1 violating episodes: V_h > 0 ")
+    # a cell of another controller is refused by name
+    cell = tmp_path / "cell.json"
+    cell.write_text(json.dumps({"controller": "bresa", "scenario": "nominal", "per_episode": []}))
+    result = _run("fisor_trace.py", "--cell", str(cell))
+    assert result.returncode == 2 and "is a cell of 'bresa', expected one of fisor" in result.stderr
