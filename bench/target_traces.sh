@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # The traces behind README's "Why the target is missed": where bresa's insertion time goes
 # against the spiral search (nominal, push), and what happened at each of bresa's violations
-# under the push (every training seed), into docs/comparison/traces/. Needs the comparison's
-# cells (bench/compare.sh) for the violating episode seeds. About 40 min on one core.
+# in each scenario where the world pushes back (push, push-down, block-rises; every training
+# seed), into docs/comparison/traces/. Needs the comparison's cells (bench/compare.sh) for the
+# violating episode seeds; each is rerun by bresa, sac (its policy alone) and scripted. About 40 min
+# on one core for the push; push-down and block-rises have
+# more violating episodes (about an hour more).
 #
-#   bench/target_traces.sh [EPISODES] [SEEDS_DIR]   (default 50: the comparison's episodes 0..49;
-#                                                    SEEDS_DIR as bresa compare's --seeds-dir, default models/seeds)
+#   bench/target_traces.sh [EPISODES] [SEEDS_DIR] [SCENARIOS]
+#       EPISODES: default 50, the comparison's episodes 0..49; SEEDS_DIR as bresa compare's
+#       --seeds-dir, default models/seeds; SCENARIOS: default "push push-down block-rises"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPISODES="${1:-50}"
 SEEDS_DIR="${2:-models/seeds}"
+SCENARIOS="${3:-push push-down block-rises}"
 OUT=docs/comparison/traces
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1
@@ -18,21 +23,23 @@ $PY bench/time_split.py --controllers scripted,sac,bresa --scenario nominal --ep
     --training-seeds 0,1,2 --seeds-dir "$SEEDS_DIR" --out "$OUT/time_split_nominal.json" | tee "$OUT/time_split_nominal.txt"
 $PY bench/time_split.py --controllers scripted,sac,bresa,sac-lagrangian --scenario push --episodes "$EPISODES" \
     --training-seeds 0,1,2 --seeds-dir "$SEEDS_DIR" --out "$OUT/time_split_push.json" | tee "$OUT/time_split_push.txt"
+for scenario in $SCENARIOS; do
 for seed in 0 1 2; do
     models=$($PY -c "from bresa_control.app.compare import seed_models_dir; import sys; \
 print(seed_models_dir('bresa', int(sys.argv[1]), None, sys.argv[2]))" "$seed" "$SEEDS_DIR")
     violated=$($PY -c "import json, sys; d = json.load(open(sys.argv[1])); \
 print(','.join(str(e['seed']) for e in d['per_episode'] if e['violation']))" \
-        "docs/comparison/cells/bresa_push_seed$seed.json")
+        "docs/comparison/cells/bresa_${scenario}_seed$seed.json")
     if [ -z "$violated" ]; then
-        echo "== training seed $seed: bresa has no violation under the push"
+        echo "== training seed $seed: bresa has no violation under $scenario"
         continue
     fi
-    for controller in bresa scripted; do
-        echo "== $controller, push, training seed $seed models ($models), bresa's violating episodes"
-        $PY bench/peak_trace.py --controller "$controller" --scenario push --seeds "$violated" --models-dir "$models"
+    for controller in bresa sac scripted; do  # sac: the same task policy without the layer
+        echo "== $controller, $scenario, training seed $seed models ($models), bresa's violating episodes"
+        $PY bench/peak_trace.py --controller "$controller" --scenario "$scenario" --seeds "$violated" --models-dir "$models"
     done
-done 2>&1 | grep -v Warning | tee "$OUT/peak_push.txt"
+done 2>&1 | grep -v Warning | tee "$OUT/peak_$scenario.txt"
+done
 # The first of them tick by tick: what the reflex did before the peak.
 seed0=$($PY -c "import json, sys; d = json.load(open(sys.argv[1])); \
 print(next((str(e['seed']) for e in d['per_episode'] if e['violation']), ''))" "docs/comparison/cells/bresa_push_seed0.json")
