@@ -4,8 +4,8 @@
 # in each scenario where the world pushes back (push, push-down, block-rises; every training
 # seed), into docs/comparison/traces/. Needs the comparison's cells (bench/compare.sh) for the
 # violating episode seeds; each is rerun by bresa, sac (its policy alone) and scripted. About 40 min
-# on one core for the push; push-down and block-rises have
-# more violating episodes (about an hour more).
+# on one core for the push; push-down and block-rises have more violating episodes (about an
+# hour more).
 #
 #   bench/target_traces.sh [EPISODES] [SEEDS_DIR] [SCENARIOS]
 #       EPISODES: default 50, the comparison's episodes 0..49; SEEDS_DIR as bresa compare's
