@@ -52,11 +52,13 @@ def test_the_plan_runs_untrained_controllers_once_and_learned_ones_per_seed() ->
         plan(["bresa"], ["wind"], [0])
 
 
-def _cell(controller: str, scenario: str, seed: int | None, violations: int, time_s: float, failures: int = 0) -> dict:
-    episodes = [{"inserted": i >= failures, "violation": i < violations, "peak_force_n": 10.0,
-                 "insertion_time_s": time_s if i >= failures else None} for i in range(50)]
+def _cell(controller: str, scenario: str, seed: int | None, violations: int, time_s: float, failures: int = 0,
+          episodes: int = 50) -> dict:
+    per_episode = [{"inserted": i >= failures, "violation": i < violations, "peak_force_n": 10.0,
+                    "insertion_time_s": time_s if i >= failures else None} for i in range(episodes)]
     return {"controller": controller, "scenario": scenario, "training_seed": seed, "complete": True,
-            "success_rate": 1 - failures / 50, "violation_rate": violations / 50, "per_episode": episodes}
+            "success_rate": 1 - failures / episodes, "violation_rate": violations / episodes,
+            "per_episode": per_episode}
 
 
 def test_the_target_check_tells_each_target_of_the_reflex_issue() -> None:
@@ -86,6 +88,14 @@ def test_a_rate_with_no_events_is_separable_only_from_enough_events() -> None:
     upper = wilson_interval(0, 150)[1]
     k = separable_events(upper, 150)
     assert wilson_interval(k, 150)[0] > upper >= wilson_interval(k - 1, 150)[0]
+    # with one episode per controller nothing lies clear of "none in one" (a one-episode smoke run)
+    assert separable_events(wilson_interval(0, 1)[1], 1) is None
+
+
+def test_the_target_check_of_a_one_episode_comparison_says_nothing_separates() -> None:
+    cells = [_cell("scripted", "nominal", None, 0, 9.0, episodes=1), _cell("bresa", "nominal", 0, 0, 6.0, episodes=1)]
+    text = target_check(aggregate(cells))
+    assert "pooled Wilson interval cannot lie clear of it with 1 episodes, whatever its violations" in text
 
 
 def test_compare_writes_cells_table_and_plot_and_resumes(tmp_path: Path) -> None:

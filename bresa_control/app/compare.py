@@ -363,15 +363,18 @@ def target_check(rows: Sequence[dict[str, Any]]) -> str:
                      f"against at most {limit_s:.2f} s (75 % of `scripted`'s): "
                      f"{_yes(nominal['insertion_time_s_mean'] <= limit_s)}.")
         if nominal["violations"] == 0:
+            needed = separable_events(upper, episodes)
+            clear = (f"cannot lie clear of it with {episodes} episodes, whatever its violations" if needed is None
+                     else f"needs at least {needed} violations in {episodes} episodes to lie clear of it")
             lines.append(f"\nWith {episodes} episodes and no violation (upper bound {100 * upper:.1f} %), another "
-                         f"controller's pooled Wilson interval needs at least {separable_events(upper, episodes)} "
-                         f"violations in {episodes} episodes to lie clear of it.")
+                         f"controller's pooled Wilson interval {clear}.")
     return "\n".join(lines)
 
 
-def separable_events(upper: float, trials: int) -> int:
-    """The fewest events in ``trials`` whose Wilson interval lies entirely above ``upper``."""
-    return next(k for k in range(trials + 1) if wilson_interval(k, trials)[0] > upper)
+def separable_events(upper: float, trials: int) -> int | None:
+    """The fewest events in ``trials`` whose Wilson interval lies entirely above ``upper``; None
+    where none does (too few trials: even ``trials`` events leave the interval reaching down to it)."""
+    return next((k for k in range(trials + 1) if wilson_interval(k, trials)[0] > upper), None)
 
 
 def _violations(row: dict[str, Any]) -> str:
