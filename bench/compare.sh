@@ -8,7 +8,8 @@
 #
 # Default 50 episodes per controller, training seed and scenario (150 per learned controller).
 # The six controllers of the README's table; fisor and bresa-feasibility (issue "FISOR, the
-# hard-constraint method") join once their models exist: give --controllers to choose (the last wins).
+# hard-constraint method") have their own, shorter run (bench/fisor_comparison.sh, 20 episodes);
+# give --controllers to choose here (the last wins).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPISODES="${1:-50}"
