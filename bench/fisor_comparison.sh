@@ -4,7 +4,7 @@
 # episode seeds as bench/compare.sh's first EPISODES, into docs/comparison-fisor/ (cells, summary,
 # table, plot); table_with_bresa.md adds bresa's rows of docs/comparison/ (its 50 episodes per
 # training seed, which begin with these); then, for every fisor cell, what FISOR's own critics said
-# before each of its violations (bench/fisor_trace.py), into
+# before each of its violations and the totals by scenario (bench/fisor_trace.py), into
 # docs/comparison-fisor/traces/fisor_violations.txt. Resumable, like bench/compare.sh.
 #
 #   bench/fisor_comparison.sh [EPISODES] [MORE bresa compare ARGS]    e.g. bench/fisor_comparison.sh 20 --ray
@@ -28,7 +28,5 @@ rows = json.load(open(sys.argv[1]))["rows"] + [r for r in json.load(open(sys.arg
 print(markdown(sorted(rows, key=lambda r: (SCENARIOS.index(r["scenario"]), list(CONTROLLERS).index(r["controller"])))))
 PY
 mkdir -p "$OUT/traces"
-for cell in "$OUT"/cells/fisor_*.json; do
-  echo "== $(basename "$cell" .json)"
-  .venv/bin/python bench/fisor_trace.py --cell "$cell"
-done 2>&1 | grep -v Warning | tee "$OUT/traces/fisor_violations.txt"
+.venv/bin/python bench/fisor_trace.py --cell "$OUT"/cells/fisor_*.json 2>&1 | grep -v Warning \
+  | tee "$OUT/traces/fisor_violations.txt"

@@ -1,6 +1,7 @@
 """Did FISOR's own feasibility value see its violations coming? One line per violating episode.
 
     python bench/fisor_trace.py --cell docs/comparison/cells/fisor_push-down_seed0.json
+    python bench/fisor_trace.py --cell docs/comparison-fisor/cells/fisor_*.json   (then totals by scenario)
     python bench/fisor_trace.py --scenario push-down --seeds 3,7,12 [--models-dir models]
 
 FISOR calls a state feasible where ``V_h <= 0`` (a violation can be avoided from it, as far as the
@@ -10,7 +11,8 @@ to act. For each episode (``--cell``: that comparison cell's violating episodes,
 scenario and models) this reruns it and prints: the decision at which the wrist force first
 passed F_max, the highest ``V_h`` in the ``--window`` decisions before it, the chosen action's
 ``Q_h`` and how many of the samples ``Q_h`` called feasible at the decision before it; then what
-the episodes have in common.
+the episodes have in common. With several cells, each cell's lines under a ``== cell`` header,
+then the same totals by scenario and over all of them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bresa_control.app.controllers import make_controller
-from bresa_control.common.config import load_config
+from bresa_control.common.config import BresaConfig, load_config
 from bresa_control.policies.fisor import FisorPolicy
 from bresa_control.simulation.env import TaskEnv
 from bresa_control.simulation.scenarios import SCENARIOS
@@ -34,7 +36,7 @@ class Violation:
     """What FISOR's critics said before one episode's first violating decision."""
 
     seed: int
-    decision: int  # the first decision whose ticks passed a limit (None: no violation)
+    decision: int  # the first decision whose ticks passed a limit
     peak_force_n: float
     max_v_h_before: float  # highest V_h in the window before it
     q_h_before: float  # the chosen action's Q_h at the decision before it
@@ -85,7 +87,8 @@ def totals(found: list[Violation], window: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--cell", help="a fisor cell of bresa compare: its violating episodes, scenario and models")
+    source.add_argument("--cell", nargs="+", help="fisor cells of bresa compare: their violating episodes, "
+                                                  "scenario and models")
     source.add_argument("--seeds", help="comma-separated episode seeds")
     parser.add_argument("--scenario", choices=SCENARIOS, default="nominal", help="with --seeds")
     parser.add_argument("--models-dir", help="with --seeds: the models folder (default models/)")
@@ -93,24 +96,41 @@ def main() -> None:
     parser.add_argument("--config", help="YAML laid over config/peg_insertion.yaml")
     args = parser.parse_args()
 
-    scenario, models_dir = args.scenario, args.models_dir
-    if args.cell:
-        cell = json.loads(Path(args.cell).read_text())
+    config = load_config(args.config)
+    if not args.cell:
+        print(totals(run(config, args.scenario, args.models_dir, [int(s) for s in args.seeds.split(",")],
+                         args.window), args.window))
+        return
+    cells = [(path, json.loads(Path(path).read_text())) for path in args.cell]
+    for path, cell in cells:
         if cell.get("controller") != "fisor":
-            parser.error(f"{args.cell} is a cell of {cell.get('controller')!r}, expected one of fisor")
-        scenario, models_dir = cell["scenario"], cell["models_dir"]
+            parser.error(f"{path} is a cell of {cell.get('controller')!r}, expected one of fisor")
+    by_scenario: dict[str, list[Violation]] = {}
+    for path, cell in cells:
+        if len(cells) > 1:
+            print(f"== {Path(path).stem}", flush=True)
         seeds = [e["seed"] for e in cell["per_episode"] if e["violation"]]
-    else:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    setup = make_controller("fisor", load_config(args.config), models_dir)
+        found = run(config, cell["scenario"], cell["models_dir"], seeds, args.window)
+        print(totals(found, args.window))
+        by_scenario.setdefault(cell["scenario"], []).extend(found)
+    if len(cells) > 1:
+        print("== by scenario")
+        for scenario, found in by_scenario.items():
+            print(f"{scenario}: {totals(found, args.window)}")
+        print(f"all: {totals([v for found in by_scenario.values() for v in found], args.window)}")
+
+
+def run(config: BresaConfig, scenario: str, models_dir: str | None, seeds: list[int], window: int) -> list[Violation]:
+    """Rerun FISOR's episodes ``seeds`` in ``scenario``, a line each; the violating ones."""
+    setup = make_controller("fisor", config, models_dir)
     assert isinstance(setup.policy, FisorPolicy)
     env = TaskEnv(setup.config, scenario=scenario)
     found = []
     for seed in seeds:
-        violation = trace(setup.policy, env, seed, args.window)
-        print(line(violation, args.window) if violation else f"seed {seed}: no violation", flush=True)
+        violation = trace(setup.policy, env, seed, window)
+        print(line(violation, window) if violation else f"seed {seed}: no violation", flush=True)
         found += [violation] if violation else []
-    print(totals(found, args.window))
+    return found
 
 
 if __name__ == "__main__":
