@@ -14,6 +14,7 @@ import pytest
 
 from bresa_control.app.controllers import build, make_controller
 from bresa_control.common.config import load_config
+from bresa_control.common.files import write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -166,3 +167,37 @@ def test_fisor_trace_reports_what_fisors_critics_said_before_a_violation(tmp_pat
     cell.write_text(json.dumps({"controller": "bresa", "scenario": "nominal", "per_episode": []}))
     result = _run("fisor_trace.py", "--cell", str(cell))
     assert result.returncode == 2 and "is a cell of 'bresa', expected one of fisor" in result.stderr
+
+
+def test_restamp_cells_keeps_what_an_added_reflex_key_left_valid_and_nothing_else(tmp_path: Path) -> None:
+    """A reflex key added since the cells were made: the spiral search's cell (no reflex), made
+    with today's values of every other key, gets today's fingerprint; force-guard's (it reads the
+    reflex) and a cell made under another config are left to run again."""
+    import dataclasses
+
+    from bresa_control.app import compare
+    from bresa_control.common.config import config_to_dict
+
+    restamp = _bench_module("restamp_cells")
+    config = load_config()
+    added = ["reflex.brake_max_s"]
+    made_with = restamp.without(config_to_dict(config), added)
+    other = dataclasses.replace(config, env=dataclasses.replace(config.env, max_episode_steps=7))
+    cells = tmp_path / "cells"
+    seeds = str(tmp_path / "seeds")
+    for controller, training_seed, settings in (("scripted", None, made_with), ("force-guard", 0, made_with),
+                                                ("sac", 0, restamp.without(config_to_dict(other), added))):
+        cell = compare.Cell(controller, "nominal", training_seed)
+        legacy = compare.fingerprint_of_settings(cell, settings, 2, 0, None, seeds, "peg-insertion", config)
+        assert legacy != compare.fingerprint(cell, config, 2, 0, None, seeds)
+        write_json_atomic(cells / cell.name, {"controller": controller, "scenario": "nominal", "complete": True,
+                                              "training_seed": training_seed, "seed": 0, "per_episode": [{}, {}],
+                                              "fingerprint": legacy})
+    result = _run("restamp_cells.py", "--cells", str(cells), "--seeds-dir", seeds, "--added", *added)
+    assert result.returncode == 0, result.stderr
+    assert "1 re-stamped, 0 current, 2 left" in result.stdout
+    scripted = json.loads((cells / "scripted_nominal_untrained.json").read_text())
+    assert scripted["fingerprint"] == compare.fingerprint(compare.Cell("scripted", "nominal", None), config, 2, 0,
+                                                          None, seeds)
+    bad = _run("restamp_cells.py", "--cells", str(cells), "--added", "reflex.no_such_key")
+    assert bad.returncode != 0 and "--added reflex.no_such_key: no such key in today's config" in bad.stderr

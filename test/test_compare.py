@@ -169,3 +169,23 @@ def test_training_seed_0_comes_from_the_seeds_folder_only_when_it_has_one(tmp_pa
     (tmp_path / "seeds" / "bresa" / "seed0").mkdir(parents=True)
     assert seed_models_dir("bresa", 0, shipped, tmp_path / "seeds") == tmp_path / "seeds" / "bresa" / "seed0"
     assert seed_models_dir("sac-lagrangian", 0, shipped, tmp_path / "seeds") == shipped
+
+
+def test_a_cell_fingerprint_follows_the_config_its_controller_reads() -> None:
+    """The reflex's gate and brake settings are read only by controllers with the reflex: changing
+    them reruns bresa's and force-guard's cells, not the spiral search's or sac's; the ramp of the
+    intermediate actions, which every controller runs, reruns them all."""
+    import dataclasses
+
+    from bresa_control.app.compare import Cell, fingerprint
+    from bresa_control.common.config import load_config
+
+    config = load_config()
+    brake = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, brake_max_s=0.1))
+    ramp = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, stiffness_rate_n_per_m_per_tick=10.0))
+    for controller, seed, reads_the_brake in (("scripted", None, False), ("sac", 0, False),
+                                             ("force-guard", 0, True), ("bresa", 0, True)):
+        cell = Cell(controller, "push-down", seed)
+        today = fingerprint(cell, config, 3, 0, None, "models/seeds")
+        assert (fingerprint(cell, brake, 3, 0, None, "models/seeds") != today) == reads_the_brake, controller
+        assert fingerprint(cell, ramp, 3, 0, None, "models/seeds") != today, controller

@@ -199,21 +199,28 @@ def test_a_learned_recovery_softens_the_insertion_axis_and_keeps_the_lateral_gai
 
 
 class SoftRecovery:
-    """The soft recovery of the shipped models before the brake: z at 150 N/m and 42 N s/m, the
-    setpoint 5 mm up; x and y as the replaced action."""
+    """By default the soft recovery of the shipped models before the brake: z at 150 N/m and
+    42 N s/m, the setpoint 5 mm up; x and y as the replaced action."""
+
+    def __init__(self, kz_n_per_m: float = 150.0, dz_ns_per_m: float = 42.0) -> None:
+        self.kz_n_per_m = kz_n_per_m
+        self.dz_ns_per_m = dz_ns_per_m
 
     def act(self, state_features: np.ndarray, replaced_features: np.ndarray) -> np.ndarray:
         action = np.array(replaced_features, dtype=np.float32)
         action[2] = 0.5
-        action[5] = 2.0 * np.log(150.0 / 10.0) / np.log(3000.0 / 10.0) - 1.0
-        action[8] = 2.0 * 42.0 / 600.0 - 1.0
+        action[5] = 2.0 * np.log(self.kz_n_per_m / 10.0) / np.log(3000.0 / 10.0) - 1.0
+        action[8] = 2.0 * self.dz_ns_per_m / 600.0 - 1.0
         return action
 
 
-def _peak_force_when_firing_above_the_face(config: BresaConfig, speed_m_per_s: float, brake_s: float) -> float:
-    """The tip comes down at ``speed_m_per_s`` 1 mm above the hole block's top face (beside the
-    hole) under a fast task action, and the reflex fires on the first tick: the peak wrist force
-    over the next 0.3 s."""
+def _peak_force_when_firing_above_the_face(config: BresaConfig, speed_m_per_s: float, brake_s: float,
+                                          push_down_n: float = 0.0, recovery: SoftRecovery | None = None,
+                                          height_m: float = 0.001, **reflex: float) -> float:
+    """The tip comes down at ``speed_m_per_s`` ``height_m`` above the hole block's top face (beside
+    the hole) under a fast task action, and the reflex fires on the first tick: the peak wrist force
+    over the next 0.3 s. ``push_down_n``: a downward push on the peg for the first 0.2 s, as in
+    the push-down scenario; ``reflex``: other reflex settings."""
     import dataclasses
 
     from sim_helpers import place_tip
@@ -222,22 +229,23 @@ def _peak_force_when_firing_above_the_face(config: BresaConfig, speed_m_per_s: f
     from bresa_control.simulation.simulator import ArmSim
 
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate",
-                                                                    brake_s=brake_s))
+                                                                    brake_s=brake_s, **reflex))
     sim = ArmSim(config)
     hole_xy = np.array(config.scene.hole.nominal_position_m)
     sim.set_fixture_xy(hole_xy)
     face_z = sim.task.fixture_height_m()
-    q = place_tip(sim, np.array([hole_xy[0] + 0.025, hole_xy[1], face_z + 0.001]))
+    q = place_tip(sim, np.array([hole_xy[0] + 0.025, hole_xy[1], face_z + height_m]))
     tip_twist = np.array([0.0, 0.0, -speed_m_per_s, 0.0, 0.0, 0.0])
     sim.set_arm_state(q, np.linalg.pinv(sim.robot.frame_jacobian(q)) @ tip_twist)
-    reflex = Reflex(config, AlwaysRisky(), SoftRecovery())
+    reflex = Reflex(config, AlwaysRisky(), recovery or SoftRecovery())
     state = sim.tick_state()
     assert state.tip_velocity_m_per_s[2] == pytest.approx(-speed_m_per_s, abs=1e-3)
     fast_down = np.array([0.0, 0.0, -1.0, 1.0, 1.0, 1.0, 0.0], np.float32)  # 1 cm down at 2000 N/m
     target = ActionMap(config).to_command(fast_down, state.tip_position_m, sim.robot.cartesian_inertia(q))
     reflex.begin_decision(target, state, face_z, None)
     peak_n = 0.0
-    for _ in range(300):
+    for tick in range(300):
+        sim.push_peg(np.array([0.0, 0.0, -push_down_n if tick < 200 else 0.0]))
         decision = reflex.step(state, face_z)
         assert decision.active
         sim.tick(decision.command)
@@ -254,6 +262,50 @@ def test_the_brake_stops_a_tip_at_60_mm_per_s_within_a_millimetre(config: BresaC
     assert _peak_force_when_firing_above_the_face(config, 0.06, config.reflex.brake_s) < f_max
     assert _peak_force_when_firing_above_the_face(config, 0.03, config.reflex.brake_s) < f_max
     assert _peak_force_when_firing_above_the_face(config, 0.06, 0.0) > f_max
+
+
+def test_the_loaded_brake_carries_a_20_n_push_down_off_the_face(config: BresaConfig) -> None:
+    """The push-down scenario's 20 N on a peg coming down at 25 mm/s 3 mm above the face, the
+    reflex firing as the push starts (as in bresa's push-down violations at commit fa71986): the
+    brake whose setpoint rises with the load and which lasts while the load does (the default)
+    keeps the wrist force under F_max (about 20 N: the push); the brake of fixed lift and length,
+    after which the soft recovery takes over, lets the push drive the peg into the face (84 N)."""
+    f_max = config.safety.max_force_n
+    reflex = config.reflex
+    assert reflex.brake_lift_per_load_m_per_n > 0.0 and reflex.brake_max_s >= 0.2 + reflex.brake_s
+    loaded = _peak_force_when_firing_above_the_face(config, 0.025, reflex.brake_s, push_down_n=20.0, height_m=0.003)
+    fixed = _peak_force_when_firing_above_the_face(config, 0.025, reflex.brake_s, push_down_n=20.0, height_m=0.003,
+                                                   brake_lift_per_load_m_per_n=0.0, brake_max_s=reflex.brake_s)
+    assert loaded < f_max < fixed
+
+
+def test_the_brake_lifts_with_the_load_either_way_and_lasts_while_it_does(config: BresaConfig) -> None:
+    """The brake's setpoint rises by brake_lift_per_load_m_per_n per newton of z force, a push
+    down or the face pushing up alike, capped at brake_max_lift_m (a non-finite reading: the cap);
+    past brake_s it lasts while |F_z| > brake_hold_load_n, and never past brake_max_s."""
+    import dataclasses
+
+    config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate"))
+    r = config.reflex
+    dt = config.env.control_period_s
+    tip = [0.55, 0.0, 0.06]
+    reflex = Reflex(config, AlwaysRisky(), SoftRecovery())
+    task = _command([0.55, 0.0, 0.05], 1500.0, 80.0)
+    reflex.begin_decision(task, _tick(tip=tip), 0.03, task)
+    down, up, far, nan = (reflex.step(_tick(force_z, tip), 0.03).command.position_m[2] - tip[2]
+                          for force_z in (-10.0, 10.0, -1e3, float("nan")))
+    assert down == pytest.approx(r.brake_lift_m + 10.0 * r.brake_lift_per_load_m_per_n)
+    assert up == pytest.approx(down)
+    assert far == pytest.approx(r.brake_max_lift_m) and nan == pytest.approx(r.brake_max_lift_m)
+    loaded = 2.0 * r.brake_hold_load_n
+    kz = [reflex.step(_tick(-loaded, tip), 0.03).command.stiffness[2] for _ in range(int(round(r.brake_max_s / dt)))]
+    assert set(kz[:-4]) == {r.brake_stiffness_n_per_m}  # loaded: the brake, to brake_max_s ...
+    assert kz[-1] == pytest.approx(150.0, rel=1e-3)  # ... then the learned recovery, loaded or not
+    reflex.reset()
+    reflex.begin_decision(task, _tick(tip=tip), 0.03, task)
+    brake_ticks = int(round(r.brake_s / dt))
+    kz = [reflex.step(_tick(0.5 * r.brake_hold_load_n, tip), 0.03).command.stiffness[2] for _ in range(brake_ticks + 1)]
+    assert kz[brake_ticks - 1] == r.brake_stiffness_n_per_m and kz[brake_ticks] == pytest.approx(150.0, rel=1e-3)
 
 
 def test_the_brake_holds_the_tip_with_the_replaced_lateral_gains(config: BresaConfig) -> None:

@@ -44,6 +44,7 @@ from bresa_control.common.config import BresaConfig, config_to_dict
 from bresa_control.common.files import write_json_atomic
 from bresa_control.common.paths import portable
 from bresa_control.learning.registry import CONTROLLERS
+from bresa_control.safety.reflex import RAMP_KEYS
 from bresa_control.simulation.rollout import EpisodeResult, summarise
 from bresa_control.simulation.scenarios import SCENARIOS
 from bresa_control.tasks import DEFAULT_TASK, make_task
@@ -176,16 +177,36 @@ def _run_on_ray(
     return documents
 
 
+def config_read_by(controller_name: str, config: BresaConfig) -> dict[str, Any]:
+    """The settings a controller's episodes depend on: the whole config, except that a controller
+    without the reflex (``reflex: off``) reads only the intermediate actions' ramp rates of the
+    ``reflex`` section (:data:`~bresa_control.safety.reflex.RAMP_KEYS`), so that a change to the
+    gate, the recovery or the brake does not invalidate its cells."""
+    settings = config_to_dict(config)
+    if CONTROLLERS[controller_name].reflex == "off":
+        settings["reflex"] = {key: settings["reflex"][key] for key in RAMP_KEYS}
+    return settings
+
+
 def fingerprint(cell: Cell, config: BresaConfig, episodes: int, seed: int, models_dir: str | Path | None,
                 seeds_dir: str | Path, task: str = DEFAULT_TASK) -> str:
-    """What makes a cell's result: the controller, scenario, episode seeds, the whole config, the
-    task and its own parameters, and the content of every model file the controller loads
-    (SHA-256). A finished cell is reused only when this matches: after a retraining or a config
-    change its cell runs again. (Peg insertion's cells predate tasks: for it the task adds nothing,
-    so that they stay valid.)"""
+    """What makes a cell's result: the controller, scenario, episode seeds, the config it reads
+    (:func:`config_read_by`), the task and its own parameters, and the content of every model file
+    the controller loads (SHA-256). A finished cell is reused only when this matches: after a
+    retraining or a config change its cell runs again."""
+    return fingerprint_of_settings(cell, config_read_by(cell.controller, config), episodes, seed, models_dir,
+                                   seeds_dir, task, config)
+
+
+def fingerprint_of_settings(cell: Cell, config_settings: dict[str, Any], episodes: int, seed: int,
+                            models_dir: str | Path | None, seeds_dir: str | Path, task: str,
+                            config: BresaConfig) -> str:
+    """:func:`fingerprint` with the config's part given as a dict (``bench/restamp_cells.py``
+    recomputes the fingerprints a config change left valid). (Peg insertion's cells predate
+    tasks: for it the task adds nothing, so that they stay valid.)"""
     digest = hashlib.sha256()
     settings = {"controller": cell.controller, "scenario": cell.scenario, "episodes": episodes, "seed": seed,
-                "config": config_to_dict(config)}
+                "config": config_settings}
     if task != DEFAULT_TASK:
         settings["task"] = {"name": task, "parameters": make_task(task, config).parameters()}
     digest.update(json.dumps(settings, sort_keys=True).encode())

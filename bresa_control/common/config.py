@@ -269,6 +269,12 @@ class ReflexConfig:
     brake_lift_m: float = _key(0.0, 0.01, "m", "the brake's setpoint: the tip at firing, this much higher")
     brake_stiffness_n_per_m: float = _key(10.0, 3000.0, "N/m", "the brake's z stiffness")
     brake_damping_ns_per_m: float = _key(0.0, 600.0, "Ns/m", "the brake's z damping")
+    brake_lift_per_load_m_per_n: float = _key(0.0, 0.01, "m/N", "the brake's setpoint rises this much more per "
+                                                               "newton of z force on the tool, either sign")
+    brake_max_lift_m: float = _key(0.0, 0.05, "m", "the brake's setpoint at most this far above the tip at firing")
+    brake_hold_load_n: float = _key(0.0, 100.0, "N", "past brake_s, the brake goes on while the tool's z force "
+                                                    "is above this ...")
+    brake_max_s: float = _key(0.0, 2.0, "s", "... up to this long after firing")
 
 
 @dataclass(frozen=True)

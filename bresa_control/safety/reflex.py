@@ -44,6 +44,11 @@ class RecoveryModel(Protocol):
         replaces (a learned recovery keeps some of them: risk_features.RECOVERY_KEEPS)."""
 
 
+# What the intermediate actions read of the ``reflex`` config: all a controller without the
+# reflex (``mode: off``) reads of it.
+RAMP_KEYS = ("stiffness_rate_n_per_m_per_tick", "damping_rate_ns_per_m_per_tick")
+
+
 class IntermediateActions:
     """``a_hat_k``: setpoint moved linearly from the tip toward the target over the decision
     period; translational gains ramped toward the target's under per-tick rate limits.
@@ -187,7 +192,12 @@ class Reflex:
         self._last_recovery: ImpedanceCommand | None = None
         reflex = config.reflex
         self._brake_ticks = int(round(reflex.brake_s / dt))
+        # brake_s 0: no brake at all, loaded or not.
+        self._brake_max_ticks = max(self._brake_ticks, int(round(reflex.brake_max_s / dt))) if self._brake_ticks else 0
         self._brake_lift_m = reflex.brake_lift_m
+        self._brake_lift_per_load_m_per_n = reflex.brake_lift_per_load_m_per_n
+        self._brake_max_lift_m = max(reflex.brake_max_lift_m, reflex.brake_lift_m)
+        self._brake_hold_load_n = reflex.brake_hold_load_n
         self._brake_gains = (reflex.brake_stiffness_n_per_m, reflex.brake_damping_ns_per_m)
         self._brake: ImpedanceCommand | None = None  # latched when the reflex fires
         self._braked_ticks = 0
@@ -227,8 +237,8 @@ class Reflex:
             if fired:
                 self._brake = self._brake_command(tick, a_hat)
                 self._braked_ticks = 0
-            if self._brake is not None and self._braked_ticks < self._brake_ticks:
-                command = self._brake
+            if self._brake is not None and self._braking(tick):
+                command = self._loaded_brake(tick)
                 self._braked_ticks += 1
             else:
                 command = self._recover(tick, a_hat)
@@ -259,11 +269,35 @@ class Reflex:
         """The first ticks of a reflex: stop the tip where it is now (``brake_lift_m`` higher) with
         the brake's z stiffness and damping; x and y keep the gains of the action it replaces.
         A tip coming down fast is stopped by damping before the learned recovery's soft spring
-        takes over (config ``reflex.brake_*``)."""
+        takes over (config ``reflex.brake_*``). Latched at firing; :meth:`_loaded_brake` adds
+        the lift for the load of each tick."""
         values = replaced.values.copy()
         values[0:3] = tick.tip_position_m
         values[2] += self._brake_lift_m
         values[9], values[15] = self._brake_gains  # Kz, Dz (contract.COMMAND_LABELS)
+        return ImpedanceCommand.wrap(values)
+
+    def _braking(self, tick: TickState) -> bool:
+        """Whether this tick still brakes: for ``brake_s`` after firing, then while the tool's z
+        force is above ``brake_hold_load_n``, up to ``brake_max_s``."""
+        if self._braked_ticks < self._brake_ticks:
+            return True
+        return self._braked_ticks < self._brake_max_ticks and abs(tick.force_n[2]) > self._brake_hold_load_n
+
+    def _loaded_brake(self, tick: TickState) -> ImpedanceCommand:
+        """The latched brake with its setpoint raised for this tick's z force on the tool
+        (``brake_lift_per_load_m_per_n``, either sign: a push down or a face pushing up both
+        ask the tip to rise), at most ``brake_max_lift_m`` above the tip at firing. A non-finite
+        force reading lifts it the most."""
+        assert self._brake is not None
+        if self._brake_lift_per_load_m_per_n == 0.0:
+            return self._brake
+        load_lift_m = self._brake_lift_per_load_m_per_n * abs(float(tick.force_n[2]))
+        extra_m = min(load_lift_m, self._brake_max_lift_m - self._brake_lift_m)  # nan -> the cap
+        if not math.isfinite(load_lift_m):
+            extra_m = self._brake_max_lift_m - self._brake_lift_m
+        values = self._brake.values.copy()
+        values[2] += extra_m
         return ImpedanceCommand.wrap(values)
 
     def _fill_features(self, command: ImpedanceCommand, tick: TickState, face_height_m: float) -> None:

@@ -1,0 +1,91 @@
+"""Re-stamp the comparison's cells that a config change left valid, so that `bresa compare` reuses
+them instead of running them again.
+
+A cell's fingerprint (``bresa_control.app.compare.fingerprint``) holds the config its controller
+reads. When keys are added to the config that a controller does not read (for example the reflex's
+brake settings, for a controller without the reflex), its finished cells are still right, but
+their stored fingerprints, made over the config as it was, no longer match. For each complete cell
+whose controller does not read any of the keys named with ``--added`` (those the change added),
+this script recomputes the fingerprint the cell was made with: today's whole config less those
+keys. Only where that equals the stored fingerprint, which proves the cell was made with today's
+values of every other key and with today's model files, is the cell's fingerprint replaced by
+today's. Every other cell is left as it is, and runs again.
+
+    .venv/bin/python bench/restamp_cells.py --seeds-dir models/candidates \\
+        --added reflex.brake_lift_per_load_m_per_n reflex.brake_max_lift_m ...
+
+Prints one line per cell (re-stamped, already current, or left to run again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from bresa_control.app.compare import Cell, config_read_by, fingerprint, fingerprint_of_settings
+from bresa_control.common.config import config_to_dict, load_config
+from bresa_control.common.files import write_json_atomic
+from bresa_control.tasks import DEFAULT_TASK
+
+
+def has_any(settings: dict[str, Any], dotted_keys: list[str]) -> bool:
+    """Whether ``settings`` holds one of the named keys (``section.key``)."""
+    for dotted in dotted_keys:
+        *path, key = dotted.split(".")
+        node = settings
+        for part in path:
+            node = node.get(part, {})
+        if key in node:
+            return True
+    return False
+
+
+def without(settings: dict[str, Any], dotted_keys: list[str]) -> dict[str, Any]:
+    """``settings`` less the named keys (``section.key``); a name that is not there is an error."""
+    trimmed = copy.deepcopy(settings)
+    for dotted in dotted_keys:
+        *path, key = dotted.split(".")
+        node = trimmed
+        for part in path:
+            node = node[part]
+        if key not in node:
+            raise SystemExit(f"--added {dotted}: no such key in today's config")
+        del node[key]
+    return trimmed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cells", default="docs/comparison/cells", help="the cells' folder")
+    parser.add_argument("--seeds-dir", default="models/seeds", help="as the comparison's --seeds-dir")
+    parser.add_argument("--models-dir", default=None, help="as the comparison's --models-dir")
+    parser.add_argument("--added", nargs="+", required=True, help="config keys added since the cells were made")
+    args = parser.parse_args()
+    config = load_config()
+    made_with = without(config_to_dict(config), args.added)
+    counts = {"re-stamped": 0, "current": 0, "left": 0}
+    for path in sorted(Path(args.cells).glob("*.json")):
+        document = json.loads(path.read_text())
+        cell = Cell(document["controller"], document["scenario"], document["training_seed"])
+        episodes, seed, task = len(document["per_episode"]), document["seed"], document.get("task", DEFAULT_TASK)
+        today = fingerprint(cell, config, episodes, seed, args.models_dir, args.seeds_dir, task)
+        if document.get("fingerprint") == today:
+            verdict = "current"
+        elif has_any(config_read_by(cell.controller, config), args.added):
+            verdict = "left"  # its controller reads what was added: it must run again
+        elif document.get("complete") and document.get("fingerprint") == fingerprint_of_settings(
+                cell, made_with, episodes, seed, args.models_dir, args.seeds_dir, task, config):
+            write_json_atomic(path, {**document, "fingerprint": today})
+            verdict = "re-stamped"
+        else:
+            verdict = "left"
+        counts[verdict] += 1
+        print(f"{path.name}: {verdict}")
+    print(", ".join(f"{n} {verdict}" for verdict, n in counts.items()))
+
+
+if __name__ == "__main__":
+    main()
