@@ -280,8 +280,9 @@ def test_the_loaded_brake_carries_a_20_n_push_down_off_the_face(config: BresaCon
 
 
 def test_the_brake_lifts_with_the_load_either_way_and_lasts_while_it_does(config: BresaConfig) -> None:
-    """The brake's setpoint rises by brake_lift_per_load_m_per_n per newton of z force, a push
-    down or the face pushing up alike, capped at brake_max_lift_m (a non-finite reading: the cap);
+    """The brake's setpoint rises by brake_lift_per_load_m_per_n per newton of z force above
+    brake_hold_load_n, a push down or the face pushing up alike, capped at brake_max_lift_m (a
+    non-finite reading: the cap);
     past brake_s it lasts while |F_z| > brake_hold_load_n, and never past brake_max_s."""
     import dataclasses
 
@@ -292,14 +293,15 @@ def test_the_brake_lifts_with_the_load_either_way_and_lasts_while_it_does(config
     reflex = Reflex(config, AlwaysRisky(), SoftRecovery())
     task = _command([0.55, 0.0, 0.05], 1500.0, 80.0)
     reflex.begin_decision(task, _tick(tip=tip), 0.03, task)
-    down, up, far, nan = (reflex.step(_tick(force_z, tip), 0.03).command.position_m[2] - tip[2]
-                          for force_z in (-10.0, 10.0, -1e3, float("nan")))
+    down, up, far, nan, bias = (reflex.step(_tick(force_z, tip), 0.03).command.position_m[2] - tip[2]
+                                for force_z in (-10.0, 10.0, -1e3, float("nan"), r.brake_hold_load_n))
     assert down == pytest.approx(r.brake_lift_m + 10.0 * r.brake_lift_per_load_m_per_n)
     assert up == pytest.approx(down)
     assert far == pytest.approx(r.brake_max_lift_m) and nan == pytest.approx(r.brake_max_lift_m)
+    assert bias == pytest.approx(r.brake_lift_m)  # up to brake_hold_load_n: a tare error, no load
     loaded = 2.0 * r.brake_hold_load_n
     kz = [reflex.step(_tick(-loaded, tip), 0.03).command.stiffness[2] for _ in range(int(round(r.brake_max_s / dt)))]
-    assert set(kz[:-4]) == {r.brake_stiffness_n_per_m}  # loaded: the brake, to brake_max_s ...
+    assert set(kz[:-5]) == {r.brake_stiffness_n_per_m}  # loaded: the brake (5 ticks above), to brake_max_s ...
     assert kz[-1] == pytest.approx(150.0, rel=1e-3)  # ... then the learned recovery, loaded or not
     reflex.reset()
     reflex.begin_decision(task, _tick(tip=tip), 0.03, task)

@@ -287,13 +287,15 @@ class Reflex:
     def _loaded_brake(self, tick: TickState) -> ImpedanceCommand:
         """The latched brake with its setpoint raised for this tick's z force on the tool
         (``brake_lift_per_load_m_per_n``, either sign: a push down or a face pushing up both
-        ask the tip to rise), at most ``brake_max_lift_m`` above the tip at firing. A non-finite
-        force reading lifts it the most."""
+        ask the tip to rise), at most ``brake_max_lift_m`` above the tip at firing. A force up to
+        ``brake_hold_load_n`` is no load (a sensor's tare error, such as a wrong payload
+        setting, must not lift the tip); a non-finite reading lifts it the most."""
         assert self._brake is not None
-        if self._brake_lift_per_load_m_per_n == 0.0:
+        load_n = abs(float(tick.force_n[2]))
+        if self._brake_lift_per_load_m_per_n == 0.0 or load_n <= self._brake_hold_load_n:
             return self._brake
-        load_lift_m = self._brake_lift_per_load_m_per_n * abs(float(tick.force_n[2]))
-        extra_m = min(load_lift_m, self._brake_max_lift_m - self._brake_lift_m)  # nan -> the cap
+        load_lift_m = self._brake_lift_per_load_m_per_n * load_n
+        extra_m = min(load_lift_m, self._brake_max_lift_m - self._brake_lift_m)
         if not math.isfinite(load_lift_m):
             extra_m = self._brake_max_lift_m - self._brake_lift_m
         values = self._brake.values.copy()
