@@ -270,7 +270,8 @@ class ReflexConfig:
     brake_stiffness_n_per_m: float = _key(10.0, 3000.0, "N/m", "the brake's z stiffness")
     brake_damping_ns_per_m: float = _key(0.0, 600.0, "Ns/m", "the brake's z damping")
     brake_lift_per_load_m_per_n: float = _key(0.0, 0.01, "m/N", "the brake's setpoint rises this much more per "
-                                                               "newton of z force on the tool, either sign")
+                                                               "newton of z force on the tool, either sign, once "
+                                                               "it is above brake_hold_load_n")
     brake_max_lift_m: float = _key(0.0, 0.05, "m", "the brake's setpoint at most this far above the tip at firing")
     brake_hold_load_n: float = _key(0.0, 100.0, "N", "past brake_s, the brake goes on while the tool's z force "
                                                     "is above this ...")
