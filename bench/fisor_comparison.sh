@@ -2,8 +2,8 @@
 # The FISOR issue's comparison: fisor (FISOR's policy, no reflex) and bresa-feasibility (the reflex
 # gated by the reachability value), three training seeds x EPISODES x the nine scenarios, the same
 # episode seeds as bench/compare.sh's first EPISODES, into docs/comparison-fisor/ (cells, summary,
-# table, plot); table_with_bresa.md adds bresa's rows of docs/comparison/ (its 50 episodes per
-# training seed, which begin with these); then, for every fisor cell, what FISOR's own critics said
+# table, plot); table_with_bresa.md adds bresa's rows of docs/comparison/ and takes fisor's from
+# there too where it has them (50 episodes per training seed, which begin with these); then, for every fisor cell, what FISOR's own critics said
 # before each of its violations and the totals by scenario (bench/fisor_trace.py), into
 # docs/comparison-fisor/traces/fisor_violations.txt. Resumable, like bench/compare.sh.
 #
@@ -24,7 +24,10 @@ import json, sys
 from bresa_control.app.compare import markdown
 from bresa_control.learning.registry import CONTROLLERS
 from bresa_control.simulation.scenarios import SCENARIOS
-rows = json.load(open(sys.argv[1]))["rows"] + [r for r in json.load(open(sys.argv[2]))["rows"] if r["controller"] == "bresa"]
+# bresa's rows, and fisor's where docs/comparison has them (50 episodes per training seed), replace these.
+full = [r for r in json.load(open(sys.argv[2]))["rows"] if r["controller"] in ("bresa", "fisor")]
+taken = {(r["controller"], r["scenario"]) for r in full}
+rows = [r for r in json.load(open(sys.argv[1]))["rows"] if (r["controller"], r["scenario"]) not in taken] + full
 print(markdown(sorted(rows, key=lambda r: (SCENARIOS.index(r["scenario"]), list(CONTROLLERS).index(r["controller"])))))
 PY
 mkdir -p "$OUT/traces"

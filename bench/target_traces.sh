@@ -7,22 +7,27 @@
 # on one core for the push; push-down and block-rises have more violating episodes (about an
 # hour more).
 #
-#   bench/target_traces.sh [EPISODES] [SEEDS_DIR] [SCENARIOS]
+#   bench/target_traces.sh [EPISODES] [SEEDS_DIR] [SCENARIOS] [CONTROLLERS]
 #       EPISODES: default 50, the comparison's episodes 0..49; SEEDS_DIR as bresa compare's
-#       --seeds-dir, default models/seeds; SCENARIOS: default "push push-down block-rises"
+#       --seeds-dir, default models/seeds; SCENARIOS: default "push push-down block-rises";
+#       CONTROLLERS: those that rerun bresa's violating episodes, default "bresa sac scripted".
+#       TIME_SPLITS=0 in the environment skips the two time splits (about 40 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPISODES="${1:-50}"
 SEEDS_DIR="${2:-models/seeds}"
 SCENARIOS="${3:-push push-down block-rises}"
+CONTROLLERS="${4:-bresa sac scripted}"
 OUT=docs/comparison/traces
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1
 PY=.venv/bin/python
+if [ "${TIME_SPLITS:-1}" != 0 ]; then
 $PY bench/time_split.py --controllers scripted,sac,bresa --scenario nominal --episodes "$EPISODES" \
     --training-seeds 0,1,2 --seeds-dir "$SEEDS_DIR" --out "$OUT/time_split_nominal.json" | tee "$OUT/time_split_nominal.txt"
 $PY bench/time_split.py --controllers scripted,sac,bresa,sac-lagrangian --scenario push --episodes "$EPISODES" \
     --training-seeds 0,1,2 --seeds-dir "$SEEDS_DIR" --out "$OUT/time_split_push.json" | tee "$OUT/time_split_push.txt"
+fi
 for scenario in $SCENARIOS; do
 for seed in 0 1 2; do
     models=$($PY -c "from bresa_control.app.compare import seed_models_dir; import sys; \
@@ -34,7 +39,7 @@ print(','.join(str(e['seed']) for e in d['per_episode'] if e['violation']))" \
         echo "== training seed $seed: bresa has no violation under $scenario"
         continue
     fi
-    for controller in bresa sac scripted; do  # sac: the same task policy without the layer
+    for controller in $CONTROLLERS; do  # sac: the same task policy without the layer
         echo "== $controller, $scenario, training seed $seed models ($models), bresa's violating episodes"
         $PY bench/peak_trace.py --controller "$controller" --scenario "$scenario" --seeds "$violated" --models-dir "$models"
     done

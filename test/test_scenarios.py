@@ -7,7 +7,7 @@ import pytest
 
 from bresa_control.common.config import BresaConfig, load_config
 from bresa_control.simulation.env import TaskEnv
-from bresa_control.simulation.scenarios import Scenario
+from bresa_control.simulation.scenarios import SCENARIOS, Scenario
 
 
 def _hold(env: TaskEnv) -> np.ndarray:
@@ -169,3 +169,21 @@ def test_training_disturbances_stay_weaker_than_the_scenarios_and_come_from_the_
     with pytest.raises(ValueError, match="nominal scenario only"):
         TaskEnv(randomised, scenario="push")
     assert not TaskEnv(config).disturbances.enabled  # evaluation never randomises
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_an_episode_does_not_depend_on_the_episode_before_it(config: BresaConfig, scenario: str) -> None:
+    """Every scenario restores what it changed: an episode run after another in the same
+    environment sees what it sees in a fresh one (the payload's mass once leaked into the next
+    episode's first reading, so a comparison's figures depended on how its episodes were shared
+    out between workers)."""
+    def first_steps(env: TaskEnv, seed: int) -> list[np.ndarray]:
+        action = np.linspace(-0.8, 0.8, env.action_space.shape[0]).astype(np.float32)
+        observations = [env.reset(seed=seed)[0]]
+        observations += [env.step(action)[0] for _ in range(3)]
+        return observations
+
+    used = TaskEnv(config, scenario=scenario)
+    first_steps(used, 3)
+    for fresh, after in zip(first_steps(TaskEnv(config, scenario=scenario), 5), first_steps(used, 5)):
+        np.testing.assert_array_equal(fresh, after)

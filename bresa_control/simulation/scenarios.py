@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections import deque
 
+import mujoco
 import numpy as np
 
 from bresa_control.common.config import RandomisationConfig, ScenarioConfig
@@ -95,6 +96,10 @@ class Scenario:
         mass, inertia = self._nominal_peg
         sim.model.body_mass[peg] = mass + extra_kg
         sim.model.body_inertia[peg] = inertia * (mass + extra_kg) / mass
+        # The arm was put at rest before this (ArmSim.reset): recompute what it reads there with
+        # this episode's mass, not the last episode's, so that an episode does not depend on which
+        # episode ran before it in the same environment.
+        mujoco.mj_forward(sim.model, sim.data)
 
     def sense(self, sim: ArmSim, tick: TickState) -> TickState:
         """What the controllers see of the arm's state ``tick`` (the truth, after this tick)."""
