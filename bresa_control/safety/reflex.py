@@ -294,10 +294,8 @@ class Reflex:
         load_n = abs(float(tick.force_n[2]))
         if self._brake_lift_per_load_m_per_n == 0.0 or load_n <= self._brake_hold_load_n:
             return self._brake
-        load_lift_m = self._brake_lift_per_load_m_per_n * load_n
-        extra_m = min(load_lift_m, self._brake_max_lift_m - self._brake_lift_m)
-        if not math.isfinite(load_lift_m):
-            extra_m = self._brake_max_lift_m - self._brake_lift_m
+        most_m = self._brake_max_lift_m - self._brake_lift_m
+        extra_m = min(self._brake_lift_per_load_m_per_n * load_n, most_m) if math.isfinite(load_n) else most_m
         values = self._brake.values.copy()
         values[2] += extra_m
         return ImpedanceCommand.wrap(values)
