@@ -31,26 +31,26 @@ from bresa_control.common.files import write_json_atomic
 from bresa_control.tasks import DEFAULT_TASK
 
 
+def parent_of(settings: dict[str, Any], dotted: str, strict: bool) -> tuple[dict[str, Any], str]:
+    """The section that holds ``section.key`` in ``settings``, and the key's name; a missing
+    section is an error when ``strict``, else an empty section."""
+    *path, key = dotted.split(".")
+    node = settings
+    for part in path:
+        node = node[part] if strict else node.get(part, {})
+    return node, key
+
+
 def has_any(settings: dict[str, Any], dotted_keys: list[str]) -> bool:
     """Whether ``settings`` holds one of the named keys (``section.key``)."""
-    for dotted in dotted_keys:
-        *path, key = dotted.split(".")
-        node = settings
-        for part in path:
-            node = node.get(part, {})
-        if key in node:
-            return True
-    return False
+    return any(key in node for node, key in (parent_of(settings, d, strict=False) for d in dotted_keys))
 
 
 def without(settings: dict[str, Any], dotted_keys: list[str]) -> dict[str, Any]:
     """``settings`` less the named keys (``section.key``); a name that is not there is an error."""
     trimmed = copy.deepcopy(settings)
     for dotted in dotted_keys:
-        *path, key = dotted.split(".")
-        node = trimmed
-        for part in path:
-            node = node[part]
+        node, key = parent_of(trimmed, dotted, strict=True)
         if key not in node:
             raise SystemExit(f"--added {dotted}: no such key in today's config")
         del node[key]
