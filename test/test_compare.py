@@ -13,6 +13,7 @@ from bresa_control.app.compare import (
     Cell,
     aggregate,
     bootstrap_interval,
+    markdown,
     plan,
     rate_interval,
     separable_events,
@@ -90,6 +91,13 @@ def test_a_rate_with_no_events_is_separable_only_from_enough_events() -> None:
     assert wilson_interval(k, 150)[0] > upper >= wilson_interval(k - 1, 150)[0]
     # with one episode per controller nothing lies clear of "none in one" (a one-episode smoke run)
     assert separable_events(wilson_interval(0, 1)[1], 1) is None
+
+
+def test_the_table_names_success_time_by_the_task() -> None:
+    rows = aggregate([_cell("scripted", "nominal", None, 0, 9.0)])
+    assert "| insertion time (s) |" in markdown(rows).splitlines()[0]
+    assert "| time to the exit (s) |" in markdown(rows, "maze").splitlines()[0]
+    assert markdown(rows).splitlines()[2] == "| nominal | scripted | 1 x 50 | 100 % [93, 100] | 0 % [0, 7] | 9.00 |"
 
 
 def test_the_target_check_of_a_one_episode_comparison_says_nothing_separates() -> None:

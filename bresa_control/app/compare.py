@@ -47,7 +47,7 @@ from bresa_control.learning.registry import CONTROLLERS
 from bresa_control.safety.reflex import RAMP_KEYS
 from bresa_control.simulation.rollout import EpisodeResult, summarise
 from bresa_control.simulation.scenarios import SCENARIOS
-from bresa_control.tasks import DEFAULT_TASK, make_task
+from bresa_control.tasks import DEFAULT_TASK, TASKS, make_task
 
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
@@ -326,9 +326,9 @@ def _order(key: tuple[str, str]) -> tuple[int, int]:
     return scenarios.index(key[1]), controllers.index(key[0])
 
 
-def markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """The comparison as a Markdown table (rates in %, 95 % intervals in brackets)."""
-    lines = ["| scenario | controller | seeds x episodes | success | violations | insertion time (s) |",
+def markdown(rows: Sequence[dict[str, Any]], task: str = DEFAULT_TASK) -> str:
+    """The comparison of ``task`` as a Markdown table (rates in %, 95 % intervals in brackets)."""
+    lines = [f"| scenario | controller | seeds x episodes | success | violations | {TASKS[task].time_label} (s) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         seeds = len(r["training_seeds"])

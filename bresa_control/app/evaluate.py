@@ -20,7 +20,7 @@ from bresa_control.common.config import BresaConfig
 from bresa_control.safety.reflex import gate_thresholds
 from bresa_control.simulation.rollout import EpisodeResult, run_episode
 from bresa_control.simulation.scenarios import SCENARIOS
-from bresa_control.tasks import DEFAULT_TASK
+from bresa_control.tasks import DEFAULT_TASK, TASKS
 
 
 def evaluate(
@@ -79,11 +79,11 @@ def _advance(bar: tqdm, results: list[EpisodeResult], episodes: int) -> None:
         bar.set_postfix(success=f"{np.mean([r.inserted for r in results]):.2f}")
 
 
-def format_table(summaries: list[dict[str, Any]]) -> str:
-    """A Markdown table of summaries (one row per controller and scenario)."""
+def format_table(summaries: list[dict[str, Any]], task: str = DEFAULT_TASK) -> str:
+    """A Markdown table of summaries (one row per controller and scenario) of ``task``'s episodes."""
     header = (
         "| controller | scenario | episodes | success | violations | peak force mean (N) "
-        "| peak force max (N) | insertion time (s) |"
+        f"| peak force max (N) | {TASKS[task].time_label} (s) |"
     )
     lines = [header, "|" + "---|" * 8]
     for s in summaries:

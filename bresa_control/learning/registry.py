@@ -124,7 +124,7 @@ class ControllerSpec:
 def _selected(card: dict[str, Any]) -> str:
     """The checkpoint a SAC training card says was selected, and how it did."""
     best = card["checkpoint_selection"]["selected"]
-    return (f"checkpoint of step {best['timestep']}, {best['success_rate']:.0%} inserted in "
+    return (f"checkpoint of step {best['timestep']}, {best['success_rate']:.0%} success in "
             f"{card['checkpoint_selection']['episodes']} held-out episodes")
 
 
@@ -156,7 +156,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "train-fisor", FisorTraining, "bresa_control.learning.fisor:train_and_export", FISOR_DIR,
            uses_data=True, models_dir_help=f"writes {FISOR_DIR}/{FISOR_FILE} and its card here",
            describe=lambda card: (f"V_h held-out AUROC {card['holdout']['v_h_auroc_holdout']:.3f}; "
-                                  f"{card['selection_episodes']['success_rate']:.0%} inserted, "
+                                  f"{card['selection_episodes']['success_rate']:.0%} success, "
                                   f"{card['selection_episodes']['violation_rate']:.0%} violated in "
                                   f"{card['selection_episodes']['episodes']} held-out episodes")),
 )}

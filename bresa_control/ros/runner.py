@@ -32,7 +32,7 @@ from bresa_control.ros import messages
 from bresa_control.ros.bringup import DEMO_SEED, FAST_NICENESS, NodeSpec, config_files, node_set
 from bresa_control.ros.node_base import make_executor
 from bresa_control.ros.recorder import BagRecorder
-from bresa_control.tasks import DEFAULT_TASK
+from bresa_control.tasks import DEFAULT_TASK, TASKS
 
 ARMS = ("mujoco", "franky-sim")  # what bresa demo --arm takes
 STOP_TIMEOUT_S = 15.0
@@ -233,8 +233,8 @@ def run_demo(
                 break
             if inserted_at is None and monitor.inserted():
                 inserted_at = time.monotonic() - start
-                print(f"[bresa demo] peg inserted after {inserted_at:.1f} s (wall clock, node start included)",
-                      flush=True)
+                print(f"[bresa demo] {TASKS[task].success_word} after {inserted_at:.1f} s (wall clock, node start "
+                      "included)", flush=True)
             # One insertion ends once the policy holds too (it decides at 10 Hz and may not have
             # seen the peg in yet when the arm reports it).
             if duration_s is None and inserted_at is not None and monitor.holding():

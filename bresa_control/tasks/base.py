@@ -76,6 +76,10 @@ class Task(ABC):
     name: str = ""
     #: the gymnasium id (``gymnasium.make``)
     env_id: str = ""
+    #: what a succeeded episode is called in messages and tables (peg insertion: "inserted")
+    success_word: str = "succeeded"
+    #: the mean time to success's column name (peg insertion: "insertion time")
+    time_label: str = "time to success"
 
     def __init__(self, config: BresaConfig) -> None:
         self.config = config

@@ -197,6 +197,8 @@ class MazeTask(Task):
 
     name = "maze"
     env_id = "bresa_control/Maze-v0"
+    success_word = "at the exit"
+    time_label = "time to the exit"
 
     def __init__(self, config: BresaConfig, maze: MazeConfig | None = None) -> None:
         super().__init__(config)

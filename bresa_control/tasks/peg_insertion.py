@@ -68,6 +68,8 @@ class PegInsertionTask(Task):
 
     name = "peg-insertion"
     env_id = "bresa_control/PegInsertion-v0"
+    success_word = "inserted"
+    time_label = "insertion time"
 
     def __init__(self, config: BresaConfig) -> None:
         super().__init__(config)

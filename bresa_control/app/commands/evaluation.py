@@ -97,7 +97,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(f"partial results written to {args.json} (complete: false)", file=sys.stderr)
         return 130
     summary = summarise(args.controller, args.scenario, results)
-    print(format_table([summary]))
+    print(format_table([summary], args.task))
     if ray_report:
         print(f"ran on Ray ({ray_report['address']}): tasks per node "
               f"{ {n['address'] + ' ' + i[:8]: n['tasks'] for i, n in ray_report['nodes'].items()} }")
@@ -155,7 +155,7 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"bresa: episodes failed on Ray (after a retry), by cell and seed: {failed}", file=sys.stderr)
         status = status or 1
     rows = compare.aggregate(partial)
-    table = compare.markdown(rows)
+    table = compare.markdown(rows, args.task)
     write_json_atomic(out / "summary.json", {"complete": status == 0 and all(r["complete"] for r in rows),
                                              "command": args.command_line, "episodes": args.episodes,
                                              "seed": args.seed, "interval": compare.INTERVAL, "rows": rows})

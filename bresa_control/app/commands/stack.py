@@ -78,7 +78,7 @@ def _demo(args: argparse.Namespace) -> int:
     timing = (f"critic ({where}) {rate:.0f} Hz with period p99 {result['critic_period_p99_ms']:.2f} ms" if rate
               else "the critic never received a task action")
     print(
-        f"inserted: {result['inserted']}, peak force {result['peak_force_n']:.1f} N (F_max "
+        f"{TASKS[result['task']].success_word}: {result['inserted']}, peak force {result['peak_force_n']:.1f} N (F_max "
         f"{result['max_force_n']:g} N), reflexes: {result['reflex_count']}, {timing}; "
         f"logs in {result['run_dir']}"
     )
