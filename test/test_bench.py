@@ -167,6 +167,17 @@ def test_fisor_trace_reports_what_fisors_critics_said_before_a_violation(tmp_pat
     cell.write_text(json.dumps({"controller": "bresa", "scenario": "nominal", "per_episode": []}))
     result = _run("fisor_trace.py", "--cell", str(cell))
     assert result.returncode == 2 and "is a cell of 'bresa', expected one of fisor" in result.stderr
+    # several cells: each under its header, then the totals by scenario and over all (none violated here)
+    for name, scenario in (("fisor_push_seed0", "push"), ("fisor_payload_seed0", "payload")):
+        (tmp_path / f"{name}.json").write_text(json.dumps({
+            "controller": "fisor", "scenario": scenario, "models_dir": None,
+            "per_episode": [{"seed": 0, "violation": False}]}))
+    result = _run("fisor_trace.py", "--cell", str(tmp_path / "fisor_push_seed0.json"),
+                  str(tmp_path / "fisor_payload_seed0.json"))
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if not line.startswith("Warning")] == [
+        "== fisor_push_seed0", "no violating episode", "== fisor_payload_seed0", "no violating episode",
+        "== by scenario", "push: no violating episode", "payload: no violating episode", "all: no violating episode"]
 
 
 def test_restamp_cells_keeps_what_an_added_reflex_key_left_valid_and_nothing_else(tmp_path: Path) -> None:
