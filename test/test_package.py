@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from zipfile import ZipFile
 
 import pytest
 
@@ -61,3 +63,17 @@ def test_installed_package_finds_its_data_without_the_source_tree(install: Path,
     help_text = subprocess.run([str(install / "lib" / "bresa_control" / "bresa"), "--help"], env=env,
                                capture_output=True, text=True, timeout=120)
     assert help_text.returncode == 0 and "evaluate" in help_text.stdout
+
+
+def test_no_shipped_model_card_or_result_names_a_folder_of_the_machine_that_made_it() -> None:
+    # JSON strings (cards, comparison cells, benchmark figures) and SB3 zips' stored settings.
+    machine_path = re.compile(r'"/(?:tmp|work|root|home)/')
+    named = []
+    for path in sorted([*(REPO / "models").rglob("*.json"), *(REPO / "docs").rglob("*.json")]):
+        if machine_path.search(path.read_text()):
+            named.append(path.relative_to(REPO))
+    for path in sorted((REPO / "models").rglob("*.zip")):
+        with ZipFile(path) as archive:
+            if machine_path.search(archive.read("data").decode()):
+                named.append(path.relative_to(REPO))
+    assert not named, f"these name a folder of the machine that made them: {named}"
