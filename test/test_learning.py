@@ -498,6 +498,7 @@ def test_bresa_feasibility_trains_beside_its_gate_and_evaluates_with_it(tiny_mod
     assert card["config"]["reflex"]["gate"] == "feasibility" and card["seed"] == 1
     assert (folder / "feasibility_critic.pt").is_file() and (folder / "recovery_policy.pt").is_file()
     assert not (folder.parent / "task_policy.zip").exists()
+    assert not list(folder.parent.glob("*.pt")), "the critic and recovery are kept beside the policy only"
     out = tmp_path / "eval.json"
     short = tmp_path / "short.yaml"
     short.write_text("env:\n  max_episode_steps: 4\n")

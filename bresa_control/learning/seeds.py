@@ -37,9 +37,16 @@ def train_seed(
     entry = method_named(method)
     folder = seed_folder(out, method, seed)
     folder.mkdir(parents=True, exist_ok=True)
+    source = models_folder(models_dir)
     if entry.reflex_files:
-        copy_reflex_models(models_folder(models_dir), folder, entry.reflex_files)
-    return entry.train(config, folder, settings, data_path, tensorboard_dir, progress, command)
+        copy_reflex_models(source, folder, entry.reflex_files)
+    card = entry.train(config, folder, settings, data_path, tensorboard_dir, progress, command)
+    if entry.reflex_files and entry.policy_dir and source.resolve() != folder.resolve():
+        # The method keeps its own copies beside its policy (bresa-feasibility's bresa_feasibility/):
+        # the ones in the seed's folder were only the trainer's input, and two copies invite confusion.
+        for name in reflex_model_files(entry.reflex_files):
+            (folder / name).unlink(missing_ok=True)
+    return card
 
 
 def reflex_model_files(names: Sequence[str]) -> list[str]:
