@@ -1,7 +1,7 @@
 """Did FISOR's own feasibility value see its violations coming? One line per violating episode.
 
     python bench/fisor_trace.py --cell docs/comparison/cells/fisor_push-down_seed0.json
-    python bench/fisor_trace.py --cell docs/comparison-fisor/cells/fisor_*.json   (then totals by scenario)
+    python bench/fisor_trace.py --cell docs/comparison/cells/fisor_*.json   (then totals by scenario)
     python bench/fisor_trace.py --scenario push-down --seeds 3,7,12 [--models-dir models]
 
 FISOR calls a state feasible where ``V_h <= 0`` (a violation can be avoided from it, as far as the
