@@ -6,7 +6,7 @@
 # into docs/comparison/traces/fisor_violations.txt.
 #
 #   bench/compare.sh 50 --seeds-dir models/candidates --ray   # first: every controller, fisor's included
-#   bench/fisor_comparison.sh                                 # then this (the traces: ~25 min on one core)
+#   bench/fisor_comparison.sh                                 # then this (the traces: ~30 min on 2 cores)
 #
 # The 20-episode run that came before (docs/comparison-fisor/) is kept as it was made.
 set -euo pipefail
@@ -23,5 +23,5 @@ print(markdown(rows))  # summary.json's rows are in the comparison's order alrea
 PY
 cat "$OUT/table_fisor.md"
 mkdir -p "$OUT/traces"
-.venv/bin/python bench/fisor_trace.py --cell "$OUT"/cells/fisor_*.json 2>&1 | grep -v Warning \
+.venv/bin/python bench/fisor_trace.py --jobs 2 --cell "$OUT"/cells/fisor_*.json 2>&1 | grep -v Warning \
   | tee "$OUT/traces/fisor_violations.txt"

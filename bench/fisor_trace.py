@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,25 +96,32 @@ def main() -> None:
     parser.add_argument("--models-dir", help="with --seeds: the models folder (default models/)")
     parser.add_argument("--window", type=int, default=5, help="decisions looked at before the violation (0.1 s each)")
     parser.add_argument("--config", help="YAML laid over config/peg_insertion.yaml")
+    parser.add_argument("--jobs", type=int, default=1, help="with --cell: cells traced at once, one process each "
+                                                            "(the same output)")
     args = parser.parse_args()
 
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     config = load_config(args.config)
     if not args.cell:
         print(totals(run(config, args.scenario, args.models_dir, [int(s) for s in args.seeds.split(",")],
-                         args.window), args.window))
+                         args.window, print_lines=True)[1], args.window))
         return
     cells = [(path, json.loads(Path(path).read_text())) for path in args.cell]
     for path, cell in cells:
         if cell.get("controller") != "fisor":
             parser.error(f"{path} is a cell of {cell.get('controller')!r}, expected one of fisor")
-    by_scenario: dict[str, list[Violation]] = {}
-    for path, cell in cells:
-        if len(cells) > 1:
-            print(f"== {Path(path).stem}", flush=True)
-        seeds = [e["seed"] for e in cell["per_episode"] if e["violation"]]
-        found = run(config, cell["scenario"], cell["models_dir"], seeds, args.window)
-        print(totals(found, args.window))
-        by_scenario.setdefault(cell["scenario"], []).extend(found)
+    as_they_come = len(cells) == 1  # one cell: each episode's line as it is traced; several: cell by cell
+    jobs = [(config, cell["scenario"], cell["models_dir"], [e["seed"] for e in cell["per_episode"] if e["violation"]],
+             args.window, as_they_come) for _, cell in cells]
+    with ProcessPoolExecutor(args.jobs) if args.jobs > 1 else nullcontext() as pool:
+        results = pool.map(run_job, jobs) if pool is not None else map(run_job, jobs)
+        by_scenario: dict[str, list[Violation]] = {}
+        for (path, cell), (lines, found) in zip(cells, results):
+            if not as_they_come:
+                print("\n".join([f"== {Path(path).stem}", *lines]), flush=True)
+            print(totals(found, args.window), flush=True)
+            by_scenario.setdefault(cell["scenario"], []).extend(found)
     if len(cells) > 1:
         print("== by scenario")
         for scenario, found in by_scenario.items():
@@ -120,17 +129,26 @@ def main() -> None:
         print(f"all: {totals([v for found in by_scenario.values() for v in found], args.window)}")
 
 
-def run(config: BresaConfig, scenario: str, models_dir: str | None, seeds: list[int], window: int) -> list[Violation]:
-    """Rerun FISOR's episodes ``seeds`` in ``scenario``, a line each; the violating ones."""
+def run_job(job: tuple[BresaConfig, str, str | None, list[int], int, bool]) -> tuple[list[str], list[Violation]]:
+    """:func:`run` of one cell (a process pool's unit of work)."""
+    return run(*job)
+
+
+def run(config: BresaConfig, scenario: str, models_dir: str | None, seeds: list[int], window: int,
+        print_lines: bool = False) -> tuple[list[str], list[Violation]]:
+    """Rerun FISOR's episodes ``seeds`` in ``scenario``: a line each (printed as they come with
+    ``print_lines``) and the violating ones."""
     setup = make_controller("fisor", config, models_dir)
     assert isinstance(setup.policy, FisorPolicy)
     env = TaskEnv(setup.config, scenario=scenario)
-    found = []
+    lines, found = [], []
     for seed in seeds:
         violation = trace(setup.policy, env, seed, window)
-        print(line(violation, window) if violation else f"seed {seed}: no violation", flush=True)
+        lines.append(line(violation, window) if violation else f"seed {seed}: no violation")
+        if print_lines:
+            print(lines[-1], flush=True)
         found += [violation] if violation else []
-    return found
+    return lines, found
 
 
 if __name__ == "__main__":

@@ -172,12 +172,14 @@ def test_fisor_trace_reports_what_fisors_critics_said_before_a_violation(tmp_pat
         (tmp_path / f"{name}.json").write_text(json.dumps({
             "controller": "fisor", "scenario": scenario, "models_dir": None,
             "per_episode": [{"seed": 0, "violation": False}]}))
-    result = _run("fisor_trace.py", "--cell", str(tmp_path / "fisor_push_seed0.json"),
-                  str(tmp_path / "fisor_payload_seed0.json"))
-    assert result.returncode == 0, result.stderr
-    assert [line for line in result.stdout.splitlines() if not line.startswith("Warning")] == [
-        "== fisor_push_seed0", "no violating episode", "== fisor_payload_seed0", "no violating episode",
-        "== by scenario", "push: no violating episode", "payload: no violating episode", "all: no violating episode"]
+    for jobs in ("1", "2"):  # in one process or two, the same lines in the same order
+        result = _run("fisor_trace.py", "--cell", str(tmp_path / "fisor_push_seed0.json"),
+                      str(tmp_path / "fisor_payload_seed0.json"), "--jobs", jobs)
+        assert result.returncode == 0, result.stderr
+        assert [line for line in result.stdout.splitlines() if not line.startswith("Warning")] == [
+            "== fisor_push_seed0", "no violating episode", "== fisor_payload_seed0", "no violating episode",
+            "== by scenario", "push: no violating episode", "payload: no violating episode",
+            "all: no violating episode"]
 
 
 def test_restamp_cells_keeps_what_an_added_reflex_key_left_valid_and_nothing_else(tmp_path: Path) -> None:
