@@ -6,7 +6,7 @@
 # into docs/comparison/traces/fisor_violations.txt.
 #
 #   bench/compare.sh 50 --seeds-dir models/candidates --ray   # first: every controller, fisor's included
-#   bench/fisor_comparison.sh                                 # then this (the traces: ~30 min on 2 cores)
+#   bench/fisor_comparison.sh                                 # then this (the traces: 8 min on 2 cores)
 #
 # The 20-episode run that came before (docs/comparison-fisor/) is kept as it was made.
 set -euo pipefail
