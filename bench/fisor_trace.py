@@ -115,7 +115,7 @@ def main() -> None:
     jobs = [(config, cell["scenario"], cell["models_dir"], [e["seed"] for e in cell["per_episode"] if e["violation"]],
              args.window, as_they_come) for _, cell in cells]
     with ProcessPoolExecutor(args.jobs) if args.jobs > 1 else nullcontext() as pool:
-        results = pool.map(run_job, jobs) if pool is not None else map(run_job, jobs)
+        results = (pool.map if pool is not None else map)(run, *zip(*jobs))
         by_scenario: dict[str, list[Violation]] = {}
         for (path, cell), (lines, found) in zip(cells, results):
             if not as_they_come:
@@ -127,11 +127,6 @@ def main() -> None:
         for scenario, found in by_scenario.items():
             print(f"{scenario}: {totals(found, args.window)}")
         print(f"all: {totals([v for found in by_scenario.values() for v in found], args.window)}")
-
-
-def run_job(job: tuple[BresaConfig, str, str | None, list[int], int, bool]) -> tuple[list[str], list[Violation]]:
-    """:func:`run` of one cell (a process pool's unit of work)."""
-    return run(*job)
 
 
 def run(config: BresaConfig, scenario: str, models_dir: str | None, seeds: list[int], window: int,
