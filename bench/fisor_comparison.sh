@@ -5,7 +5,7 @@
 # own critics said before each of its violations, and the totals by scenario (bench/fisor_trace.py),
 # into docs/comparison/traces/fisor_violations.txt.
 #
-#   bench/compare.sh 50 --seeds-dir models/candidates --ray   # first: every controller, fisor's included
+#   bench/compare.sh 50 --ray   # first: every controller, fisor's included
 #   bench/fisor_comparison.sh                                 # then this (the traces: 8 min on 2 cores)
 #
 # The 20-episode run that came before (docs/comparison-fisor/) is kept as it was made.

@@ -11,7 +11,7 @@ keys. Only where that equals the stored fingerprint, which proves the cell was m
 values of every other key and with today's model files, is the cell's fingerprint replaced by
 today's. Every other cell is left as it is, and runs again.
 
-    .venv/bin/python bench/restamp_cells.py --seeds-dir models/candidates \\
+    .venv/bin/python bench/restamp_cells.py --seeds-dir models/seeds \\
         --added reflex.brake_lift_per_load_m_per_n reflex.brake_max_lift_m ...
 
 Prints one line per cell (re-stamped, already current, or left to run again).

@@ -1,7 +1,7 @@
 """Where does the composed arm tick's time go? The simulated arm with the critic in its loop, without
 ROS, paced at 1 kHz by sleeping, each part of every tick timed.
 
-    python bench/tick_profile.py --seconds 12 [--models-dir models/candidates/bresa/seed0] [--json X.json]
+    python bench/tick_profile.py --seconds 12 [--models-dir models/seeds/bresa/seed1] [--json X.json]
 
 One insertion (the demo's episode seed 63 by default) driven by the spiral search (the ``scripted``
 task policy, a decision every 100 ticks, not timed): every tick runs what ``mujoco_sim`` runs in

@@ -106,7 +106,7 @@ def test_the_target_check_of_a_one_episode_comparison_says_nothing_separates() -
     assert "pooled Wilson interval cannot lie clear of it with 1 episodes, whatever its violations" in text
 
 
-def test_compare_writes_cells_table_and_plot_and_resumes(tmp_path: Path) -> None:
+def test_compare_writes_cells_table_and_plot_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     # Training seed 1 of sac-lagrangian, made by train-seeds (tiny), against the spiral search.
     seeds = tmp_path / "seeds"
     assert main(["train-seeds", "--method", "sac-lagrangian", "--seeds", "1", "--timesteps", "30",
@@ -145,6 +145,13 @@ def test_compare_writes_cells_table_and_plot_and_resumes(tmp_path: Path) -> None
         cell_file.write_text(json.dumps(document))
     policy = seeds / "sac-lagrangian" / "seed1" / "sac_lagrangian" / "task_policy.zip"
     policy.write_bytes(policy.read_bytes() + b"\0")  # a retrained model: other bytes (zip readers skip the tail)
+    # --plan-only says so and runs nothing.
+    capsys.readouterr()
+    assert main([*args, "--plan-only"]) == 0
+    plan = capsys.readouterr().out
+    assert "4 cells: 2 finished" in plan and "2 to run" in plan, plan
+    assert "to run: sac-lagrangian_nominal_seed1.json" in plan and "to run: scripted" not in plan
+    assert json.loads(learned.read_text())["marker"] == "kept"
     assert main(args) == 0
     assert "marker" not in json.loads(learned.read_text())
     assert json.loads(cell.read_text())["marker"] == "kept"  # the spiral search's cell still matches

@@ -34,7 +34,8 @@ def test_data_folders_and_package_xml_install_into_share(install: Path) -> None:
     share = install / "share" / "bresa_control"
     assert (share / "package.xml").is_file()
     assert (install / "share" / "ament_index" / "resource_index" / "packages" / "bresa_control").is_file()
-    for folder in ("launch", "config", "models", "sim", "models/recovery_rl", "models/sac_lagrangian", "models/fisor"):
+    for folder in ("launch", "config", "models", "sim", "models/recovery_rl", "models/sac_lagrangian", "models/fisor",
+                   "models/bresa_feasibility"):
         shipped = sorted(p.name for p in (REPO / folder).glob("*.*"))
         assert shipped, f"{folder}/ ships no files"
         installed = sorted(p.name for p in (share / folder).iterdir() if p.is_file())

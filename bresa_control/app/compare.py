@@ -77,7 +77,7 @@ def seed_models_dir(method: str, training_seed: int, models_dir: str | Path | No
                     seeds_dir: str | Path) -> Path:
     """Where a method's models of one training seed are: ``seeds_dir/<method>/seedN``; for seed 0,
     the shipped folder unless ``seeds_dir`` has a ``seed0`` of that method (a retraining of every
-    seed, as ``bresa train-seeds --seeds 0 1 2 --out models/candidates`` writes it)."""
+    seed, as ``bresa train-seeds --seeds 0 1 2 --out models/new`` writes it)."""
     folder = Path(seeds_dir) / method / f"seed{training_seed}"
     if training_seed == 0 and not folder.is_dir():
         return models_folder(models_dir)
@@ -112,14 +112,12 @@ def missing_models(cells: Sequence[Cell], models_dir: str | Path | None, seeds_d
     return lines
 
 
-def run_cells(
+def split_finished(
     cells: Sequence[Cell], config: BresaConfig, episodes: int, seed: int, out: Path, models_dir: str | Path | None,
-    seeds_dir: str | Path, progress: bool, command: list[str], ray_address: str | None = None,
-    task: str = DEFAULT_TASK,
-) -> list[dict[str, Any]]:
-    """Evaluate every cell not already complete on disk (one after another here, or all at once
-    on Ray); each cell's JSON is written as soon as it finishes, or with what ran of it if
-    interrupted (``complete: false``). Returns the cells' documents."""
+    seeds_dir: str | Path, task: str = DEFAULT_TASK,
+) -> tuple[list[dict[str, Any]], list[Cell]]:
+    """The documents of the cells already complete on disk with today's fingerprint (the same models,
+    config, task and episodes: reused as they are), and the cells still to run."""
     documents, pending = [], []
     for cell in cells:
         done = _finished(out / "cells" / cell.name,
@@ -128,6 +126,18 @@ def run_cells(
             documents.append(done)
         else:
             pending.append(cell)
+    return documents, pending
+
+
+def run_cells(
+    cells: Sequence[Cell], config: BresaConfig, episodes: int, seed: int, out: Path, models_dir: str | Path | None,
+    seeds_dir: str | Path, progress: bool, command: list[str], ray_address: str | None = None,
+    task: str = DEFAULT_TASK,
+) -> list[dict[str, Any]]:
+    """Evaluate every cell not already complete on disk (one after another here, or all at once
+    on Ray); each cell's JSON is written as soon as it finishes, or with what ran of it if
+    interrupted (``complete: false``). Returns the cells' documents."""
+    documents, pending = split_finished(cells, config, episodes, seed, out, models_dir, seeds_dir, task)
     if ray_address is None:
         for cell in pending:
             results: list[EpisodeResult] = []

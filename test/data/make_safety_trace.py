@@ -9,8 +9,10 @@ and the shipped SAC policy (``PolicyLoop``) decides every 100 ticks. Two faults 
 arm's state stops for 8 ms once (the critic must hold) and one malformed task action arrives.
 ``test/test_runtime_loops.py`` replays the recorded inputs open loop and checks that the critic
 still decides exactly this (commands to 1e-6), so a faster implementation cannot change what
-reaches the arm. The file was made with the code of commit f29f834, before the 1 kHz loop was
-made lean; rerun this only when the critic's behaviour is meant to change.
+reaches the arm. The file was first made with the code of commit f29f834, before the 1 kHz loop
+was made lean, and remade on 2026-12-07 when the shipped models changed (the code of that day
+decided the previous file's ticks exactly with the models before); rerun this only when the
+critic's behaviour or its models are meant to change.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).with_name("safety_trace.npz")))
     args = parser.parse_args()
 
-    config = load_config(overrides={"reflex": {"mode": "control-rate"}})
+    config = load_config(overrides={"reflex": {"mode": "control-rate", "brake_s": 0.0}})  # as the test: no brake
     arm = ArmLoop(config, args.seed)
     critic, recovery, _ = load_reflex_models(config)
     loop = SafetyLoop(config, critic, recovery, arm.layout.fixture_estimate_m)

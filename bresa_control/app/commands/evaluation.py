@@ -56,6 +56,9 @@ def add_commands(commands: Any) -> None:
     cp.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     add_ray(cp)
     cp.add_argument("--no-progress", action="store_true")
+    cp.add_argument("--plan-only", action="store_true",
+                    help="run nothing: say which cells in OUT are finished with today's models and config "
+                         "(a run would reuse them) and which would run")
     cp.set_defaults(func=_compare)
 
     re_ = commands.add_parser("render", help="render one insertion to a GIF, offscreen on the CPU")
@@ -122,6 +125,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_plan(pending: list[Any], total: int, out: Path) -> int:
+    """``bresa compare --plan-only``: what a run would reuse and what it would run."""
+    print(f"{total} cells: {total - len(pending)} finished in {out / 'cells'} with these models, config and "
+          f"episodes (a run reuses them), {len(pending)} to run")
+    for cell in pending:
+        print(f"  to run: {cell.name}")
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from bresa_control.app import compare
 
@@ -137,6 +149,9 @@ def _compare(args: argparse.Namespace) -> int:
         print("bresa: models missing, nothing run (train them with 'bresa train-seeds', or leave those controllers "
               "out with --controllers):\n  " + "\n  ".join(missing), file=sys.stderr)
         return 2
+    if args.plan_only:
+        return _print_plan(compare.split_finished(cells, config, args.episodes, args.seed, out, args.models_dir,
+                                                  args.seeds_dir, args.task)[1], len(cells), out)
     status = 0
     try:
         documents = compare.run_cells(cells, config, args.episodes, args.seed, out, args.models_dir, args.seeds_dir,
