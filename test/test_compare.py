@@ -20,7 +20,7 @@ from bresa_control.app.compare import (
     target_check,
     wilson_interval,
 )
-from bresa_control.common.cards import read_card
+from bresa_control.common.cards import read_card, record_evaluation
 
 
 def test_wilson_interval_matches_the_closed_form_at_zero_and_is_symmetric() -> None:
@@ -144,6 +144,13 @@ def test_compare_writes_cells_table_and_plot_and_resumes(tmp_path: Path, capsys:
         document["marker"] = "kept"
         cell_file.write_text(json.dumps(document))
     policy = seeds / "sac-lagrangian" / "seed1" / "sac_lagrangian" / "task_policy.zip"
+    # An evaluation recorded in the model's card (bresa evaluate --record-in-card) is a result of the
+    # model, not a new model: every cell stays finished.
+    record_evaluation(policy.parent, {"controller": "sac-lagrangian", "scenario": "nominal", "success_rate": 1.0},
+                      ["bresa", "evaluate"])
+    capsys.readouterr()
+    assert main([*args, "--plan-only"]) == 0
+    assert "4 cells: 4 finished" in capsys.readouterr().out
     policy.write_bytes(policy.read_bytes() + b"\0")  # a retrained model: other bytes (zip readers skip the tail)
     # --plan-only says so and runs nothing.
     capsys.readouterr()

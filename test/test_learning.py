@@ -293,7 +293,7 @@ def test_evaluation_is_recorded_in_the_policy_card_on_request(
     argv = ["evaluate", "--controller", "force-guard", "--episodes", "2", "--config", str(short),
             "--models-dir", str(models), "--json", str(tmp_path / "r.json"), "--no-progress", "--record-in-card"]
     assert main(argv) == 0
-    recorded = read_card(models / "task_policy.zip")["evaluation"]["force-guard/nominal"]
+    recorded = read_card(models / "task_policy.zip")["recorded_evaluations"]["force-guard/nominal"]
     written = json.loads((tmp_path / "r.json").read_text())
     # The command as given, its folders outside the working folder named by their last part only.
     portable = [arg if not arg.startswith(str(tmp_path)) else f"<outside>/{Path(arg).name}" for arg in argv]
@@ -326,7 +326,7 @@ def test_shipped_models_load_under_the_shipped_config() -> None:
     policy = load_task_policy(find_data("models"))
     assert policy.sizes == (29, 7)
     card = read_card(find_data("models") / "task_policy.zip")
-    assert card["evaluation"]["sac/nominal"]["success_rate"] >= 0.9
+    assert card["recorded_evaluations"]["sac/nominal"]["success_rate"] >= 0.9
     # The documented defaults still make it: only the card's command-line flags differ from them.
     from bresa_control.learning.settings import PolicyTraining
 

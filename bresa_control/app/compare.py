@@ -39,7 +39,7 @@ import numpy as np
 
 from bresa_control.app.controllers import model_files
 from bresa_control.app.evaluate import evaluate, report
-from bresa_control.common.cards import models_folder
+from bresa_control.common.cards import model_file_digest, models_folder
 from bresa_control.common.config import BresaConfig, config_to_dict
 from bresa_control.common.files import write_json_atomic
 from bresa_control.common.paths import portable
@@ -225,7 +225,7 @@ def fingerprint_of_settings(cell: Cell, config_settings: dict[str, Any], episode
         for name in model_files(cell.controller):
             path = folder / name
             digest.update(name.encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"missing")
+            digest.update(model_file_digest(path) if path.is_file() else b"missing")
     return digest.hexdigest()
 
 

@@ -8,6 +8,7 @@ card is a :class:`ModelError`: nothing runs on a model it cannot vouch for.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ SAC_LAGRANGIAN_DIR = "sac_lagrangian"  # under the models folder: the SAC-Lagran
 FEASIBILITY_POLICY_DIR = "bresa_feasibility"
 RECOVERY_RL_DIR = "recovery_rl"  # under the models folder: the Recovery RL baseline's critic, recovery and policy
 CARD_FORMAT = "bresa-model-card/1"
+# Where `bresa evaluate --record-in-card` adds its figures, keyed controller/scenario (a card's own
+# "evaluation" holds what training measured).
+RECORDED_EVALUATIONS = "recorded_evaluations"
 
 
 def models_folder(models_dir: str | Path | None = None) -> Path:
@@ -67,14 +71,27 @@ def read_card(model_path: str | Path) -> dict[str, Any]:
 
 
 def record_evaluation(models_dir: str | Path, summary: dict[str, Any], command: list[str]) -> Path:
-    """Add an evaluation's figures (``app.evaluate.summarise``) to the task policy's
-    card, under ``evaluation`` keyed ``controller/scenario``, with the command that made them."""
+    """Add an evaluation's figures (``app.evaluate.summarise``) to the task policy's card, under
+    :data:`RECORDED_EVALUATIONS` keyed ``controller/scenario``, with the command that made them."""
     path = Path(models_dir) / POLICY_FILE
     card = read_card(path)
-    card.setdefault("evaluation", {})[f"{summary['controller']}/{summary['scenario']}"] = {
+    card.setdefault(RECORDED_EVALUATIONS, {})[f"{summary['controller']}/{summary['scenario']}"] = {
         "command": list(command), **summary}
     write_card(path, {k: v for k, v in card.items() if k != "format"})
     return card_path(path)
+
+
+def model_file_digest(path: Path) -> bytes:
+    """SHA-256 of a model file or card, as a result's fingerprint counts it: a card's recorded
+    evaluations are results of the model, not what makes it, so recording one leaves the digest
+    (and every result made with the model) as it was."""
+    raw = path.read_bytes()
+    if path.suffix == ".json":
+        card = json.loads(raw)
+        if isinstance(card, dict) and RECORDED_EVALUATIONS in card:
+            del card[RECORDED_EVALUATIONS]
+            raw = (json.dumps(card, indent=2) + "\n").encode()  # write_card's form without them
+    return hashlib.sha256(raw).digest()
 
 
 def check_task(card: dict[str, Any], where: str | Path, task: str) -> None:
