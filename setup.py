@@ -6,12 +6,13 @@ from setuptools import find_packages, setup
 
 PACKAGE = "bresa_control"
 DATA_FOLDERS = ("launch", "config", "models", "sim")
-# The shipped models of each method that keeps its own folder (models/recovery_rl/, models/fisor/...):
-# installed beside models/ so that a robot PC runs them from share/. Not the training seeds
-# (models/seeds/) or a new set under comparison (models/candidates/, when there is one): those are for
-# the comparison, run from the source tree.
-NOT_INSTALLED = ("models/seeds", "models/candidates")
-MODEL_FOLDERS = tuple(sorted(d.rstrip("/") for d in glob("models/*/") if d.rstrip("/") not in NOT_INSTALLED))
+# The shipped models of each method that keeps its own folder (models/recovery_rl/, models/fisor/...)
+# and of each other task (models/maze/ and its method folders): installed beside models/ so that a
+# robot PC runs them from share/. Not the training seeds (any seeds/) or a new set under comparison
+# (models/candidates/, when there is one): those are for the comparison, run from the source tree.
+NOT_INSTALLED = ("seeds", "candidates")
+MODEL_FOLDERS = tuple(sorted(d.rstrip("/") for d in glob("models/**/", recursive=True)
+                             if d.rstrip("/") != "models" and not set(d.split("/")) & set(NOT_INSTALLED)))
 
 setup(
     name=PACKAGE,

@@ -34,13 +34,18 @@ def test_data_folders_and_package_xml_install_into_share(install: Path) -> None:
     share = install / "share" / "bresa_control"
     assert (share / "package.xml").is_file()
     assert (install / "share" / "ament_index" / "resource_index" / "packages" / "bresa_control").is_file()
-    for folder in ("launch", "config", "models", "sim", "models/recovery_rl", "models/sac_lagrangian", "models/fisor",
-                   "models/bresa_feasibility"):
+    # Every shipped models folder (each method's, each task's: models/maze/ and its own) is installed;
+    # the training seeds (any seeds/) are not: they are for the comparison, run from the source tree.
+    model_folders = sorted(str(d.relative_to(REPO)) for d in (REPO / "models").rglob("*")
+                           if d.is_dir() and "seeds" not in d.relative_to(REPO).parts and any(d.glob("*.*")))
+    assert {"models/recovery_rl", "models/sac_lagrangian", "models/fisor", "models/bresa_feasibility",
+            "models/maze", "models/maze/sac_lagrangian"} <= set(model_folders)
+    for folder in ("launch", "config", "models", "sim", *model_folders):
         shipped = sorted(p.name for p in (REPO / folder).glob("*.*"))
         assert shipped, f"{folder}/ ships no files"
         installed = sorted(p.name for p in (share / folder).iterdir() if p.is_file())
         assert installed == shipped, folder
-    assert not (share / "models" / "seeds").exists() and not (share / "models" / "candidates").exists()
+    assert not list((share / "models").rglob("seeds")) and not (share / "models" / "candidates").exists()
 
 
 def test_console_scripts_install_into_lib_package(install: Path) -> None:

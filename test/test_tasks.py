@@ -15,7 +15,7 @@ from bresa_control.app.cli import main
 from bresa_control.common.config import ConfigError, load_config, load_section
 from bresa_control.common.paths import find_data
 from bresa_control.simulation.env import TaskEnv
-from bresa_control.tasks import TASKS, make_task
+from bresa_control.tasks import TASKS, make_task, shipped_models
 from bresa_control.tasks.base import Task
 from bresa_control.tasks.maze import MazeConfig, MazeTask, load_maze_config, parse_layout, project
 from bresa_control.tasks.peg_insertion import PegInsertionTask
@@ -150,13 +150,19 @@ def test_evaluate_runs_the_maze_and_refuses_models_of_another_task(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """bresa evaluate --task maze: the scripted follower runs through the command line (the task
-    recorded in the JSON); the shipped peg-insertion models are refused by name for the maze."""
+    recorded in the JSON); by default a learned controller runs the maze's own models (models/maze/);
+    the shipped peg-insertion models are refused by name for the maze."""
     out = tmp_path / "maze.json"
     assert main(["evaluate", "--task", "maze", "--controller", "scripted", "--episodes", "1", "--no-progress",
                  "--json", str(out)]) == 0
     document = json.loads(out.read_text())
     assert document["task"] == "maze" and document["success_rate"] == 1.0
-    assert main(["evaluate", "--task", "maze", "--controller", "sac", "--episodes", "1", "--no-progress"]) != 0
+    short = tmp_path / "short.yaml"
+    short.write_text("env:\n  max_episode_steps: 2\n")
+    assert main(["evaluate", "--task", "maze", "--controller", "sac-lagrangian", "--episodes", "1", "--no-progress",
+                 "--config", str(short)]) == 0
+    assert main(["evaluate", "--task", "maze", "--controller", "sac-lagrangian", "--episodes", "1", "--no-progress",
+                 "--models-dir", str(find_data("models"))]) != 0
     assert "task_policy.zip was trained for the peg-insertion task, not maze" in capsys.readouterr().err
 
 
@@ -169,6 +175,11 @@ def test_the_bringup_gives_every_node_the_task_and_the_drawn_layout() -> None:
         "mujoco_sim": "maze", "safety_critic": "maze", "task_policy": "maze"}
     policy = next(spec for spec in specs if spec.name == "task_policy")
     assert policy.parameters["fixture_variant"] == draw.variant
+    # Each task's nodes load that task's models unless told otherwise.
+    assert {spec.parameters["models_dir"] for spec in specs if "models_dir" in spec.parameters} == {
+        str(shipped_models("maze"))} and shipped_models("maze").name == "maze"
+    peg = next(spec for spec in node_set(seed=5) if spec.name == "task_policy")
+    assert Path(peg.parameters["models_dir"]) == shipped_models("peg-insertion") == find_data("models")
     np.testing.assert_allclose(policy.parameters["hole_estimate_m"], draw.fixture_estimate_m)
     with pytest.raises(ValueError, match="unknown task 'drawer'"):
         node_set(task="drawer")

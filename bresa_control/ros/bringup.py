@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from bresa_control.common.config import default_config_path, load_config
-from bresa_control.tasks import DEFAULT_TASK, TASKS, make_task
+from bresa_control.tasks import DEFAULT_TASK, TASKS, make_task, shipped_models
 
 PACKAGE = "bresa_control"
 # The 1 kHz nodes ask to run before the 10 Hz policy when cores are short (on a robot PC, give
@@ -79,7 +79,8 @@ def node_set(
     the robot believes the hole is. On a Franka (``use_sim=False``) the arm is ``franka_arm`` at
     ``robot_ip``, and ``hole_estimate_m`` (x y z of the task's fixture: the hole's top centre, the
     maze's grid centre on its floor; m, base frame) must be given, with ``fixture_variant`` (the
-    maze's layout); ``robot_urdf`` and ``flange_link``, when set, override ``robot.urdf_path`` and
+    maze's layout); ``models_dir`` defaults to the task's models folder (``Task.shipped_models``);
+    ``robot_urdf`` and ``flange_link``, when set, override ``robot.urdf_path`` and
     ``robot.flange_link`` for every node; ``wrench_topic``, when set, makes ``franka_arm`` relay a
     wrist F/T sensor from that topic instead of the robot's estimate. ``protocol_sim`` puts
     ``franky_sim`` (the Franka protocol simulator holding episode ``seed``) in front of
@@ -96,6 +97,7 @@ def node_set(
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     the_task = make_task(task, config)
+    models_dir = models_dir or str(shipped_models(task))  # the task's own models unless told otherwise
     if protocol_sim:
         use_sim, robot_ip = False, robot_ip or "127.0.0.1"
     if use_sim or protocol_sim:

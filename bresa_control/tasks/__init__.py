@@ -3,8 +3,11 @@ the tasks there are. ``docs/adding-a-task.md`` walks through adding one."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bresa_control.common.cards import UNNAMED_TASK
 from bresa_control.common.config import BresaConfig
+from bresa_control.common.paths import find_data
 from bresa_control.tasks.base import Task
 from bresa_control.tasks.maze import MazeTask
 from bresa_control.tasks.peg_insertion import PegInsertionTask
@@ -12,6 +15,14 @@ from bresa_control.tasks.peg_insertion import PegInsertionTask
 TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (PegInsertionTask, MazeTask)}
 DEFAULT_TASK = PegInsertionTask.name
 assert DEFAULT_TASK == UNNAMED_TASK  # a model card without a task is peg insertion's
+
+
+def shipped_models(name: str) -> Path:
+    """Task ``name``'s models folder (:attr:`Task.shipped_models`), found in the source tree or the
+    installed share/; ``FileNotFoundError`` naming where it looked otherwise."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
+    return find_data(TASKS[name].shipped_models)
 
 
 def make_task(name: str, config: BresaConfig) -> Task:

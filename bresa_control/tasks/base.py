@@ -80,6 +80,10 @@ class Task(ABC):
     success_word: str = "succeeded"
     #: the mean time to success's column name (peg insertion: "insertion time")
     time_label: str = "time to success"
+    #: the task's models folder, under the package's data: training seed 0 of every method, laid out
+    #: as ``models/`` is (``models/README.md``); seeds 1 and 2 in its ``seeds/``. What the stack,
+    #: ``bresa evaluate`` and ``bresa compare`` load when no ``--models-dir`` is given
+    shipped_models: str = "models"
 
     def __init__(self, config: BresaConfig) -> None:
         self.config = config

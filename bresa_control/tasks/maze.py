@@ -199,6 +199,7 @@ class MazeTask(Task):
     env_id = "bresa_control/Maze-v0"
     success_word = "at the exit"
     time_label = "time to the exit"
+    shipped_models = "models/maze"
 
     def __init__(self, config: BresaConfig, maze: MazeConfig | None = None) -> None:
         super().__init__(config)

@@ -5,7 +5,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
+
+
+def models_for(task: str, models_dir: str | None) -> str:
+    """``--models-dir`` as given, else the task's models folder (peg insertion: ``models/``; the
+    maze: ``models/maze/``): a command never runs one task's models on another by default."""
+    from bresa_control.tasks import shipped_models
+
+    return models_dir or str(shipped_models(task))
+
+
+def seeds_for(task: str, seeds_dir: str | None) -> str:
+    """``--seeds-dir`` as given, else the task's ``seeds/`` (``models/seeds/``, ``models/maze/seeds/``)."""
+    return seeds_dir or str(Path(models_for(task, None)) / "seeds")
 
 
 def add_ray(parser: argparse.ArgumentParser) -> None:

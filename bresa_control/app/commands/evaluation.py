@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bresa_control.app.commands.common import add_ray, positive_int
+from bresa_control.app.commands.common import add_ray, models_for, positive_int, seeds_for
 from bresa_control.app.controllers import policy_folder
 from bresa_control.app.evaluate import evaluate, format_table, plot_episode, report
 from bresa_control.common.cards import record_evaluation
@@ -31,7 +31,7 @@ def add_commands(commands: Any) -> None:
                     help="the task (docs/adding-a-task.md); trained controllers need models trained for it")
     ev.add_argument("--config", help="YAML file laid over config/peg_insertion.yaml")
     ev.add_argument("--json", help="write the summary and every episode here")
-    ev.add_argument("--models-dir", help="trained models (default: the shipped models/)")
+    ev.add_argument("--models-dir", help="trained models (default: the task's shipped models: models/, models/maze/)")
     add_ray(ev)
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.add_argument("--record-in-card", action="store_true",
@@ -48,8 +48,9 @@ def add_commands(commands: Any) -> None:
                     help="seeds of the learned methods (0: the shipped models; N: SEEDS_DIR/<method>/seedN)")
     cp.add_argument("--episodes", type=positive_int, default=100, help="episodes per controller, seed and scenario")
     cp.add_argument("--seed", type=int, default=0, help="episode i uses seed + i, for every cell (default 0)")
-    cp.add_argument("--models-dir", help="the shipped models (training seed 0)")
-    cp.add_argument("--seeds-dir", default="models/seeds", help="the other training seeds (bresa train-seeds)")
+    cp.add_argument("--models-dir", help="training seed 0 (default: the task's shipped models: models/, models/maze/)")
+    cp.add_argument("--seeds-dir", help="the other training seeds, as bresa train-seeds writes them (default: the "
+                                        "models folder's seeds/: models/seeds/, models/maze/seeds/)")
     cp.add_argument("--out", default="results/compare", help="cells/, summary.json, table.md, comparison.png")
     cp.add_argument("--task", choices=list(TASKS), default=DEFAULT_TASK,
                     help="the task (docs/adding-a-task.md); the models must be trained for it")
@@ -80,6 +81,7 @@ def add_commands(commands: Any) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    args.models_dir = models_for(args.task, args.models_dir)
     if args.record_in_card and policy_folder(args.controller) is None:
         print(f"bresa: --record-in-card: the {args.controller} controller runs no trained task policy, "
               "so there is no model card to record in", file=sys.stderr)
@@ -138,6 +140,7 @@ def _compare(args: argparse.Namespace) -> int:
     from bresa_control.app import compare
 
     config = load_config(args.config)
+    args.models_dir, args.seeds_dir = models_for(args.task, args.models_dir), seeds_for(args.task, args.seeds_dir)
     out = Path(args.out)
     try:
         cells = compare.plan(args.controllers, args.scenarios, args.training_seeds)
