@@ -101,6 +101,23 @@ def test_observation_origin_is_the_centre_line_just_ahead() -> None:
     assert task.goal_distance_m(end, estimate, 0) == pytest.approx(0.0)
 
 
+def test_the_robot_believes_the_maze_done_only_past_the_true_exit() -> None:
+    """The stack's policy holds once it believes the tip is through (task_policy's stop; the demo
+    ends there): at the end of the centre line whatever the estimate's error, and never while the
+    tip is short of the true goal."""
+    task = _maze()
+    error = task.maze.pose_error_m
+    for variant, layout in enumerate(task.layouts):
+        truth = np.array([0.5, 0.1, task.fixture_height_m()])
+        for dx, dy in ((error, error), (-error, error), (error, -error), (-error, -error), (0.0, 0.0)):
+            estimate = truth + np.array([dx, dy, 0.0])
+            points = [truth + p for p in np.linspace(layout.centre_line_m[-2], layout.centre_line_m[-1], 60)]
+            believed = [task.believed_done(p, estimate, variant) for p in points]
+            assert believed[-1], (variant, dx, dy)  # the line's end: done by any estimate within the error
+            assert all(task.succeeded(p, truth, variant) for p, b in zip(points, believed) if b)
+            assert not task.believed_done(truth + layout.centre_line_m[0], estimate, variant)
+
+
 def test_maze_scene_lets_only_the_episode_layout_touch_the_peg() -> None:
     env = gymnasium.make("bresa_control/Maze-v0").unwrapped
     assert isinstance(env, TaskEnv) and env.task.name == "maze"

@@ -246,6 +246,13 @@ class MazeTask(Task):
         arc, _ = project(layout.centre_line_m, layout.arc_m, np.asarray(tip_m) - fixture_m)
         return arc >= layout.goal_arc_m
 
+    def believed_done(self, tip_m: np.ndarray, fixture_estimate_m: np.ndarray, variant: int = 0) -> bool:
+        """The tip past the goal, by the estimate, by the estimate's worst error in the plane too: then
+        it is past the true goal whatever that error, and the ``task_policy`` node may hold."""
+        layout = self.layouts[variant]
+        arc, _ = project(layout.centre_line_m, layout.arc_m, np.asarray(tip_m) - fixture_estimate_m)
+        return bool(arc >= layout.goal_arc_m + np.sqrt(2.0) * self.maze.pose_error_m)
+
     def goal_distance_m(self, tip_m: np.ndarray, fixture_m: np.ndarray, variant: int = 0) -> float:
         """The centre line still ahead of the tip, plus how far the tip is off it."""
         layout = self.layouts[variant]
