@@ -183,6 +183,18 @@ def test_evaluate_runs_the_maze_and_refuses_models_of_another_task(
     assert "task_policy.zip was trained for the peg-insertion task, not maze" in capsys.readouterr().err
 
 
+def test_a_task_without_models_of_its_own_gets_a_refusal_by_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Installed without the maze's folder, a learned controller on the maze is refused by name
+    (the peg-insertion models it falls back to were trained for another task), not a traceback."""
+    monkeypatch.setattr(MazeTask, "shipped_models", "models/no-such-folder")
+    assert shipped_models("maze") is None
+    assert main(["evaluate", "--task", "maze", "--controller", "sac-lagrangian", "--episodes", "1",
+                 "--no-progress"]) == 2
+    assert "task_policy.zip was trained for the peg-insertion task, not maze" in capsys.readouterr().err
+
+
 def test_the_bringup_gives_every_node_the_task_and_the_drawn_layout() -> None:
     from bresa_control.ros.bringup import node_set
 

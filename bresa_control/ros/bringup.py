@@ -97,7 +97,7 @@ def node_set(
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     the_task = make_task(task, config)
-    models_dir = models_dir or str(shipped_models(task))  # the task's own models unless told otherwise
+    models_dir = models_dir or str(shipped_models(task) or "")  # the task's own models unless told otherwise
     if protocol_sim:
         use_sim, robot_ip = False, robot_ip or "127.0.0.1"
     if use_sim or protocol_sim:

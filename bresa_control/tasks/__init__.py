@@ -17,12 +17,16 @@ DEFAULT_TASK = PegInsertionTask.name
 assert DEFAULT_TASK == UNNAMED_TASK  # a model card without a task is peg insertion's
 
 
-def shipped_models(name: str) -> Path:
+def shipped_models(name: str) -> Path | None:
     """Task ``name``'s models folder (:attr:`Task.shipped_models`), found in the source tree or the
-    installed share/; ``FileNotFoundError`` naming where it looked otherwise."""
+    installed share/; None where it has none (then a learned controller's models are refused by
+    name: the shipped peg-insertion ones were trained for another task)."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
-    return find_data(TASKS[name].shipped_models)
+    try:
+        return find_data(TASKS[name].shipped_models)
+    except FileNotFoundError:
+        return None
 
 
 def make_task(name: str, config: BresaConfig) -> Task:

@@ -9,17 +9,18 @@ from pathlib import Path
 from typing import Any
 
 
-def models_for(task: str, models_dir: str | None) -> str:
+def models_for(task: str, models_dir: str | None) -> str | None:
     """``--models-dir`` as given, else the task's models folder (peg insertion: ``models/``; the
     maze: ``models/maze/``): a command never runs one task's models on another by default."""
     from bresa_control.tasks import shipped_models
 
-    return models_dir or str(shipped_models(task))
+    folder = shipped_models(task)
+    return models_dir or (str(folder) if folder is not None else None)
 
 
 def seeds_for(task: str, seeds_dir: str | None) -> str:
     """``--seeds-dir`` as given, else the task's ``seeds/`` (``models/seeds/``, ``models/maze/seeds/``)."""
-    return seeds_dir or str(Path(models_for(task, None)) / "seeds")
+    return seeds_dir or str(Path(models_for(task, None) or "models") / "seeds")
 
 
 def add_ray(parser: argparse.ArgumentParser) -> None:
