@@ -206,7 +206,7 @@ def test_bresa_demo_on_the_protocol_simulator_inserts_within_franka_limits(tmp_p
     # Not asserted here: under F_max (30 N). Over the protocol the simulator runs on its own clock,
     # so the peak depends on how late this machine answers the robot's ticks: with the models of
     # 2026-12-07 this episode peaked at 25.0 and 28.6 N on an idle 2-core machine and at 30.9-35.5 N
-    # with one core kept busy. That figure is bench/transfer.py's (violations counted per episode).
+    # with one or both cores kept busy. That figure is bench/transfer.py's (violations per episode).
     assert world["peak_force_n"] < config.safety.arm_fault_force_n
     assert world["faults"] == [] and demo["arm_error"] == ""
     # Every torque the robot received respected Franka's limits (checked on the robot's side).
