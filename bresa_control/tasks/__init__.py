@@ -21,16 +21,18 @@ def shipped_models(name: str) -> Path | None:
     """Task ``name``'s models folder (:attr:`Task.shipped_models`), found in the source tree or the
     installed share/; None where it has none (then a learned controller's models are refused by
     name: the shipped peg-insertion ones were trained for another task)."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
     try:
-        return find_data(TASKS[name].shipped_models)
+        return find_data(_task_class(name).shipped_models)
     except FileNotFoundError:
         return None
 
 
 def make_task(name: str, config: BresaConfig) -> Task:
     """The task called ``name`` for ``config``; ``ValueError`` naming the tasks there are otherwise."""
+    return _task_class(name)(config)
+
+
+def _task_class(name: str) -> type[Task]:
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
-    return TASKS[name](config)
+    return TASKS[name]
