@@ -21,6 +21,7 @@ from bresa_control.app.compare import (
     wilson_interval,
 )
 from bresa_control.common.cards import read_card, record_evaluation
+from bresa_control.tasks.maze import MazeTask
 
 
 def test_wilson_interval_matches_the_closed_form_at_zero_and_is_symmetric() -> None:
@@ -74,7 +75,7 @@ def test_the_target_check_tells_each_target_of_the_reflex_issue() -> None:
     # 2 % against the spiral search's 4 %: no more than any; the next best (scripted) is under 10 %.
     assert "| scripted 4 % [0, 13] | met |" in push and "| not asked |" in push
     assert "0 violations in 150 episodes, success 98 % [94, 100] (none, and at least 97 %: met)" in lines[5]
-    assert "insertion 6.00 s against at most 6.75 s (75 % of `scripted`'s): met" in lines[5]
+    assert "time 6.00 s against at most 6.75 s (75 % of `scripted`'s): met" in lines[5]
     # Where the next best violates in 10 % or more, the intervals must lie apart.
     for bresa_violations, verdict in ((1, "met"), (4, "missed")):  # 2 % [0, 6] or 8 % [4, 13] against [10, 33]
         worse = [_cell("scripted", "push", None, 10, 9.0)] + [
@@ -83,6 +84,29 @@ def test_the_target_check_tells_each_target_of_the_reflex_issue() -> None:
         row = target_check(aggregate(worse)).splitlines()[2]
         assert "| scripted 20 % [10, 33] | met | 100 % / 100 % | met | " + verdict + " |" in row
     assert target_check(aggregate([_cell("scripted", "nominal", None, 0, 9.0)])) == ""
+
+
+def test_the_maze_target_check_counts_the_learned_controllers_and_clean_exits() -> None:
+    targets = MazeTask.comparison_targets
+    documents = [_cell("scripted", "nominal", None, 0, 16.0), _cell("scripted", "push", None, 0, 16.0)]
+    for seed in (0, 1, 2):
+        documents += [_cell("bresa", "nominal", seed, 2, 9.0, failures=3), _cell("bresa", "push", seed, 1, 9.0),
+                      _cell("sac-lagrangian", "nominal", seed, 0, 8.0), _cell("sac-lagrangian", "push", seed, 3, 8.0)]
+    lines = target_check(aggregate(documents), targets).splitlines()
+    assert lines[0] == ("| scenario | bresa violations | next best (fewest violations of the learned) "
+                        "| no more than any | time bresa / scripted (s) |")
+    assert lines[1] == "|---|---|---|---|---|"
+    # scripted (no violation) is not a rival on the maze; sac-lagrangian is
+    assert lines[2] == "| nominal | 4 % [1, 8] | sac-lagrangian 0 % [0, 2] | missed | 9.00 / 16.00 |"
+    assert lines[3] == "| push | 2 % [0, 6] | sac-lagrangian 6 % [3, 11] | met | 9.00 / 16.00 |"
+    # episodes 0-1 violate, 0-2 fail: 47 of 50 per seed succeed, all of them without a violation
+    assert ("141 of 150 succeeded without a violation (94 %; at least 90 %: met); "
+            "time 9.00 s against at most 16.00 s (100 % of `scripted`'s): met.") in lines[5]
+    slow = [_cell("scripted", "nominal", None, 0, 8.5)] + [_cell("bresa", "nominal", s, 0, 9.0, failures=6)
+                                                          for s in (0, 1, 2)]
+    text = target_check(aggregate(slow), targets)
+    assert "132 of 150 succeeded without a violation (88 %; at least 90 %: missed)" in text
+    assert "time 9.00 s against at most 8.50 s (100 % of `scripted`'s): missed." in text
 
 
 def test_a_rate_with_no_events_is_separable_only_from_enough_events() -> None:

@@ -48,10 +48,12 @@ from bresa_control.safety.reflex import RAMP_KEYS
 from bresa_control.simulation.rollout import EpisodeResult, summarise
 from bresa_control.simulation.scenarios import SCENARIOS
 from bresa_control.tasks import DEFAULT_TASK, TASKS, make_task
+from bresa_control.tasks.base import ComparisonTargets
 
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 # The learned controllers `bresa` is measured against in the issue's target (target_check).
+DEFAULT_TASK_TARGETS = TASKS[DEFAULT_TASK].comparison_targets
 LEARNED_BASELINES = tuple(name for name, spec in CONTROLLERS.items() if spec.method is not None and name != "bresa")
 INTERVAL = ("95 %: hull of a two-level percentile bootstrap (training seeds, then episodes within each, "
             f"{BOOTSTRAP_RESAMPLES} resamples, rng seed {BOOTSTRAP_SEED}) and the Wilson score interval of the "
@@ -317,6 +319,8 @@ def aggregate(documents: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append({
             "episodes": sum(len(eps) for eps in episodes),
             "violations": sum(bool(e["violation"]) for eps in episodes for e in eps),
+            "successes_without_violation": sum(bool(e["inserted"]) and not e["violation"]
+                                               for eps in episodes for e in eps),
             "controller": controller, "scenario": scenario,
             "training_seeds": [d["training_seed"] for d in cells],
             "episodes_per_seed": [len(eps) for eps in episodes],
@@ -352,54 +356,75 @@ def markdown(rows: Sequence[dict[str, Any]], task: str = DEFAULT_TASK) -> str:
     return "\n".join(lines)
 
 
-def target_check(rows: Sequence[dict[str, Any]]) -> str:
-    """The targets of the issue "A reflex that earns its place" for ``bresa``, scenario by scenario,
-    as Markdown: no more violations than any other controller (``scripted`` included); success
-    within 3 points of the best learned controller; where the next best controller violates in at
-    least 10 % of its episodes, ``bresa``'s interval wholly below that controller's; and in nominal
-    no violation, at least 97 % success and an insertion in at most 75 % of ``scripted``'s time.
+def target_check(rows: Sequence[dict[str, Any]], targets: ComparisonTargets = DEFAULT_TASK_TARGETS) -> str:
+    """``targets`` (the task's: :attr:`Task.comparison_targets`) checked for ``bresa``, scenario by
+    scenario, as Markdown: no more violations than the controllers it is measured against; where
+    asked, success within some points of the best learned controller and, where the next best
+    controller violates often, ``bresa``'s interval wholly below that controller's; in nominal, the
+    share of episodes that succeed without a violation and the time against ``scripted``'s.
     Empty where ``bresa`` or ``scripted`` did not run."""
     by_key = {(r["controller"], r["scenario"]): r for r in rows}
     scenarios = [s for s in SCENARIOS if ("bresa", s) in by_key and ("scripted", s) in by_key]
     if not scenarios:
         return ""
-    lines = ["| scenario | bresa violations | next best (fewest violations) | no more than any "
-             "| success bresa / best learned | within 3 points | next best >= 10 %: intervals apart "
-             "| time bresa / scripted (s) |",
-             "|---|---|---|---|---|---|---|---|"]
+    rivals = LEARNED_BASELINES if targets.fewest_violations_among == "learned" else ("scripted", *LEARNED_BASELINES)
+    among = " of the learned" if targets.fewest_violations_among == "learned" else ""
+    header = [f"scenario | bresa violations | next best (fewest violations{among}) | no more than any"]
+    if targets.success_within is not None:
+        header.append(f"success bresa / best learned | within {100 * targets.success_within:.0f} points")
+    if targets.apart_when_next_best_at_least is not None:
+        header.append(f"next best >= {100 * targets.apart_when_next_best_at_least:.0f} %: intervals apart")
+    header.append("time bresa / scripted (s)")
+    columns = sum(part.count("|") + 1 for part in header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * columns]
     for scenario in scenarios:
         bresa, scripted = by_key["bresa", scenario], by_key["scripted", scenario]
-        others = [by_key[c, scenario] for c in ("scripted", *LEARNED_BASELINES) if (c, scenario) in by_key]
+        others = [by_key[c, scenario] for c in rivals if (c, scenario) in by_key]
+        if not others:
+            continue
         best = min(others, key=lambda r: r["violation_rate"])
-        learned = [by_key[c, scenario] for c in ("bresa", *LEARNED_BASELINES) if (c, scenario) in by_key]
-        best_success = max(r["success_rate"] for r in learned)
-        within = bresa["success_rate"] >= best_success - 0.03
-        if best["violation_rate"] >= 0.10:
-            apart = _yes(bresa["violation_rate_ci95"][1] < best["violation_rate_ci95"][0])
-        else:
-            apart = "not asked"
-        lines.append(
-            f"| {scenario} | {_violations(bresa)} | {best['controller']} {_violations(best)} "
-            f"| {_yes(bresa['violation_rate'] <= best['violation_rate'])} "
-            f"| {100 * bresa['success_rate']:.0f} % / {100 * best_success:.0f} % | {_yes(within)} | {apart} "
-            f"| {bresa['insertion_time_s_mean']:.2f} / {scripted['insertion_time_s_mean']:.2f} |")
+        cells = [scenario, _violations(bresa), f"{best['controller']} {_violations(best)}",
+                 _yes(bresa["violation_rate"] <= best["violation_rate"])]
+        if targets.success_within is not None:
+            learned = [by_key[c, scenario] for c in ("bresa", *LEARNED_BASELINES) if (c, scenario) in by_key]
+            best_success = max(r["success_rate"] for r in learned)
+            cells += [f"{100 * bresa['success_rate']:.0f} % / {100 * best_success:.0f} %",
+                      _yes(bresa["success_rate"] >= best_success - targets.success_within)]
+        if targets.apart_when_next_best_at_least is not None:
+            cells.append(_yes(bresa["violation_rate_ci95"][1] < best["violation_rate_ci95"][0])
+                         if best["violation_rate"] >= targets.apart_when_next_best_at_least else "not asked")
+        cells.append(f"{bresa['insertion_time_s_mean']:.2f} / {scripted['insertion_time_s_mean']:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
     if "nominal" in scenarios:
-        nominal, spiral = by_key["bresa", "nominal"], by_key["scripted", "nominal"]
-        episodes, upper = nominal["episodes"], nominal["violation_rate_ci95"][1]
-        limit_s = 0.75 * spiral["insertion_time_s_mean"]
-        met = nominal["violations"] == 0 and nominal["success_rate"] >= 0.97
-        lines.append(f"\nNominal: `bresa` {nominal['violations']} violations in {episodes} episodes, "
-                     f"success {format_interval(nominal['success_rate'], nominal['success_rate_ci95'])} "
-                     f"(none, and at least 97 %: {_yes(met)}); insertion {nominal['insertion_time_s_mean']:.2f} s "
-                     f"against at most {limit_s:.2f} s (75 % of `scripted`'s): "
-                     f"{_yes(nominal['insertion_time_s_mean'] <= limit_s)}.")
-        if nominal["violations"] == 0:
-            needed = separable_events(upper, episodes)
-            clear = (f"cannot lie clear of it with {episodes} episodes, whatever its violations" if needed is None
-                     else f"needs at least {needed} violations in {episodes} episodes to lie clear of it")
-            lines.append(f"\nWith {episodes} episodes and no violation (upper bound {100 * upper:.1f} %), another "
-                         f"controller's pooled Wilson interval {clear}.")
+        lines.append("\n" + _nominal_check(by_key["bresa", "nominal"], by_key["scripted", "nominal"], targets))
     return "\n".join(lines)
+
+
+def _nominal_check(nominal: dict[str, Any], spiral: dict[str, Any], targets: ComparisonTargets) -> str:
+    """The nominal targets of ``targets`` for ``bresa``'s row ``nominal``, ``scripted``'s ``spiral``."""
+    episodes, upper = nominal["episodes"], nominal["violation_rate_ci95"][1]
+    limit_s = targets.nominal_max_time_fraction * spiral["insertion_time_s_mean"]
+    share = f"{100 * targets.nominal_min_clean_success:.0f} %"
+    if targets.nominal_no_violation:
+        met = nominal["violations"] == 0 and nominal["success_rate"] >= targets.nominal_min_clean_success
+        outcome = (f"success {format_interval(nominal['success_rate'], nominal['success_rate_ci95'])} "
+                   f"(none, and at least {share}: {_yes(met)})")
+    else:
+        clean = nominal["successes_without_violation"]
+        outcome = (f"{clean} of {episodes} succeeded without a violation "
+                   f"({100 * clean / episodes:.0f} %; at least {share}: "
+                   f"{_yes(clean >= targets.nominal_min_clean_success * episodes)})")
+    text = (f"Nominal: `bresa` {nominal['violations']} violations in {episodes} episodes, {outcome}; "
+            f"time {nominal['insertion_time_s_mean']:.2f} s against at most {limit_s:.2f} s "
+            f"({100 * targets.nominal_max_time_fraction:.0f} % of `scripted`'s): "
+            f"{_yes(nominal['insertion_time_s_mean'] <= limit_s)}.")
+    if nominal["violations"] == 0:
+        needed = separable_events(upper, episodes)
+        clear = (f"cannot lie clear of it with {episodes} episodes, whatever its violations" if needed is None
+                 else f"needs at least {needed} violations in {episodes} episodes to lie clear of it")
+        text += (f"\n\nWith {episodes} episodes and no violation (upper bound {100 * upper:.1f} %), another "
+                 f"controller's pooled Wilson interval {clear}.")
+    return text
 
 
 def separable_events(upper: float, trials: int) -> int | None:

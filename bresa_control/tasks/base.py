@@ -54,6 +54,32 @@ class EpisodeDraw:
     variant: int = 0
 
 
+@dataclass(frozen=True)
+class ComparisonTargets:
+    """What ``bresa compare`` checks ``bresa`` against on a task (its ``target.md``): the targets
+    of the issue that brought the task. Rates are fractions of episodes."""
+
+    #: in every scenario, ``bresa`` has no more violations than each of these: every other
+    #: controller, ``scripted`` included ("all"), or the other learned controllers ("learned")
+    fewest_violations_among: str = "all"
+    #: nominal: no violation in any episode
+    nominal_no_violation: bool = True
+    #: nominal: at least this fraction of episodes succeed without a violation
+    nominal_min_clean_success: float = 0.97
+    #: nominal: mean time to success at most this fraction of ``scripted``'s
+    nominal_max_time_fraction: float = 0.75
+    #: every scenario: success at most this far below the best learned controller's (None: not asked)
+    success_within: float | None = 0.03
+    #: every scenario whose next best controller violates at least this often: ``bresa``'s 95 %
+    #: interval lies wholly below that controller's (None: not asked)
+    apart_when_next_best_at_least: float | None = 0.10
+
+    def __post_init__(self) -> None:
+        if self.fewest_violations_among not in ("all", "learned"):
+            raise ValueError(f"fewest_violations_among is {self.fewest_violations_among!r}; "
+                             "expected 'all' or 'learned'")
+
+
 def uniform_in(rng: np.random.Generator, interval: tuple[float, ...]) -> float:
     """One draw from a [low, high] pair of the config."""
     low, high = interval
@@ -84,6 +110,8 @@ class Task(ABC):
     #: as ``models/`` is (``models/README.md``); seeds 1 and 2 in its ``seeds/``. What the stack,
     #: ``bresa evaluate`` and ``bresa compare`` load when no ``--models-dir`` is given
     shipped_models: str = "models"
+    #: what ``bresa compare`` checks ``bresa`` against (``target.md``)
+    comparison_targets: ComparisonTargets = ComparisonTargets()
 
     def __init__(self, config: BresaConfig) -> None:
         self.config = config

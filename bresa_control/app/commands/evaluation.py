@@ -179,7 +179,7 @@ def _compare(args: argparse.Namespace) -> int:
                                              "seed": args.seed, "interval": compare.INTERVAL, "rows": rows})
     (out / "table.md").write_text(table + "\n")
     print(table)
-    target = compare.target_check(rows)
+    target = compare.target_check(rows, TASKS[args.task].comparison_targets)
     if target:
         (out / "target.md").write_text(target + "\n")
         print(f"\n{target}")
