@@ -134,7 +134,7 @@ def main() -> int:
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
     rclpy.init(args=["--ros-args", "--params-file", str(config_file), "-p", "reflex.mode:=control-rate",
                      "-p", f"reflex.gate:={args.gate}",
-                     "-p", f"hole_estimate_m:={[float(v) for v in hole]}",
+                     "-p", f"fixture_estimate_m:={[float(v) for v in hole]}",
                      *(["-p", f"models_dir:={Path(args.models_dir).resolve()}"] if args.models_dir else [])])
     node = SafetyCriticNode()
     computes: list[float] = []

@@ -74,16 +74,17 @@ def observation(
     tip_rotation: np.ndarray,
     tip_velocity_m_per_s: np.ndarray,
     target_rotation: np.ndarray,
-    hole_estimate_m: np.ndarray,
+    origin_m: np.ndarray,
     force_n: np.ndarray,
     torque_nm: np.ndarray,
     prev_action: np.ndarray,
 ) -> np.ndarray:
     """The policy's 22 observation values (:data:`OBSERVATION_LABELS`, float32) from what the arm
-    reports: tip relative to the hole *estimate*, tip linear velocity, rotation error from the
-    target orientation (rotation vector of R R_d^T), wrist wrench, previous action."""
+    reports: tip relative to ``origin_m`` (the task's observation origin, from what the robot believes:
+    ``Task.observation_origin_m``; peg insertion: the hole estimate), tip linear velocity, rotation
+    error from the target orientation (rotation vector of R R_d^T), wrist wrench, previous action."""
     rotation_error = pin.log3(tip_rotation @ target_rotation.T)
-    obs = np.concatenate([tip_position_m - hole_estimate_m, tip_velocity_m_per_s[:3], rotation_error,
+    obs = np.concatenate([tip_position_m - origin_m, tip_velocity_m_per_s[:3], rotation_error,
                           force_n, torque_nm, prev_action])
     return obs.astype(np.float32)
 

@@ -3,7 +3,7 @@
     ros2 launch bresa_control peg_insertion.launch.py
     ros2 launch bresa_control peg_insertion.launch.py task:=maze
     ros2 launch bresa_control peg_insertion.launch.py use_sim:=false robot_ip:=172.16.0.2 \
-        hole_estimate:="0.55,0.0,0.035" robot_urdf:=/path/fr3.urdf flange_link:=fr3_link8
+        fixture_estimate:="0.55,0.0,0.035" robot_urdf:=/path/fr3.urdf flange_link:=fr3_link8
     ros2 launch bresa_control peg_insertion.launch.py config:=/path/my_overrides.yaml log_level:=debug
     ros2 launch bresa_control peg_insertion.launch.py compose:=false    # the critic as a process of its own
 
@@ -38,7 +38,7 @@ ARGUMENTS = {
     "task": ("peg-insertion", "the task: peg-insertion or maze (docs/adding-a-task.md)"),
     "seed": (str(DEMO_SEED), "simulation only: episode seed (fixture pose and variant, perception error, start pose)"),
     "policy": ("sac", "sac (trained residual policy), fisor (FISOR's diffusion policy) or scripted (spiral search)"),
-    "hole_estimate": ("", "real arm only: x,y,z of the task's fixture in the base frame (m): the hole's top centre, "
+    "fixture_estimate": ("", "real arm only: x,y,z of the task's fixture in the base frame (m): the hole's top centre, "
                           "the maze's grid centre on its floor"),
     "fixture_variant": ("0", "real arm only: which of the task's fixture variants stands there (the maze's layout)"),
     "wrench_topic": ("", "real arm only: relay a wrist F/T sensor's WrenchStamped from this topic "
@@ -54,8 +54,8 @@ def _nodes(context, *args, **kwargs):
         return arg(name).strip().lower() in ("true", "1", "yes")
 
     config = arg("config") or None
-    hole = [float(v) for v in arg("hole_estimate").split(",")] if arg("hole_estimate") else None
-    specs = node_set(config, use_sim=flag("use_sim"), seed=int(arg("seed")), hole_estimate_m=hole,
+    hole = [float(v) for v in arg("fixture_estimate").split(",")] if arg("fixture_estimate") else None
+    specs = node_set(config, use_sim=flag("use_sim"), seed=int(arg("seed")), fixture_estimate_m=hole,
                      task=arg("task"), fixture_variant=int(arg("fixture_variant")), policy=arg("policy"),
                      robot_ip=arg("robot_ip"), robot_urdf=arg("robot_urdf"), flange_link=arg("flange_link"),
                      compose=flag("compose"), wrench_topic=arg("wrench_topic"))

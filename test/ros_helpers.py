@@ -102,7 +102,7 @@ class Probe(Node):
         self.task_action.publish(messages.set_values(messages.command_message(), values))
 
 
-def adversarial_action(config: BresaConfig, hole_estimate_m: np.ndarray) -> np.ndarray:
+def adversarial_action(config: BresaConfig, fixture_estimate_m: np.ndarray) -> np.ndarray:
     """5 cm below the hole's top face (where the tip is once in contact: 5 cm below the tip), at
     the controller's maximum stiffness (3000 N/m). As a task action the critic checks it; published
     straight to ``bresa/impedance_command`` it is the rogue command of the "reflex in the loop"
@@ -110,7 +110,7 @@ def adversarial_action(config: BresaConfig, hole_estimate_m: np.ndarray) -> np.n
     k_max = config.controller.stiffness_range_n_per_m[1]
     kr_max = config.controller.rotational_stiffness_range_nm_per_rad[1]
     return ImpedanceCommand(
-        hole_estimate_m - np.array([0.0, 0.0, 0.05]), np.array(config.env.target_orientation_xyzw),
+        fixture_estimate_m - np.array([0.0, 0.0, 0.05]), np.array(config.env.target_orientation_xyzw),
         np.array([k_max] * 3 + [kr_max] * 3), np.array([200.0] * 3 + [10.0] * 3),
     ).to_array()
 
@@ -123,7 +123,7 @@ def take_over_the_separate_arm(stack: Stack, probe: Probe, arm: str, config: Bre
     still there, how often the arm follows the rogue depends on how fast each side publishes, the
     machine's speed) and keep publishing until ``stopped()``, then one second more. Returns the
     arm's diagnostics at the stop; stops the stack."""
-    hole = np.array(stack.specs["safety_critic"].parameters["hole_estimate_m"])
+    hole = np.array(stack.specs["safety_critic"].parameters["fixture_estimate_m"])
     attack = messages.set_values(messages.command_message(), adversarial_action(config, hole))
     stack.start()
     try:
@@ -147,7 +147,7 @@ def attack_the_composed_arm(stack: Stack, probe: Probe, arm: str, config: BresaC
     """Start ``stack`` (composed: no safety_critic process) and, once the peg is in contact, publish
     the rogue command (:func:`adversarial_action`) straight to ``bresa/impedance_command`` at about
     1 kHz for ``seconds``, after ``arm`` has warned about the foreign publisher. Stops the stack."""
-    hole = np.array(stack.specs[arm].parameters["hole_estimate_m"])
+    hole = np.array(stack.specs[arm].parameters["fixture_estimate_m"])
     rogue = probe.create_publisher(Float64MultiArray, contract.IMPEDANCE_COMMAND, messages.FAST_QOS)
     attack = messages.set_values(messages.command_message(), adversarial_action(config, hole))
     stack.start()

@@ -227,7 +227,7 @@ def test_an_adversarial_task_action_makes_the_reflex_fire_on_the_protocol_simula
     tmp_path: Path, config: BresaConfig
 ) -> None:
     stack = _stack(tmp_path, seed=0, nodes=("franky_sim", "franka_arm"))  # composed; the test is the policy
-    hole = np.array(stack.specs["franka_arm"].parameters["hole_estimate_m"])
+    hole = np.array(stack.specs["franka_arm"].parameters["fixture_estimate_m"])
     probe = Probe()
     stack.start()
     try:

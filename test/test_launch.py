@@ -87,7 +87,7 @@ def test_launch_starts_the_node_set_of_bresa_demo(launch_module: types.ModuleTyp
     arm, policy = nodes[0].kwargs["parameters"][-1], nodes[-1].kwargs["parameters"][-1]
     assert arm["compose"] is (compose == "true") and arm["seed"] == 3
     if compose == "true":  # the arm runs the critic: its parameters go to the arm
-        assert arm["reflex.mode"] == "control-rate" and arm["hole_estimate_m"] == policy["hole_estimate_m"]
+        assert arm["reflex.mode"] == "control-rate" and arm["fixture_estimate_m"] == policy["fixture_estimate_m"]
         assert policy["wait_for_subscribers"] == 1  # the arm (with the critic) reads bresa/task_action
     else:
         assert "reflex.mode" not in arm and nodes[1].kwargs["parameters"][-1]["reflex.mode"] == "control-rate"
@@ -96,13 +96,13 @@ def test_launch_starts_the_node_set_of_bresa_demo(launch_module: types.ModuleTyp
 def test_launch_on_the_real_arm_starts_franka_arm_and_needs_the_robot_and_the_hole(
     launch_module: types.ModuleType, tmp_path: Path
 ) -> None:
-    with pytest.raises(ValueError, match="hole estimate must be given"):
+    with pytest.raises(ValueError, match="fixture estimate must be given"):
         _run(launch_module, use_sim="false", robot_ip="172.16.0.2")
     with pytest.raises(ValueError, match="robot's address must be given: robot_ip"):
-        _run(launch_module, use_sim="false", hole_estimate="0.5,0.1,0.04")
+        _run(launch_module, use_sim="false", fixture_estimate="0.5,0.1,0.04")
     overrides = tmp_path / "mine.yaml"
     overrides.write_text("/**:\n  ros__parameters:\n    safety:\n      max_force_n: 25.0\n")
-    real_arm = {"use_sim": "false", "robot_ip": "172.16.0.2", "hole_estimate": "0.5,0.1,0.04",
+    real_arm = {"use_sim": "false", "robot_ip": "172.16.0.2", "fixture_estimate": "0.5,0.1,0.04",
                 "config": str(overrides), "robot_urdf": "/robot/fr3.urdf", "flange_link": "fr3_link8",
                 "wrench_topic": "/wrist/ft"}
     nodes = _run(launch_module, **real_arm, compose="false")
@@ -114,11 +114,11 @@ def test_launch_on_the_real_arm_starts_franka_arm_and_needs_the_robot_and_the_ho
     for params in (arm, critic, policy):  # every node computes kinematics from the same model
         assert params["robot.urdf_path"] == "/robot/fr3.urdf" and params["robot.flange_link"] == "fr3_link8"
     assert nodes[1].kwargs["parameters"][1] == str(overrides)  # the user's file after the defaults
-    assert critic["hole_estimate_m"] == [0.5, 0.1, 0.04] and critic["wait_for_subscribers"] == 1
+    assert critic["fixture_estimate_m"] == [0.5, 0.1, 0.04] and critic["wait_for_subscribers"] == 1
     # Composed (the default), franka_arm runs the critic with the same parameters.
     nodes = _run(launch_module, **real_arm)
     assert [n.kwargs["name"] for n in nodes] == ["franka_arm", "task_policy"]
     arm = nodes[0].kwargs["parameters"][2]
     assert arm["compose"] is True and arm["wrench_topic"] == "/wrist/ft" and arm["realtime"] is True
-    assert arm["hole_estimate_m"] == [0.5, 0.1, 0.04] and arm["reflex.mode"] == "control-rate"
+    assert arm["fixture_estimate_m"] == [0.5, 0.1, 0.04] and arm["reflex.mode"] == "control-rate"
     assert arm["robot.urdf_path"] == "/robot/fr3.urdf"

@@ -148,7 +148,7 @@ def test_adversarial_and_malformed_task_actions_never_reach_the_arm_unchecked(
     tmp_path: Path, config: BresaConfig
 ) -> None:
     stack = _stack(tmp_path, seed=0, nodes=("mujoco_sim",))  # composed; the test is the policy
-    hole = np.array(stack.specs["mujoco_sim"].parameters["hole_estimate_m"])
+    hole = np.array(stack.specs["mujoco_sim"].parameters["fixture_estimate_m"])
     attack = adversarial_action(config, hole)
     probe = Probe()
     stack.start()

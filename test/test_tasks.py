@@ -209,11 +209,11 @@ def test_the_bringup_gives_every_node_the_task_and_the_drawn_layout() -> None:
         str(shipped_models("maze"))} and shipped_models("maze").name == "maze"
     peg = next(spec for spec in node_set(seed=5) if spec.name == "task_policy")
     assert Path(peg.parameters["models_dir"]) == shipped_models("peg-insertion") == find_data("models")
-    np.testing.assert_allclose(policy.parameters["hole_estimate_m"], draw.fixture_estimate_m)
+    np.testing.assert_allclose(policy.parameters["fixture_estimate_m"], draw.fixture_estimate_m)
     with pytest.raises(ValueError, match="unknown task 'drawer'"):
         node_set(task="drawer")
     with pytest.raises(ValueError, match="fixture_variant must be from 0 to 3 for the maze task, got 4"):
-        node_set(task="maze", use_sim=False, robot_ip="192.0.2.1", hole_estimate_m=(0.5, 0.0, 0.005),
+        node_set(task="maze", use_sim=False, robot_ip="192.0.2.1", fixture_estimate_m=(0.5, 0.0, 0.005),
                  fixture_variant=4)
 
 

@@ -52,7 +52,7 @@ def node_set(
     *,
     use_sim: bool = True,
     seed: int = DEMO_SEED,
-    hole_estimate_m: tuple[float, float, float] | None = None,
+    fixture_estimate_m: tuple[float, float, float] | None = None,
     task: str = DEFAULT_TASK,
     fixture_variant: int = 0,
     robot_ip: str = "",
@@ -77,14 +77,14 @@ def node_set(
     more later). In simulation (``use_sim``) the arm is ``mujoco_sim``, the episode (hole position,
     perception error, start pose) is drawn from ``seed`` and the critic and policy are told where
     the robot believes the hole is. On a Franka (``use_sim=False``) the arm is ``franka_arm`` at
-    ``robot_ip``, and ``hole_estimate_m`` (x y z of the task's fixture: the hole's top centre, the
+    ``robot_ip``, and ``fixture_estimate_m`` (x y z of the task's fixture: the hole's top centre, the
     maze's grid centre on its floor; m, base frame) must be given, with ``fixture_variant`` (the
     maze's layout); ``models_dir`` defaults to the task's models folder (``Task.shipped_models``);
     ``robot_urdf`` and ``flange_link``, when set, override ``robot.urdf_path`` and
     ``robot.flange_link`` for every node; ``wrench_topic``, when set, makes ``franka_arm`` relay a
     wrist F/T sensor from that topic instead of the robot's estimate. ``protocol_sim`` puts
     ``franky_sim`` (the Franka protocol simulator holding episode ``seed``) in front of
-    ``franka_arm`` on 127.0.0.1; the hole estimate then comes from the seed. ``run_dir``, when set,
+    ``franka_arm`` on 127.0.0.1; the fixture estimate then comes from the seed. ``run_dir``, when set,
     is where each node writes its summary JSON at shutdown; ``trace`` adds what the reflex-latency
     benchmark needs to it. ``nodes`` picks a subset (tests leave out the policy and play it
     themselves). The arm starts once every node that reads its state (and the bag recorder, with
@@ -103,12 +103,13 @@ def node_set(
     if use_sim or protocol_sim:
         draw = the_task.draw_episode(np.random.default_rng(seed))
         estimate, fixture_variant = draw.fixture_estimate_m, draw.variant
-    elif hole_estimate_m is None:
-        raise ValueError("on the real arm (use_sim false) the hole estimate must be given: hole_estimate_m x y z")
+    elif fixture_estimate_m is None:
+        raise ValueError("on the real arm (use_sim false) the fixture estimate must be given: fixture_estimate_m "
+                         "x y z (the task's fixture in the base frame, m)")
     else:
-        estimate = np.asarray(hole_estimate_m, dtype=float)
+        estimate = np.asarray(fixture_estimate_m, dtype=float)
     if estimate.shape != (3,) or not np.all(np.isfinite(estimate)):
-        raise ValueError(f"hole_estimate_m must be 3 finite numbers (m), got {hole_estimate_m}")
+        raise ValueError(f"fixture_estimate_m must be 3 finite numbers (m), got {fixture_estimate_m}")
     if not 0 <= fixture_variant < len(the_task.fixture_variants()):
         raise ValueError(f"fixture_variant must be from 0 to {len(the_task.fixture_variants()) - 1} for the {task} "
                          f"task, got {fixture_variant}")
@@ -130,7 +131,7 @@ def node_set(
         return {"summary_path": str(Path(run_dir) / f"{name}.json")}
 
     # The critic's parameters, for the process that runs it.
-    critic = {"task": task, "hole_estimate_m": hole, "models_dir": models_dir, "reflex.mode": reflex_mode,
+    critic = {"task": task, "fixture_estimate_m": hole, "models_dir": models_dir, "reflex.mode": reflex_mode,
               "wait_for_reflex_subscribers": int(recorder)}
     in_arm = ({"compose": True, **critic, "wait_for_command_subscribers": int(recorder)} if compose
               else {"compose": False, "task": task})  # the simulated arm builds the task's fixture either way
@@ -156,7 +157,7 @@ def node_set(
                                **outputs("safety_critic")}))
     action_readers = int(("safety_critic" if not compose else arm) in wanted) + int(recorder)
     specs.append(NodeSpec("task_policy", "task_policy", f"{PACKAGE}.ros.policy_node",
-                          {"task": task, "hole_estimate_m": hole, "fixture_variant": int(fixture_variant),
+                          {"task": task, "fixture_estimate_m": hole, "fixture_variant": int(fixture_variant),
                            "models_dir": models_dir, "policy": policy,
                            "niceness": POLICY_NICENESS, "wait_for_subscribers": action_readers, **model,
                            **outputs("task_policy")}))

@@ -35,8 +35,9 @@ from bresa_control.safety.reflex import gate_thresholds
 # The critic's parameters, declared by every node that runs it.
 CRITIC_PARAMETERS: dict[str, tuple[Any, str]] = {
     **TASK_PARAMETER,
-    "hole_estimate_m": ([0.55, 0.0, 0.035], "where the robot believes the task's fixture is (m, base frame; peg "
-                                            "insertion: the hole's top centre; maze: the grid's centre on its floor)"),
+    "fixture_estimate_m": ([0.55, 0.0, 0.035], "where the robot believes the task's fixture is (m, base frame; peg "
+                                               "insertion: the hole's top centre; maze: the grid's centre on its "
+                                               "floor)"),
     "models_dir": ("", "folder with safety_critic.pt and recovery_policy.pt (empty: the shipped models/)"),
     "wait_for_reflex_subscribers": (0, "start once bresa/reflex has this many subscribers (a recorder)"),
 }
@@ -56,7 +57,7 @@ class CriticPort:
         config = node.config
         critic, recovery, card = load_reflex_models(config, node.param("models_dir") or None, node.param("task"))
         self.critic_card = card  # the critic's model card (its settings and held-out figures)
-        hole = np.array(node.param("hole_estimate_m"), dtype=float)
+        hole = np.array(node.param("fixture_estimate_m"), dtype=float)
         self.loop = SafetyLoop(config, critic, recovery, hole, trace=trace, task=node.task())
         self.in_loop: InLoopCritic | None = None  # set by an arm that ticks the loop in its own
         self.stats = LoopStats()

@@ -32,9 +32,9 @@ class TaskPolicyNode(BresaNode):
     def __init__(self) -> None:
         super().__init__("task_policy", {
             **TASK_PARAMETER,
-            "hole_estimate_m": ([0.55, 0.0, 0.035],
-                                "where the robot believes the task's fixture is (m, base frame; peg insertion: the "
-                                "hole's top centre; maze: the grid's centre on its floor)"),
+            "fixture_estimate_m": ([0.55, 0.0, 0.035],
+                                   "where the robot believes the task's fixture is (m, base frame; peg insertion: the "
+                                   "hole's top centre; maze: the grid's centre on its floor)"),
             "fixture_variant": (0, "which of the task's fixture variants stands there (maze: the layout, from 0)"),
             "models_dir": ("", "folder with task_policy.zip and fisor/ (empty: the shipped models/)"),
             "policy": ("sac", "sac (the trained residual SAC policy), fisor (FISOR's diffusion policy) or scripted "
@@ -49,7 +49,7 @@ class TaskPolicyNode(BresaNode):
         if not 0 <= variant < len(task.fixture_variants()):
             raise StartupError(f"parameter fixture_variant = {variant} must be from 0 to "
                                f"{len(task.fixture_variants()) - 1} for the {task.name} task")
-        self.loop = PolicyLoop(self.config, self._controller(task), self.param("hole_estimate_m"), task, variant)
+        self.loop = PolicyLoop(self.config, self._controller(task), self.param("fixture_estimate_m"), task, variant)
         self._joints = messages.JointReader()
         self._pub = self.create_publisher(Float64MultiArray, contract.TASK_ACTION, messages.RELIABLE_QOS)
         self._msg = messages.command_message()

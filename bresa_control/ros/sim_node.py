@@ -196,8 +196,8 @@ class MujocoSimNode(BresaNode):
     def summary(self) -> dict[str, Any]:
         layout = self.loop.layout
         out = {**self.summary_fields(), "task": self.loop.sim.task.name, "fixture_variant": layout.variant,
-               "hole_top_m": layout.fixture_m.tolist(),
-               "hole_estimate_m": layout.fixture_estimate_m.tolist(),
+               "fixture_m": layout.fixture_m.tolist(),
+               "fixture_estimate_m": layout.fixture_estimate_m.tolist(),
                "tip_position_m": self.loop.sim.tip_position().tolist(), "realtime": self.realtime}
         if self.port is not None:
             out["critic"] = self.port.summary()

@@ -311,7 +311,7 @@ class FrankaFixture:
                 "insertion_time_s": self.insertion_time_s if self.insertion_time_s is not None else -1.0,
                 "peak_force_n": self.peak_force_n, "faults": list(self.faults),
                 "task": self.task.name, "fixture_variant": self.variant,
-                "hole_top_m": self.fixture_m.tolist(), "hole_estimate_m": self.fixture_estimate_m.tolist(),
+                "fixture_m": self.fixture_m.tolist(), "fixture_estimate_m": self.fixture_estimate_m.tolist(),
                 "start_q": self.start_q.tolist(), "collision_force_thresholds_n": self.collision_force_thresholds,
                 "fault_force_n": self._fault_force_n,
                 "stop_force_n": self.stop_force_n if self.stop_force_n is not None else -1.0,
