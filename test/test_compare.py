@@ -93,7 +93,7 @@ def test_the_maze_target_check_counts_the_learned_controllers_and_clean_exits() 
         documents += [_cell("bresa", "nominal", seed, 2, 9.0, failures=3), _cell("bresa", "push", seed, 1, 9.0),
                       _cell("sac-lagrangian", "nominal", seed, 0, 8.0), _cell("sac-lagrangian", "push", seed, 3, 8.0)]
     lines = target_check(aggregate(documents), targets).splitlines()
-    assert lines[0] == ("| scenario | bresa violations | next best (fewest violations of the learned) "
+    assert lines[0] == ("| scenario | bresa violations | next best (fewest violations among the learned) "
                         "| no more than any | time bresa / scripted (s) |")
     assert lines[1] == "|---|---|---|---|---|"
     # scripted (no violation) is not a rival on the maze; sac-lagrangian is

@@ -368,7 +368,7 @@ def target_check(rows: Sequence[dict[str, Any]], targets: ComparisonTargets = DE
     if not scenarios:
         return ""
     rivals = LEARNED_BASELINES if targets.fewest_violations_among == "learned" else ("scripted", *LEARNED_BASELINES)
-    among = " of the learned" if targets.fewest_violations_among == "learned" else ""
+    among = " among the learned" if targets.fewest_violations_among == "learned" else ""
     header = [f"scenario | bresa violations | next best (fewest violations{among}) | no more than any"]
     if targets.success_within is not None:
         header.append(f"success bresa / best learned | within {100 * targets.success_within:.0f} points")
