@@ -109,6 +109,23 @@ def test_the_maze_target_check_counts_the_learned_controllers_and_clean_exits() 
     assert "time 9.00 s against at most 8.50 s (100 % of `scripted`'s): missed." in text
 
 
+def test_compare_checks_the_targets_of_the_task_it_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bresa_control.app import compare
+
+    # The cells as a finished maze run would return them (no episode is simulated here).
+    cells = [_cell("scripted", "nominal", None, 0, 16.0)] + [_cell(c, "nominal", 0, 0, 9.0)
+                                                             for c in ("bresa", "sac-lagrangian")]
+    monkeypatch.setattr(compare, "run_cells", lambda *args, **kwargs: cells)
+    out = tmp_path / "maze"
+    assert main(["compare", "--task", "maze", "--controllers", "scripted", "bresa", "sac-lagrangian",
+                 "--scenarios", "nominal", "--training-seeds", "0", "--episodes", "50", "--out", str(out),
+                 "--no-progress"]) == 0
+    target = (out / "target.md").read_text()
+    assert "next best (fewest violations among the learned)" in target and "within 3 points" not in target
+    assert "50 of 50 succeeded without a violation (100 %; at least 90 %: met)" in target
+    assert "(100 % of `scripted`'s): met" in target
+
+
 def test_a_rate_with_no_events_is_separable_only_from_enough_events() -> None:
     upper = wilson_interval(0, 150)[1]
     k = separable_events(upper, 150)
