@@ -8,6 +8,7 @@
 #
 #   bench/compare_maze.sh [MORE bresa compare ARGS]     e.g. bench/compare_maze.sh --ray
 #                                                             bench/compare_maze.sh --plan-only
+#                                                             bench/compare_maze.sh --summary-only  (of the cells done)
 #
 # About 13 hours of one core on a 2-core AMD EPYC at 2596 MHz (fisor's episodes, mostly 30 s
 # timeouts, a third of it); with --ray on both cores about half that.

@@ -124,6 +124,14 @@ def test_compare_checks_the_targets_of_the_task_it_ran(tmp_path: Path, monkeypat
     assert "next best (fewest violations among the learned)" in target and "within 3 points" not in target
     assert "50 of 50 succeeded without a violation (100 %; at least 90 %: met)" in target
     assert "(100 % of `scripted`'s): met" in target
+    # --summary-only, with a training seed of bresa's still to run: its row says so.
+    monkeypatch.setattr(compare, "split_finished", lambda *args, **kwargs: (cells, [Cell("bresa", "nominal", 1)]))
+    assert main(["compare", "--task", "maze", "--controllers", "scripted", "bresa", "sac-lagrangian",
+                 "--scenarios", "nominal", "--training-seeds", "0", "1", "--episodes", "50", "--out", str(out),
+                 "--summary-only", "--no-progress"]) == 0
+    assert "| nominal | bresa (incomplete) | 1 x 50 |" in (out / "table.md").read_text()
+    assert "| nominal | sac-lagrangian | 1 x 50 |" in (out / "table.md").read_text()
+    assert not json.loads((out / "summary.json").read_text())["complete"]
 
 
 def test_a_rate_with_no_events_is_separable_only_from_enough_events() -> None:
@@ -199,6 +207,11 @@ def test_compare_writes_cells_table_and_plot_and_resumes(tmp_path: Path, capsys:
     plan = capsys.readouterr().out
     assert "4 cells: 2 finished" in plan and "2 to run" in plan, plan
     assert "to run: sac-lagrangian_nominal_seed1.json" in plan and "to run: scripted" not in plan
+    # --summary-only runs nothing either: it summarises the cells still finished, and says more are left.
+    assert main([*args, "--summary-only"]) == 0
+    assert "2 of 4 cells finished; 2 left to run" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert not summary["complete"] and {r["controller"] for r in summary["rows"]} == {"scripted"}
     assert json.loads(learned.read_text())["marker"] == "kept"
     assert main(args) == 0
     assert "marker" not in json.loads(learned.read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,10 @@ def add_commands(commands: Any) -> None:
     cp.add_argument("--plan-only", action="store_true",
                     help="run nothing: say which cells in OUT are finished with today's models and config "
                          "(a run would reuse them) and which would run")
+    cp.add_argument("--summary-only", action="store_true",
+                    help="run nothing: write the summary, table, target check and plot of the cells in OUT "
+                         "finished with today's models and config (a comparison still running or cut short; "
+                         "the summary says it is not complete while cells are left to run)")
     cp.set_defaults(func=_compare)
 
     re_ = commands.add_parser("render", help="render one insertion to a GIF, offscreen on the CPU")
@@ -152,9 +157,18 @@ def _compare(args: argparse.Namespace) -> int:
         print("bresa: models missing, nothing run (train them with 'bresa train-seeds', or leave those controllers "
               "out with --controllers):\n  " + "\n  ".join(missing), file=sys.stderr)
         return 2
-    if args.plan_only:
-        return _print_plan(compare.split_finished(cells, config, args.episodes, args.seed, out, args.models_dir,
-                                                  args.seeds_dir, args.task)[1], len(cells), out)
+    if args.plan_only or args.summary_only:
+        finished, pending = compare.split_finished(cells, config, args.episodes, args.seed, out, args.models_dir,
+                                                   args.seeds_dir, args.task)
+        if args.plan_only:
+            return _print_plan(pending, len(cells), out)
+        if not finished:
+            print(f"bresa: no cell in {out / 'cells'} is finished with today's models, config and episodes: "
+                  "nothing to summarise", file=sys.stderr)
+            return 2
+        print(f"{len(finished)} of {len(cells)} cells finished; {len(pending)} left to run")
+        _summarise(args, out, finished, left_to_run={(c.controller, c.scenario) for c in pending})
+        return 0
     status = 0
     try:
         documents = compare.run_cells(cells, config, args.episodes, args.seed, out, args.models_dir, args.seeds_dir,
@@ -172,9 +186,23 @@ def _compare(args: argparse.Namespace) -> int:
     if failed:
         print(f"bresa: episodes failed on Ray (after a retry), by cell and seed: {failed}", file=sys.stderr)
         status = status or 1
-    rows = compare.aggregate(partial)
+    _summarise(args, out, partial, cut_short=status != 0)
+    return status
+
+
+def _summarise(args: argparse.Namespace, out: Path, documents: list[dict[str, Any]],
+               left_to_run: AbstractSet[tuple[str, str]] = frozenset(), cut_short: bool = False) -> None:
+    """Write and print the comparison of ``documents`` (summary.json, table.md, target.md, plot).
+    Rows with cells ``left_to_run`` (controller, scenario) say they are incomplete; ``cut_short``:
+    the run did not finish (the summary is not complete)."""
+    from bresa_control.app import compare
+
+    rows = compare.aggregate(documents)
+    for row in rows:
+        row["complete"] = row["complete"] and (row["controller"], row["scenario"]) not in left_to_run
     table = compare.markdown(rows, args.task)
-    write_json_atomic(out / "summary.json", {"complete": status == 0 and all(r["complete"] for r in rows),
+    complete = not cut_short and not left_to_run and all(r["complete"] for r in rows)
+    write_json_atomic(out / "summary.json", {"complete": complete,
                                              "command": args.command_line, "episodes": args.episodes,
                                              "seed": args.seed, "interval": compare.INTERVAL, "rows": rows})
     (out / "table.md").write_text(table + "\n")
@@ -185,7 +213,6 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"\n{target}")
     print(f"wrote {out / 'summary.json'}, {out / 'table.md'}, {str(out / 'target.md') + ', ' if target else ''}"
           f"{compare.plot(rows, out / 'comparison.png')}")
-    return status
 
 
 def _render(args: argparse.Namespace) -> int:
