@@ -52,8 +52,9 @@ from bresa_control.tasks.base import ComparisonTargets
 
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
-# The learned controllers `bresa` is measured against in the target (target_check).
+# What target_check checks when given no task's targets: the default task's.
 DEFAULT_TASK_TARGETS = TASKS[DEFAULT_TASK].comparison_targets
+# The learned controllers `bresa` is measured against in the targets (target_check).
 LEARNED_BASELINES = tuple(name for name, spec in CONTROLLERS.items() if spec.method is not None and name != "bresa")
 INTERVAL = ("95 %: hull of a two-level percentile bootstrap (training seeds, then episodes within each, "
             f"{BOOTSTRAP_RESAMPLES} resamples, rng seed {BOOTSTRAP_SEED}) and the Wilson score interval of the "
