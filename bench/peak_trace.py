@@ -3,6 +3,7 @@
     python bench/peak_trace.py --controller bresa --seed 45 [--scenario nominal] [--ticks 4] [--config X.yaml]
     python bench/peak_trace.py --controller bresa --scenario push --seeds 1,8,22   (one line per seed)
     ... --models-dir models/seeds/bresa/seed1     (another training seed's models)
+    ... --task maze --models-dir models/maze/seeds/bresa/seed2    (the maze; default models/maze/)
 
 For each tick: simulated time, wrist force |F|, the critic's risk, whether the reflex held, tip
 height above the estimated top face and its vertical velocity, commanded Kz and setpoint offset.
@@ -18,23 +19,25 @@ import argparse
 
 import numpy as np
 
+from bresa_control.app.commands.common import models_for
 from bresa_control.app.controllers import ControllerSetup, make_controller
 from bresa_control.common.config import load_config
 from bresa_control.learning.registry import CONTROLLERS
 from bresa_control.simulation.env import TaskEnv
 from bresa_control.simulation.scenarios import SCENARIOS
+from bresa_control.tasks import DEFAULT_TASK, TASKS, make_task
 
 COLUMNS = ("t", "force", "risk", "active", "height", "vz", "kz", "dz")
 
 
-def trace(setup: ControllerSetup, scenario: str, seed: int) -> tuple[np.ndarray, dict]:
+def trace(setup: ControllerSetup, scenario: str, seed: int, task: str = DEFAULT_TASK) -> tuple[np.ndarray, dict]:
     """One episode, every control tick as a row of :data:`COLUMNS` (SI units), and the last info.
 
     Each row is the arm's state at a tick and the reflex's decision on it. The last row is the
     state the episode ended in (a fault ends it on the tick that reached the fault force), with
     the last decision, which was in force when it was measured.
     """
-    env = TaskEnv(setup.config, setup.critic, setup.recovery, scenario=scenario)
+    env = TaskEnv(setup.config, setup.critic, setup.recovery, scenario=scenario, task=task)
     rows = []
     last = None  # (decision, face height) of the latest tick
     inner_step = env.reflex.step
@@ -105,19 +108,22 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=4, help="ticks shown before and after the peak")
     parser.add_argument("--window-ms", type=float, default=200.0, help="with --seeds: look this far before the peak")
     parser.add_argument("--config", help="YAML laid over config/peg_insertion.yaml")
-    parser.add_argument("--models-dir", help="a models folder (e.g. models/seeds/bresa/seed1); default models/")
+    parser.add_argument("--models-dir", help="a models folder (e.g. models/seeds/bresa/seed1); default: the task's")
+    parser.add_argument("--task", choices=list(TASKS), default=DEFAULT_TASK)
     args = parser.parse_args()
 
-    setup = make_controller(args.controller, load_config(args.config), args.models_dir)
+    config = load_config(args.config)
+    setup = make_controller(args.controller, config, models_for(args.task, args.models_dir),
+                            make_task(args.task, config))
     if args.seeds:
         facts = []
         for seed in (int(s) for s in args.seeds.split(",")):
-            table, info = trace(setup, args.scenario, seed)
+            table, info = trace(setup, args.scenario, seed, args.task)
             facts.append(peak_facts(table, args.window_ms, info["event_time_s"]))
             print(summary_line(facts[-1], seed, args.window_ms), flush=True)
         print(totals_line(facts, setup.config.reflex.eps_safe, setup.config.safety.max_force_n))
         return
-    table, info = trace(setup, args.scenario, args.seed)
+    table, info = trace(setup, args.scenario, args.seed, args.task)
     k = int(np.argmax(table[:, 1]))
     print(f"{args.controller}, {args.scenario}, seed {args.seed}: peak {table[k, 1]:.1f} N at t = {table[k, 0]:.3f} s; "
           f"inserted: {info['inserted']}")
