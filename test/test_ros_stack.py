@@ -15,12 +15,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import rclpy  # installed by ./run.sh setup: the ROS wheels, or your sourced ROS 2
+from geometry_msgs.msg import WrenchStamped
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
 from ros_helpers import (  # noqa: F401 (private_ros_domain: a fixture)
@@ -31,12 +33,16 @@ from ros_helpers import (  # noqa: F401 (private_ros_domain: a fixture)
     take_over_the_separate_arm,
 )
 from rosbags.highlevel import AnyReader
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
 
 from bresa_control import contract
 from bresa_control.common.cards import CRITIC_FILE, RECOVERY_FILE, models_folder
 from bresa_control.common.config import BresaConfig
+from bresa_control.ros import messages
 from bresa_control.ros.bringup import config_files, node_set
 from bresa_control.ros.runner import Stack
+from bresa_control.simulation.layout import HOME_Q
 
 pytestmark = pytest.mark.usefixtures("private_ros_domain")
 REPO = Path(__file__).resolve().parent.parent
@@ -142,6 +148,60 @@ def test_killing_the_task_policy_mid_insertion_leaves_the_arm_holding_safely(
     assert speed_after_hold < 0.01  # rad/s: holding still
     assert critic_level == "ERROR"  # state older than runtime.state_timeout_s
 
+
+
+def test_beside_a_simulator_the_task_policy_decides_on_its_clock_not_the_wall_clock(
+    tmp_path: Path, config: BresaConfig
+) -> None:
+    """A simulator that falls behind the wall clock (a loaded machine) must slow the decisions with
+    it: the test plays the simulated arm and its /clock, running at a fifth of real time, and
+    counts the policy's decisions (wall-clock decisions would be five times as many)."""
+    *_, policy = node_set(seed=3, run_dir=str(tmp_path), nodes=("mujoco_sim", "task_policy"), policy="scripted")
+    assert policy.parameters["sim_clock"] is True  # set by the bringup beside a simulator (the probe plays it)
+    assert node_set(seed=3, nodes=("task_policy",))[0].parameters["sim_clock"] is False
+    stack = Stack([policy], config_files(None), tmp_path, "info")
+    probe = Probe()
+    decisions: list[float] = []
+    probe.create_subscription(messages.Float64MultiArray, contract.TASK_ACTION,
+                              lambda _: decisions.append(time.monotonic()), messages.RELIABLE_QOS)
+    clock = probe.create_publisher(Clock, messages.CLOCK_TOPIC, messages.CLOCK_QOS)
+    joints = probe.create_publisher(JointState, contract.JOINT_STATES, messages.FAST_PUB_QOS)
+    wrench = probe.create_publisher(WrenchStamped, contract.WRENCH, messages.FAST_PUB_QOS)
+    sim_time_s = 0.0
+
+    def play_arm(speed: float) -> Callable[[], None]:
+        def tick() -> None:  # every 10 ms of wall clock
+            nonlocal sim_time_s
+            sim_time_s += 0.01 * speed
+            clock.publish(messages.clock(sim_time_s, Clock()))
+            now = time.time()
+            joints.publish(messages.joint_state(HOME_Q, np.zeros(7), np.zeros(7), now, JointState()))
+            wrench.publish(messages.wrench(np.zeros(3), np.zeros(3), now, WrenchStamped()))
+        return tick
+
+    stack.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not decisions:  # up and deciding (the arm and its clock at real time meanwhile)
+            assert stack.failed() is None and time.monotonic() < deadline, stack.log_tail("task_policy")
+            probe.spin_for(0.1, every=play_arm(1.0), period_s=0.01)
+        probe.spin_for(0.5, every=play_arm(0.2), period_s=0.01)
+        first, start_s = len(decisions), sim_time_s
+        probe.spin_for(4.0, every=play_arm(0.2), period_s=0.01)
+        slow = len(decisions) - first
+        slow_sim_s = sim_time_s - start_s
+        probe.spin_for(0.3)  # a decision in flight arrives
+        spacing_s = np.diff(decisions[first:])  # wall clock: ~0.5 s each at a fifth of real time
+        before_stop = len(decisions)
+        probe.spin_for(1.5, every=lambda: None)  # the simulator stalls: no /clock
+        stalled = len(decisions) - before_stop
+    finally:
+        stack.stop()
+        probe.destroy_node()
+    expected = slow_sim_s / config.env.decision_period_s  # one per decision period of simulated time
+    assert abs(slow - expected) <= 2, (slow, expected)  # ~8 in 4 s of wall clock, not ~40
+    assert np.all(spacing_s > 0.25), spacing_s  # one per period, never a pair at one instant
+    assert stalled == 0
 
 
 def test_adversarial_and_malformed_task_actions_never_reach_the_arm_unchecked(

@@ -91,7 +91,8 @@ def node_set(
     ``recorder``) has subscribed, the critic once the arm (and the recorder) listen to its commands
     (composed: once the recorder does), and the policy decides only once the critic (and the
     recorder) listen to ``bresa/task_action``: no message is lost to start-up, and the episode's
-    time does not run while the policy is still loading.
+    time does not run while the policy is still loading. Beside a simulator (``mujoco_sim`` or
+    ``franky_sim`` in the set), the policy decides on its ``/clock`` (``sim_clock``).
     """
     config = load_config(config_path)
     if task not in TASKS:
@@ -156,10 +157,13 @@ def node_set(
                                "wait_for_subscribers": int(arm in wanted) + int(recorder),
                                **outputs("safety_critic")}))
     action_readers = int(("safety_critic" if not compose else arm) in wanted) + int(recorder)
+    simulator = "franky_sim" if protocol_sim else "mujoco_sim" if use_sim else None
     specs.append(NodeSpec("task_policy", "task_policy", f"{PACKAGE}.ros.policy_node",
                           {"task": task, "fixture_estimate_m": hole, "fixture_variant": int(fixture_variant),
                            "models_dir": models_dir, "policy": policy,
                            "niceness": POLICY_NICENESS, "wait_for_subscribers": action_readers, **model,
+                           # Decide on the simulator's clock (/clock: node_base.SimClock), where one runs.
+                           "sim_clock": simulator in wanted,
                            **outputs("task_policy")}))
     return [spec for spec in specs if spec.name in wanted]
 

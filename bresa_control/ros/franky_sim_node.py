@@ -3,7 +3,8 @@
 Serves franky-sim's FR3 with the peg-insertion fixture on 127.0.0.1 over libfranka's protocol
 (:class:`~bresa_control.simulation.franka_fixture.FrankaFixture`), paced at 1 kHz of wall clock.
 It publishes nothing on the contract's topics (the arm's state reaches the stack only through
-``franka_arm``, as a real arm's would); its ``diagnostics`` say what only a simulator knows (the
+``franka_arm``, as a real arm's would) but its simulated time on ``/clock`` (the task policy
+decides by it: ``node_base.SimClock``); its ``diagnostics`` say what only a simulator knows (the
 true contact force, whether the peg is in, the torque-limit audit), and its summary JSON holds
 the same at shutdown. ``bresa demo --arm franky-sim`` starts it before ``franka_arm``.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from bresa_control.ros.node_base import TASK_PARAMETER, BresaNode, StartupError, run
+from bresa_control.ros.node_base import TASK_PARAMETER, BresaNode, SimClock, StartupError, run
 from bresa_control.simulation.franka_fixture import ADDRESS, FrankaFixture
 
 
@@ -32,13 +33,14 @@ class FrankySimNode(BresaNode):
             self.fixture = FrankaFixture(self.config, int(self.param("seed")), version, task=self.task())
         except OSError as exc:
             raise StartupError(f"cannot serve the robot on {ADDRESS}:1337: {exc}") from None
+        self.clock = SimClock(self)
         self.get_logger().info(f"serving an FR3 on {ADDRESS}; {self.fixture.task.name} fixture at "
                                f"{[round(v, 4) for v in self.fixture.fixture_m.tolist()]} m")
 
     def spin(self, executor: Any, stop: threading.Event) -> None:
         """Serve the robot at 1 kHz until ``stop``; diagnostics once a simulated second."""
         try:
-            self.fixture.run(stop.is_set, self._publish_diagnostics)
+            self.fixture.run(stop.is_set, self._publish_diagnostics, self.clock.tick)
         finally:
             self.fixture.close()
 

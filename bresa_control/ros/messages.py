@@ -9,10 +9,14 @@
 - ``bresa/reflex`` (std_msgs/Float64MultiArray, ``contract.REFLEX_LABELS``, critic -> anyone): at every
   change of the reflex state, else at 100 Hz.
 - ``diagnostics`` (diagnostic_msgs/DiagnosticArray, 1 Hz, every node).
+- ``/clock`` (rosgraph_msgs/Clock, simulators only: ``mujoco_sim``, ``franky_sim``): simulated
+  time, every :data:`CLOCK_EVERY_TICKS` ticks; ``task_policy`` decides on it (``sim_clock``) so
+  that a simulator falling behind the wall clock on a loaded machine slows the decisions with it.
 
 The 19 values are :data:`~bresa_control.contract.COMMAND_LABELS` (position m, quaternion xyzw,
 stiffness N/m and Nm/rad, damping Ns/m and Nms/rad); ``layout.dim[0].label`` lists them. Header
-stamps are wall-clock time of the sample (every node runs on one clock: the robot PC's).
+stamps are wall-clock time of the sample (every node runs on one clock: the robot PC's; in
+simulation the task policy's decision timer alone runs on ``/clock``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import WrenchStamped
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
@@ -49,6 +54,12 @@ FAST_PUB_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 RELIABLE_QOS = QoSProfile(depth=10)
 DIAGNOSTICS_QOS = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
+# /clock: rclpy's time source reads it best effort with depth 1; published every 5 simulated ms
+# (the 10 Hz decision timer fires within 5 ms of its period).
+CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+CLOCK_TOPIC = "/clock"
+CLOCK_EVERY_TICKS = 5
+
 LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": DiagnosticStatus.ERROR}
 
 
@@ -56,6 +67,12 @@ def stamp(time_s: float) -> Time:
     """Seconds (wall clock) -> builtin_interfaces/Time."""
     sec = math.floor(time_s)
     return Time(sec=int(sec), nanosec=int((time_s - sec) * 1e9))
+
+
+def clock(time_s: float, msg: Clock) -> Clock:
+    """Simulated seconds -> rosgraph_msgs/Clock (``msg`` reused)."""
+    msg.clock = stamp(time_s)
+    return msg
 
 
 def seconds(time_msg: Any) -> float:

@@ -85,6 +85,23 @@ def _descriptor(kind: Any, meta: dict[str, Any]) -> ParameterDescriptor:
     return descriptor
 
 
+class SimClock:
+    """A simulator's time on ``/clock``, every :data:`~bresa_control.ros.messages.CLOCK_EVERY_TICKS`
+    ticks. The task policy, started with ``sim_clock`` beside a simulator (``ros.bringup``),
+    times its decisions by it: a simulator that falls behind the wall clock on a loaded machine
+    slows the decisions with it, instead of meeting a policy up to twice as fast in its own time
+    (whose targets then run ahead of the tip). A real arm never falls behind; there is no /clock."""
+
+    def __init__(self, node: Node) -> None:
+        self._pub = node.create_publisher(messages.Clock, messages.CLOCK_TOPIC, messages.CLOCK_QOS)
+        self._msg = messages.Clock()
+
+    def tick(self, ticks: int, time_s: float) -> None:
+        """The simulator ran ``ticks`` ticks, to ``time_s`` (s of simulated time)."""
+        if ticks % messages.CLOCK_EVERY_TICKS == 0:
+            self._pub.publish(messages.clock(time_s, self._msg))
+
+
 class BresaNode(Node):
     """A node with the stack's config as parameters and a periodic diagnostics publisher."""
 

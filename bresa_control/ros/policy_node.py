@@ -2,7 +2,10 @@
 SAC policy from ``models/task_policy.zip``, FISOR's from ``models/fisor/``, or the scripted spiral search).
 
 Subscribes ``joint_states`` and ``ft_sensor/wrench``; publishes ``bresa/task_action`` (19 values)
-once per decision period, and holds once the peg is in.
+once per decision period, and holds once the peg is in. The period is kept on the wall clock, or,
+with ``sim_clock`` (set by the bringup beside a simulator), on the simulator's ``/clock``: one
+decision per period of simulated time, taken in the ``/clock`` callback (rclpy's own timers on
+simulated time fired irregularly here: gaps of 0.65 s, pairs at one instant).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class TaskPolicyNode(BresaNode):
             "summary_path": ("", "write a JSON summary here at shutdown (empty: none)"),
             "wait_for_subscribers": (0, "decide only once bresa/task_action has this many subscribers "
                                         "(the critic, and a recorder)"),
+            "sim_clock": (False, "decide once per decision period of the simulator's /clock instead of the wall "
+                                 "clock (beside a simulator; a real arm has no /clock)"),
         })
         torch.set_num_threads(1)
         task = self.task()
@@ -60,7 +65,11 @@ class TaskPolicyNode(BresaNode):
                                  raw=True)
         self.create_subscription(WrenchStamped, contract.WRENCH, partial(self._keep, "wrench"), messages.FAST_QOS,
                                  raw=True)
-        self.create_timer(self.config.env.decision_period_s, self._on_timer)
+        self._next_decision_s: float | None = None  # on /clock: the simulated time of the next decision
+        if self.param("sim_clock"):
+            self.create_subscription(messages.Clock, messages.CLOCK_TOPIC, self._on_clock, messages.CLOCK_QOS)
+        else:
+            self.create_timer(self.config.env.decision_period_s, self._on_timer)
         self.get_logger().info(f"{self.param('policy')} policy at {1 / self.config.env.decision_period_s:.0f} Hz")
 
     def _controller(self, task: Task) -> Controller:
@@ -83,6 +92,16 @@ class TaskPolicyNode(BresaNode):
         if "wrench" in self._latest:
             wrench = deserialize_message(self._latest.pop("wrench"), WrenchStamped)
             self.loop.force_n, self.loop.torque_nm = messages.wrench_arrays(wrench)
+
+    def _on_clock(self, msg: Any) -> None:
+        """One decision per decision period of simulated time; after a stall, one, not a burst."""
+        now_s = messages.seconds(msg.clock)
+        if self._next_decision_s is not None and now_s < self._next_decision_s:
+            return
+        period_s = self.config.env.decision_period_s
+        due = self._next_decision_s is None or now_s >= self._next_decision_s + period_s
+        self._next_decision_s = now_s + period_s if due else self._next_decision_s + period_s
+        self._on_timer()
 
     def _on_timer(self) -> None:
         if self._pub.get_subscription_count() < self.param("wait_for_subscribers"):

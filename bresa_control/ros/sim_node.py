@@ -29,7 +29,7 @@ from bresa_control import contract
 from bresa_control.ros import messages
 from bresa_control.ros.command_watch import CommandWatch
 from bresa_control.ros.critic_port import CRITIC_PARAMETERS, CriticPort
-from bresa_control.ros.node_base import BresaNode, run
+from bresa_control.ros.node_base import BresaNode, SimClock, run
 from bresa_control.runtime.realtime import apply_realtime
 from bresa_control.runtime.safety_loop import InLoopCritic
 from bresa_control.runtime.timing import LoopStats
@@ -72,6 +72,7 @@ class MujocoSimNode(BresaNode):
             self.create_subscription(Float64MultiArray, contract.IMPEDANCE_COMMAND, self._on_command,
                                      messages.FAST_QOS)
         self.watch = CommandWatch(self, composed=self.composed)
+        self.clock = SimClock(self)
         self._ticks = 0
         self._late_ticks = 0
         self._start_s: float | None = None  # wall time of tick 0, once the readers are there
@@ -124,6 +125,7 @@ class MujocoSimNode(BresaNode):
             self.loop.tick(now)
             self.stats.record(start, time.perf_counter() - start)
             self._ticks += 1
+            self.clock.tick(self._ticks, self.loop.sim.time_s)
             decision = self.loop.decision
             if self.port is not None and decision is not None and not self.loop.fault:
                 assert self.loop.critic is not None

@@ -284,13 +284,16 @@ class FrankaFixture:
         """Simulated time (s): one 1 ms step per tick."""
         return self.ticks * 1e-3
 
-    def run(self, stop: Callable[[], bool], every_second: Callable[[], None] = lambda: None) -> None:
+    def run(self, stop: Callable[[], bool], every_second: Callable[[], None] = lambda: None,
+            every_tick: Callable[[int, float], None] = lambda ticks, time_s: None) -> None:
         """Serve the robot at 1 kHz of wall clock (absolute schedule, no catch-up bursts beyond 5
-        ticks) until ``stop()``; ``every_second`` is called once per 1,000 ticks."""
+        ticks) until ``stop()``; ``every_second`` is called once per 1,000 ticks, ``every_tick`` with
+        the ticks run and the simulated time (s) after each."""
         period_s = 1e-3
         next_s = time.monotonic()
         while not stop():
             self.server.run_once(realtime=False)
+            every_tick(self.ticks, self.sim_time_s)
             if self.ticks % 1000 == 0:
                 every_second()
             next_s += period_s
