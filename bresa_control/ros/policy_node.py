@@ -96,11 +96,12 @@ class TaskPolicyNode(BresaNode):
     def _on_clock(self, msg: Any) -> None:
         """One decision per decision period of simulated time; after a stall, one, not a burst."""
         now_s = messages.seconds(msg.clock)
-        if self._next_decision_s is not None and now_s < self._next_decision_s:
-            return
         period_s = self.config.env.decision_period_s
-        due = self._next_decision_s is None or now_s >= self._next_decision_s + period_s
-        self._next_decision_s = now_s + period_s if due else self._next_decision_s + period_s
+        scheduled = self._next_decision_s
+        if scheduled is not None and now_s < scheduled:
+            return
+        behind = scheduled is None or now_s >= scheduled + period_s  # the first, or after a stall
+        self._next_decision_s = now_s + period_s if behind or scheduled is None else scheduled + period_s
         self._on_timer()
 
     def _on_timer(self) -> None:
