@@ -54,8 +54,8 @@ FAST_PUB_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 RELIABLE_QOS = QoSProfile(depth=10)
 DIAGNOSTICS_QOS = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
-# /clock: rclpy's time source reads it best effort with depth 1; published every 5 simulated ms
-# (the 10 Hz decision timer fires within 5 ms of its period).
+# /clock: best effort, the newest only (as rclpy's time source reads it); published every 5
+# simulated ms, so that task_policy's decisions (node_base.SimClock) fall within 5 ms of their period.
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 CLOCK_TOPIC = "/clock"
 CLOCK_EVERY_TICKS = 5
