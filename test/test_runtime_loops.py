@@ -108,6 +108,26 @@ def test_a_stale_task_action_makes_it_hold_where_the_tip_is(config: BresaConfig,
     assert loop.tick(timeout + 0.003).command is out.command
 
 
+def test_on_the_arms_clock_a_task_action_ages_with_the_arm_not_the_wall_clock(
+    config: BresaConfig, arm: ArmLoop
+) -> None:
+    """A composed arm ages task actions on its own clock (a simulator's, behind the wall clock on a
+    loaded machine; the policy decides on it): the wall clock running past the timeout does not
+    make the action stale while the arm's clock has not, and the arm's clock alone does."""
+    loop = _loop(config, arm)
+    arm_clock_s = 10.0
+    loop.age_task_actions_by(lambda: arm_clock_s)
+    tip = _tip(arm)
+    assert loop.on_task_action(_action(tip, [0.0, 0.0, -0.01]), 0.0)
+    timeout = config.runtime.task_action_timeout_s
+    arm_clock_s += 0.5 * timeout  # the simulator at a quarter of real time: 2 x the timeout of wall clock
+    _feed(loop, arm, 2.0 * timeout)
+    assert loop.tick(2.0 * timeout + 0.001).status == "task"
+    arm_clock_s += timeout  # now 1.5 x the timeout on the arm's clock
+    _feed(loop, arm, 2.0 * timeout + 0.002)
+    assert loop.tick(2.0 * timeout + 0.003).status == "no-task-action"
+
+
 def test_stale_state_holds_and_is_reported_as_an_error_status(config: BresaConfig, arm: ArmLoop) -> None:
     loop = _loop(config, arm, now=0.0)
     assert loop.on_task_action(_action(_tip(arm), [0.0, 0.0, -0.01]), 0.0)

@@ -183,6 +183,9 @@ class FrankaArmNode(BresaNode):
             loop.start(np.array(state.q))
             self._estimate = FlangeWrench(state.F_T_EE, state.EE_T_K, float(self.param("wrench_sign")))
             self.in_motion = True
+            robot_ms = round(state.time.to_sec() * 1e3)
+            if port is not None:  # a task action's age on the robot's clock (franky-sim's: simulated)
+                port.loop.age_task_actions_by(lambda: robot_ms * 1e-3)
             while not stop.is_set():
                 start, now = time.perf_counter(), time.time()
                 robot_ms = round(state.time.to_sec() * 1e3)

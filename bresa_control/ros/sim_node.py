@@ -62,6 +62,8 @@ class MujocoSimNode(BresaNode):
             # The critic's kinematics come from the arm's controller (the same model).
             critic = self.port.in_loop = InLoopCritic(self.port.loop, self.port.loop.robot)
         self.loop = ArmLoop(self.config, int(self.param("seed")), trace=trace, critic=critic, task=self.task())
+        if self.port is not None:  # a task action's age in simulated time, the policy's (/clock)
+            self.port.loop.age_task_actions_by(lambda: self.loop.sim.time_s)
         self.stats = LoopStats()  # the whole tick: the critic (composed), the controller and physics
         self.realtime: dict[str, Any] = {}
         self._dt = self.config.env.control_period_s

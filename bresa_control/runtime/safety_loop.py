@@ -8,7 +8,8 @@ status                 command sent to the arm
 ``waiting-for-state``  nothing (no arm state ever arrived; the arm's own watchdog holds it)
 ``state-stale``        hold (ERROR): joint_states or wrench older than ``runtime.state_timeout_s``
 ``no-task-action``     hold: no task action yet, or the last is older than
-                       ``runtime.task_action_timeout_s`` (two decision periods)
+                       ``runtime.task_action_timeout_s`` (two decision periods; on the arm's
+                       clock when the arm gives one: ``SafetyLoop.age_task_actions_by``)
 ``task``               the intermediate action a_hat_k, scored by the critic and let through
 ``reflex``             the recovery action (the critic's risk crossed ``eps_safe``)
 =====================  ===========================================================================
@@ -129,12 +130,21 @@ class SafetyLoop:
         # the arm may apply the first of them or, if a later tick superseded it in time, the next.
         self.fired_trace: deque[tuple[float, list[int]]] = deque(maxlen=TRACED_FIRINGS)
         self._trace = trace
-        self._action_time_s = -np.inf
+        self._action_time_s = -np.inf  # on the action clock (below) when the last task action came
+        self._action_clock: Callable[[], float] | None = None
         self._have_action = False
         self._tick_cache: tuple[float, float, TickState] | None = None
         # The tip's kinematics for the joints of one stamp, when the arm has computed them already.
         self._kinematics: tuple[float, np.ndarray, np.ndarray] | None = None
         self._applied: ImpedanceCommand | None = None
+
+    def age_task_actions_by(self, arm_clock_s: Callable[[], float]) -> None:
+        """Measure a task action's age (``runtime.task_action_timeout_s``) on the arm's own clock
+        (s): a composed arm gives its robot's or its simulator's time, which is what the policy
+        decides by beside a simulator (its /clock). Without it, the age is wall-clock time, as is
+        always the state's (its stamps): a simulator that fell below half real time would then see
+        every decision as stale and hold between them."""
+        self._action_clock = arm_clock_s
 
     # ---- inputs --------------------------------------------------------------------------
 
@@ -173,7 +183,7 @@ class SafetyLoop:
             return False
         self.clamped += int(clamped)
         self.reflex.begin_decision(command, tick, self.face_z_m, self._applied)
-        self._action_time_s = now_s
+        self._action_time_s = now_s if self._action_clock is None else self._action_clock()
         self._have_action = True
         return True
 
@@ -186,7 +196,8 @@ class SafetyLoop:
         stamp = self.state.stamp_s
         if now_s - stamp > self.config.runtime.state_timeout_s:
             return self._count(SafetyTick(self._hold_command(), "state-stale", np.nan, False, stamp))
-        if not self._have_action or now_s - self._action_time_s > self.config.runtime.task_action_timeout_s:
+        action_now_s = now_s if self._action_clock is None else self._action_clock()
+        if not self._have_action or action_now_s - self._action_time_s > self.config.runtime.task_action_timeout_s:
             return self._count(SafetyTick(self._hold_command(), "no-task-action", np.nan, False, stamp))
         self.hold.release()
         decision = self.reflex.step(self._tick_state(), self.face_z_m)
