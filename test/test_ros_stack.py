@@ -200,7 +200,7 @@ def test_beside_a_simulator_the_task_policy_decides_on_its_clock_not_the_wall_cl
         probe.destroy_node()
     expected = slow_sim_s / config.env.decision_period_s  # one per decision period of simulated time
     assert abs(slow - expected) <= 2, (slow, expected)  # ~8 in 4 s of wall clock, not ~40
-    assert np.all(spacing_s > 0.25), spacing_s  # one per period, never a pair at one instant
+    assert np.all(spacing_s > 0.05), spacing_s  # never a pair at one instant (a catch-up burst)
     assert stalled == 0
 
 
