@@ -4,6 +4,7 @@
     python bench/peak_trace.py --controller bresa --scenario push --seeds 1,8,22   (one line per seed)
     ... --models-dir models/seeds/bresa/seed1     (another training seed's models)
     ... --task maze --models-dir models/maze/seeds/bresa/seed2    (the maze; default models/maze/)
+    ... --contacts    (with --seed: also the tip's velocity and every contact at the episode's last tick)
 
 For each tick: simulated time, wrist force |F|, the critic's risk, whether the reflex held, tip
 height above the estimated top face and its vertical velocity, commanded Kz and setpoint offset.
@@ -16,7 +17,9 @@ critic see it coming?); then one line of what they have in common.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
+import mujoco
 import numpy as np
 
 from bresa_control.app.commands.common import models_for
@@ -30,7 +33,8 @@ from bresa_control.tasks import DEFAULT_TASK, TASKS, make_task
 COLUMNS = ("t", "force", "risk", "active", "height", "vz", "kz", "dz")
 
 
-def trace(setup: ControllerSetup, scenario: str, seed: int, task: str = DEFAULT_TASK) -> tuple[np.ndarray, dict]:
+def trace(setup: ControllerSetup, scenario: str, seed: int, task: str = DEFAULT_TASK,
+          at_end: Callable[[TaskEnv], None] | None = None) -> tuple[np.ndarray, dict]:
     """One episode, every control tick as a row of :data:`COLUMNS` (SI units), and the last info.
 
     Each row is the arm's state at a tick and the reflex's decision on it. The last row is the
@@ -62,7 +66,23 @@ def trace(setup: ControllerSetup, scenario: str, seed: int, task: str = DEFAULT_
         if terminated or truncated:
             decision, face_z = last
             rows.append(row(env.sim.tick_state(), face_z, decision))
+            if at_end is not None:
+                at_end(env)
             return np.array(rows), {**info, "event_time_s": env.scenario.event_time_s}
+
+
+def print_contacts(env: TaskEnv) -> None:
+    """The tip's velocity and every contact (geoms, normal, force in the contact frame) now."""
+    model, data = env.sim.model, env.sim.data
+    tick = env.sim.tick_state()
+    print(f"at t = {env.sim.time_s:.3f} s: |F| {np.linalg.norm(tick.force_n):.1f} N, tip velocity "
+          f"{np.round(tick.tip_velocity_m_per_s * 1e3, 1).tolist()} mm/s (base frame)")
+    for i in range(data.ncon):
+        contact, force = data.contact[i], np.zeros(6)
+        mujoco.mj_contactForce(model, data, i, force)
+        names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g) for g in (contact.geom1, contact.geom2)]
+        print(f"  contact {names[0]} / {names[1]}: normal {np.round(contact.frame[:3], 2).tolist()}, "
+              f"force {np.round(force[:3], 1).tolist()} N, penetration {-contact.dist * 1e3:.3f} mm")
 
 
 def peak_facts(table: np.ndarray, window_ms: float, event_time_s: float = np.inf) -> dict:
@@ -110,6 +130,7 @@ def main() -> None:
     parser.add_argument("--config", help="YAML laid over config/peg_insertion.yaml")
     parser.add_argument("--models-dir", help="a models folder (e.g. models/seeds/bresa/seed1); default: the task's")
     parser.add_argument("--task", choices=list(TASKS), default=DEFAULT_TASK)
+    parser.add_argument("--contacts", action="store_true", help="with --seed: the contacts at the last tick")
     args = parser.parse_args()
 
     config = load_config(args.config)
@@ -123,7 +144,8 @@ def main() -> None:
             print(summary_line(facts[-1], seed, args.window_ms), flush=True)
         print(totals_line(facts, setup.config.reflex.eps_safe, setup.config.safety.max_force_n))
         return
-    table, info = trace(setup, args.scenario, args.seed, args.task)
+    ends: list[TaskEnv] = []
+    table, info = trace(setup, args.scenario, args.seed, args.task, ends.append if args.contacts else None)
     k = int(np.argmax(table[:, 1]))
     print(f"{args.controller}, {args.scenario}, seed {args.seed}: peak {table[k, 1]:.1f} N at t = {table[k, 0]:.3f} s; "
           f"inserted: {info['inserted']}")
@@ -131,6 +153,8 @@ def main() -> None:
     for t, force, risk, active, height, vz, kz, dz in table[max(0, k - args.ticks): k + args.ticks + 1]:
         print(f"  {t:7.3f}  {force:7.1f}  {risk:5.2f}  {int(active):6d}  {height * 1e3:10.2f}  {vz * 1e3:9.1f}"
               f"  {kz:8.0f}  {dz * 1e3:15.2f}")
+    for env in ends:
+        print_contacts(env)
 
 
 if __name__ == "__main__":

@@ -100,8 +100,10 @@ class TaskPolicyNode(BresaNode):
         scheduled = self._next_decision_s
         if scheduled is not None and now_s < scheduled:
             return
-        behind = scheduled is None or now_s >= scheduled + period_s  # the first, or after a stall
-        self._next_decision_s = now_s + period_s if behind or scheduled is None else scheduled + period_s
+        if scheduled is None or now_s >= scheduled + period_s:  # the first, or after a stall
+            self._next_decision_s = now_s + period_s
+        else:
+            self._next_decision_s = scheduled + period_s
         self._on_timer()
 
     def _on_timer(self) -> None:
