@@ -328,3 +328,84 @@ def test_the_brake_holds_the_tip_with_the_replaced_lateral_gains(config: BresaCo
     np.testing.assert_allclose(brake.damping[:3], [80.0, 80.0, config.reflex.brake_damping_ns_per_m])
     assert all(np.array_equal(c.values, brake.values) for c in commands[:brake_ticks])
     assert commands[brake_ticks].stiffness[2] == pytest.approx(150.0, rel=1e-3)  # then the learned recovery
+
+
+def test_the_brake_stops_the_tip_along_every_axis_the_task_names(config: BresaConfig) -> None:
+    """A task whose surfaces stand beside the tip (the maze's walls: ``brake_axes`` x, y and z)
+    gets the brake's stiffness and damping on those axes too, the setpoint latched at the tip, and
+    a sideways load keeps it on past brake_s (a 20 N push along a corridor); along z alone (peg
+    insertion) the same sideways load does not. Axes other than 0, 1, 2 are refused."""
+    import dataclasses
+
+    config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate"))
+    r = config.reflex
+    tip = [0.55, 0.0, 0.06]
+    sideways = TickState(np.array([2.0 * r.brake_hold_load_n, 0.0, 0.0]), np.zeros(3), np.array(tip), np.zeros(3))
+    brake_ticks = int(round(r.brake_s / config.env.control_period_s))
+    braked_at_end = {}
+    for axes in ((0, 1, 2), (2,)):
+        reflex = Reflex(config, AlwaysRisky(), SoftRecovery(), brake_axes=axes)
+        task = _command([0.55, 0.01, 0.05], 1500.0, 80.0)
+        reflex.begin_decision(task, _tick(tip=tip), 0.03, task)
+        commands = [reflex.step(sideways, 0.03).command for _ in range(brake_ticks + 1)]
+        brake = commands[0]
+        np.testing.assert_allclose(brake.position_m, [0.55, 0.0, 0.06 + r.brake_lift_m])
+        expected_k = [r.brake_stiffness_n_per_m if axis in axes else 1500.0 for axis in range(3)]
+        expected_d = [r.brake_damping_ns_per_m if axis in axes else 80.0 for axis in range(3)]
+        np.testing.assert_allclose(brake.stiffness[:3], expected_k)
+        np.testing.assert_allclose(brake.damping[:3], expected_d)
+        braked_at_end[axes] = np.array_equal(commands[brake_ticks].values, brake.values)
+    assert braked_at_end == {(0, 1, 2): True, (2,): False}
+    for bad in ((), (3,), (2, 2)):
+        with pytest.raises(ValueError, match="brake_axes"):
+            Reflex(config, AlwaysRisky(), SoftRecovery(), brake_axes=bad)
+
+
+def _peak_force_when_pushed_along_a_corridor(config: BresaConfig, brake_axes: tuple[int, ...]) -> float:
+    """The maze's push (20 N sideways for 0.2 s) on a tip resting in the first corridor of layout
+    0, 27.5 mm short of the corridor's end wall, along the corridor; the task action is soft
+    sideways (the softest stiffness and damping: a policy sliding along walls), and the reflex fires
+    on the first tick: the peak wrist force over the next 0.4 s (README "Tasks": bresa's maze-push
+    violations, the peg slid along a corridor into its end wall at 220 mm/s)."""
+    import dataclasses
+
+    from sim_helpers import place_tip
+
+    from bresa_control.control.actions import ActionMap
+    from bresa_control.simulation.simulator import ArmSim
+    from bresa_control.tasks.maze import MazeTask
+
+    config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate"))
+    task = MazeTask(config)
+    sim = ArmSim(config, task)
+    sim.show_variant(0)
+    fixture = np.array([0.55, 0.0, task.fixture_height_m()])
+    sim.set_fixture_xy(fixture[:2])
+    turn = fixture + task.layouts[0].centre_line_m[1]  # the first straight runs along +x to here
+    start = turn - np.array([0.0275 - (task.pitch_m - config.scene.peg.side_m) / 2.0, 0.0, 0.0])
+    q = place_tip(sim, start)
+    state = sim.tick_state()
+    soft_along_x = np.array([1.0, 0.0, 0.0, -1.0, -1.0, 1.0, -1.0], np.float32)
+    target = ActionMap(config).to_command(soft_along_x, state.tip_position_m, sim.robot.cartesian_inertia(q))
+    reflex = Reflex(config, AlwaysRisky(), SoftRecovery(), brake_axes=brake_axes)
+    reflex.begin_decision(target, state, fixture[2], None)
+    peak_n = 0.0
+    for tick in range(400):
+        sim.push_peg(np.array([20.0 if tick < 200 else 0.0, 0.0, 0.0]))
+        decision = reflex.step(state, fixture[2])
+        assert decision.active
+        sim.tick(decision.command)
+        state = sim.tick_state()
+        peak_n = max(peak_n, float(np.linalg.norm(state.force_n)))
+    return peak_n
+
+
+def test_the_maze_brake_stops_a_push_along_a_corridor_short_of_its_end_wall(config: BresaConfig) -> None:
+    """With the maze's brake axes (x, y, z) the push leaves the peg against the wall with about
+    the push's own force; braked along z alone, x and y keep the soft task action's gains and the
+    push drives the peg into the end wall (about 110 N)."""
+    from bresa_control.tasks.maze import MazeTask
+
+    f_max = config.safety.max_force_n
+    assert _peak_force_when_pushed_along_a_corridor(config, MazeTask.brake_axes) < f_max
+    assert _peak_force_when_pushed_along_a_corridor(config, (2,)) > f_max

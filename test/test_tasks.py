@@ -167,7 +167,8 @@ def test_evaluate_runs_the_maze_and_refuses_models_of_another_task(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """bresa evaluate --task maze: the scripted follower runs through the command line (the task
-    recorded in the JSON); by default a learned controller runs the maze's own models (models/maze/);
+    recorded in the JSON); by default a learned controller runs the maze's own models (models/maze/),
+    and its first episode is replayed on the maze for the plot;
     the shipped peg-insertion models are refused by name for the maze."""
     out = tmp_path / "maze.json"
     assert main(["evaluate", "--task", "maze", "--controller", "scripted", "--episodes", "1", "--no-progress",
@@ -176,8 +177,10 @@ def test_evaluate_runs_the_maze_and_refuses_models_of_another_task(
     assert document["task"] == "maze" and document["success_rate"] == 1.0
     short = tmp_path / "short.yaml"
     short.write_text("env:\n  max_episode_steps: 2\n")
+    learned = tmp_path / "learned.json"
     assert main(["evaluate", "--task", "maze", "--controller", "sac-lagrangian", "--episodes", "1", "--no-progress",
-                 "--config", str(short)]) == 0
+                 "--config", str(short), "--json", str(learned)]) == 0
+    assert learned.with_suffix(".png").stat().st_size > 10_000  # its first episode replayed on the maze, plotted
     assert main(["evaluate", "--task", "maze", "--controller", "sac-lagrangian", "--episodes", "1", "--no-progress",
                  "--models-dir", str(find_data("models"))]) != 0
     assert "task_policy.zip was trained for the peg-insertion task, not maze" in capsys.readouterr().err
@@ -254,3 +257,23 @@ def test_comparison_cells_of_another_task_are_fingerprinted_apart() -> None:
     peg = compare.fingerprint(cell, config, 5, 0, None, "models/seeds")
     assert peg == compare.fingerprint(cell, config, 5, 0, None, "models/seeds", "peg-insertion")  # as before tasks
     assert compare.fingerprint(cell, config, 5, 0, None, "models/seeds", "maze") != peg
+
+
+def test_a_cell_with_the_reflex_is_fingerprinted_with_the_axes_its_brake_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The maze brakes along x, y and z, peg insertion along z: a change of a task's brake axes
+    reruns the cells of the controllers that run the reflex (bresa, force-guard), not the others',
+    and peg insertion's cells (z, as before tasks said which) keep their fingerprints."""
+    from bresa_control.app import compare
+
+    config = load_config()
+    cells = {name: compare.Cell(name, "push", 1) for name in ("bresa", "force-guard", "sac")}
+    before = {name: compare.fingerprint(cell, config, 5, 0, None, "models/maze/seeds", "maze")
+              for name, cell in cells.items()}
+    peg = compare.fingerprint(cells["bresa"], config, 5, 0, None, "models/seeds")
+    monkeypatch.setattr(MazeTask, "brake_axes", (2,))
+    after = {name: compare.fingerprint(cell, config, 5, 0, None, "models/maze/seeds", "maze")
+             for name, cell in cells.items()}
+    assert before["bresa"] != after["bresa"] and before["force-guard"] != after["force-guard"]
+    assert before["sac"] == after["sac"]
+    monkeypatch.setattr(PegInsertionTask, "brake_axes", (0, 1, 2))
+    assert compare.fingerprint(cells["bresa"], config, 5, 0, None, "models/seeds") != peg

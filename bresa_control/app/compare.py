@@ -218,10 +218,15 @@ def fingerprint_of_settings(cell: Cell, config_settings: dict[str, Any], episode
     recomputes the fingerprints a config change left valid). (Peg insertion's cells predate
     tasks: for it the task adds nothing, so that they stay valid.)"""
     digest = hashlib.sha256()
-    settings = {"controller": cell.controller, "scenario": cell.scenario, "episodes": episodes, "seed": seed,
-                "config": config_settings}
+    settings: dict[str, Any] = {"controller": cell.controller, "scenario": cell.scenario, "episodes": episodes,
+                                "seed": seed, "config": config_settings}
+    the_task = make_task(task, config)
     if task != DEFAULT_TASK:
-        settings["task"] = {"name": task, "parameters": make_task(task, config).parameters()}
+        settings["task"] = {"name": task, "parameters": the_task.parameters()}
+    if CONTROLLERS[cell.controller].reflex != "off" and the_task.brake_axes != (2,):
+        # The reflex brakes along the task's axes; along z alone (peg insertion) it did so before
+        # tasks said which, and those cells stay valid.
+        settings["brake_axes"] = list(the_task.brake_axes)
     digest.update(json.dumps(settings, sort_keys=True).encode())
     folder = _models(cell, models_dir, seeds_dir)
     if folder is not None:

@@ -105,16 +105,18 @@ def report(
 
 
 def plot_episode(
-    name: str, config: BresaConfig, scenario: str, seed: int, out: str | Path, models_dir: str | Path | None = None
+    name: str, config: BresaConfig, scenario: str, seed: int, out: str | Path, models_dir: str | Path | None = None,
+    task: str = DEFAULT_TASK,
 ) -> Path:
-    """Run episode ``seed`` of a controller again, tick by tick, and plot force, risk, stiffness and
-    reflex (:func:`bresa_control.app.plots.plot_run`)."""
+    """Run episode ``seed`` of a controller on ``task`` again, tick by tick, and plot force, risk,
+    stiffness and reflex (:func:`bresa_control.app.plots.plot_run`)."""
     from bresa_control.app.plots import TickTrace, plot_run
 
-    env, policy = build(name, config, scenario, models_dir)
+    env, policy = build(name, config, scenario, models_dir, task)
     trace = TickTrace()
     env.tick_observer = trace
     result = run_episode(env, policy, seed)
-    outcome = "inserted" if result.inserted else "not inserted"
+    word = env.task.success_word
+    outcome = word if result.inserted else f"not {word}"
     title = f"{name}, {scenario}, seed {seed}: {outcome}, peak force {result.peak_force_n:.1f} N"
     return plot_run(trace.series(), out, config.safety.max_force_n, gate_thresholds(env.config.reflex)[0], title)

@@ -267,14 +267,14 @@ class ReflexConfig:
     damping_rate_ns_per_m_per_tick: float = _key(0.01, 600.0, "Ns/m", "gain ramp of a_hat_k")
     brake_s: float = _key(0.0, 1.0, "s", "after firing, brake this long before the learned recovery (0: none)")
     brake_lift_m: float = _key(0.0, 0.01, "m", "the brake's setpoint: the tip at firing, this much higher")
-    brake_stiffness_n_per_m: float = _key(10.0, 3000.0, "N/m", "the brake's z stiffness")
-    brake_damping_ns_per_m: float = _key(0.0, 600.0, "Ns/m", "the brake's z damping")
+    brake_stiffness_n_per_m: float = _key(10.0, 3000.0, "N/m", "the brake's stiffness along the task's brake axes")
+    brake_damping_ns_per_m: float = _key(0.0, 600.0, "Ns/m", "the brake's damping along the task's brake axes")
     brake_lift_per_load_m_per_n: float = _key(0.0, 0.01, "m/N", "the brake's setpoint rises this much more per "
                                                                "newton of z force on the tool, either sign, once "
                                                                "it is above brake_hold_load_n")
     brake_max_lift_m: float = _key(0.0, 0.05, "m", "the brake's setpoint at most this far above the tip at firing")
-    brake_hold_load_n: float = _key(0.0, 100.0, "N", "past brake_s, the brake goes on while the tool's z force "
-                                                    "is above this ...")
+    brake_hold_load_n: float = _key(0.0, 100.0, "N", "past brake_s, the brake goes on while the force on the "
+                                                    "tool along its axes is above this ...")
     brake_max_s: float = _key(0.0, 2.0, "s", "... up to this long after firing")
 
 

@@ -115,11 +115,11 @@ class SafetyLoop:
                 "the safety critic checks every command: reflex.mode must be 'control-rate' (Bresa), not 'off'"
             )
         self.config = config
-        self.reflex = Reflex(config, critic, recovery)
+        task = task if task is not None else make_task(DEFAULT_TASK, config)
+        self.reflex = Reflex(config, critic, recovery, task.brake_axes)
         self.robot = RobotModel.from_config(config)
         self.hold = Hold(config, self.robot)
         self.check = TaskActionCheck(config)
-        task = task if task is not None else make_task(DEFAULT_TASK, config)
         self.face_z_m = task.surface_height_m(np.asarray(fixture_estimate_m, dtype=float))
         self.state = ArmState()
         self.dropped: Counter[str] = Counter()  # by kind: malformed, out-of-range, no-state

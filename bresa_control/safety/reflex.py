@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from bresa_control.common.config import BresaConfig, ReflexConfig
+from bresa_control.contract import COMMAND_LABELS
 from bresa_control.control.impedance import ImpedanceCommand
 from bresa_control.safety.risk_features import FEATURE_SIZE, STATE_SIZE, FeatureMap, TickState
 
@@ -171,12 +172,21 @@ class ReflexDecision:
     fired: bool  # the reflex switched on at this tick
 
 
+_STIFFNESS_X = COMMAND_LABELS.index("kx_n_per_m")
+_DAMPING_X = COMMAND_LABELS.index("dx_ns_per_m")
+
+
 class Reflex:
     """Intermediate actions + critic + recovery + gate, on (``control-rate``) or ``off``."""
 
     def __init__(
-        self, config: BresaConfig, critic: RiskModel | None = None, recovery: RecoveryModel | None = None
+        self, config: BresaConfig, critic: RiskModel | None = None, recovery: RecoveryModel | None = None,
+        brake_axes: tuple[int, ...] = (2,),
     ) -> None:
+        """``brake_axes``: the axes (0 x, 1 y, 2 z) the brake stops the tip along, the task's
+        (``Task.brake_axes``); the others keep the replaced action's gains."""
+        if not brake_axes or not set(brake_axes) <= {0, 1, 2} or len(set(brake_axes)) != len(brake_axes):
+            raise ValueError(f"brake_axes is {brake_axes!r}; expected distinct axes out of 0 (x), 1 (y), 2 (z)")
         self.mode = config.reflex.mode
         if self.mode != "off" and (critic is None or recovery is None):
             raise ValueError(
@@ -199,6 +209,7 @@ class Reflex:
         self._brake_max_lift_m = max(reflex.brake_max_lift_m, reflex.brake_lift_m)
         self._brake_hold_load_n = reflex.brake_hold_load_n
         self._brake_gains = (reflex.brake_stiffness_n_per_m, reflex.brake_damping_ns_per_m)
+        self._brake_axes = list(brake_axes)
         self._brake: ImpedanceCommand | None = None  # latched when the reflex fires
         self._braked_ticks = 0
         self._features = np.zeros(FEATURE_SIZE, np.float32)  # the critic's input, rewritten every tick
@@ -267,22 +278,25 @@ class Reflex:
 
     def _brake_command(self, tick: TickState, replaced: ImpedanceCommand) -> ImpedanceCommand:
         """The first ticks of a reflex: stop the tip where it is now (``brake_lift_m`` higher) with
-        the brake's z stiffness and damping; x and y keep the gains of the action it replaces.
+        the brake's stiffness and damping along the task's brake axes; the other axes keep the
+        gains of the action it replaces.
         A tip coming down fast is stopped by damping before the learned recovery's soft spring
         takes over (config ``reflex.brake_*``). Latched at firing; :meth:`_loaded_brake` adds
         the lift for the load of each tick."""
         values = replaced.values.copy()
         values[0:3] = tick.tip_position_m
         values[2] += self._brake_lift_m
-        values[9], values[15] = self._brake_gains  # Kz, Dz (contract.COMMAND_LABELS)
+        for axis in self._brake_axes:
+            values[_STIFFNESS_X + axis], values[_DAMPING_X + axis] = self._brake_gains
         return ImpedanceCommand.wrap(values)
 
     def _braking(self, tick: TickState) -> bool:
-        """Whether this tick still brakes: for ``brake_s`` after firing, then while the tool's z
-        force is above ``brake_hold_load_n``, up to ``brake_max_s``."""
+        """Whether this tick still brakes: for ``brake_s`` after firing, then while the force on
+        the tool along the brake axes is above ``brake_hold_load_n``, up to ``brake_max_s``."""
         if self._braked_ticks < self._brake_ticks:
             return True
-        return self._braked_ticks < self._brake_max_ticks and abs(tick.force_n[2]) > self._brake_hold_load_n
+        load_n = float(np.linalg.norm(np.asarray(tick.force_n)[self._brake_axes]))
+        return self._braked_ticks < self._brake_max_ticks and not load_n <= self._brake_hold_load_n
 
     def _loaded_brake(self, tick: TickState) -> ImpedanceCommand:
         """The latched brake with its setpoint raised for this tick's z force on the tool

@@ -114,7 +114,7 @@ class TaskEnv(gym.Env):
             raise ValueError(f"training randomisation (randomisation.enabled) runs in the nominal scenario only, "
                              f"not '{scenario}': evaluation scenarios are never trained on")
         self.disturbances = Disturbances(self.config.randomisation)
-        self.reflex = Reflex(self.config, critic, recovery)
+        self.reflex = Reflex(self.config, critic, recovery, self.task.brake_axes)
         self.actions = ActionMap(self.config)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(ACTION_SIZE,), dtype=np.float32)
         self.observation_space = gym.spaces.Box(

@@ -112,6 +112,9 @@ class Task(ABC):
     shipped_models: str = "models"
     #: what ``bresa compare`` checks ``bresa`` against (``target.md``)
     comparison_targets: ComparisonTargets = ComparisonTargets()
+    #: the axes (0 x, 1 y, 2 z of the base frame) along which the tip meets the task's surfaces:
+    #: the reflex's brake stops the tip along these (peg insertion: the face below it)
+    brake_axes: tuple[int, ...] = (2,)
 
     def __init__(self, config: BresaConfig) -> None:
         self.config = config

@@ -205,6 +205,9 @@ class MazeTask(Task):
     comparison_targets = ComparisonTargets(
         fewest_violations_among="learned", nominal_no_violation=False, nominal_min_clean_success=0.90,
         nominal_max_time_fraction=1.0, success_within=None, apart_when_next_best_at_least=None)
+    # The walls stand beside the tip and the floor below it: a push sends the tip along a
+    # corridor into its end wall (README "Tasks"), so the brake stops it along every axis.
+    brake_axes = (0, 1, 2)
 
     def __init__(self, config: BresaConfig, maze: MazeConfig | None = None) -> None:
         super().__init__(config)

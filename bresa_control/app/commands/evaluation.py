@@ -128,7 +128,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"recorded in {record_evaluation(folder, summary, args.command_line)}")
     plot = args.plot or (str(Path(args.json).with_suffix(".png")) if args.json else None)
     if plot:
-        print(f"wrote {plot_episode(args.controller, config, args.scenario, args.seed, plot, args.models_dir)}")
+        png = plot_episode(args.controller, config, args.scenario, args.seed, plot, args.models_dir, args.task)
+        print(f"wrote {png}")
     return 0
 
 
