@@ -94,6 +94,24 @@ def test_risk_above_eps_safe_fires_the_recovery_at_once(config: BresaConfig, arm
     np.testing.assert_allclose(out.command.stiffness[:3], config.controller.stiffness_range_n_per_m[0])  # softened
 
 
+@pytest.mark.parametrize("task_name, braked", [("peg-insertion", [False, False, True]), ("maze", [True, True, True])])
+def test_the_safety_critic_brakes_along_its_tasks_axes(config: BresaConfig, arm: ArmLoop, task_name: str,
+                                                       braked: list[bool]) -> None:
+    """The node's loop runs the environment's reflex with the task it serves: on the maze the brake
+    takes x and y too (``Task.brake_axes``), on peg insertion z alone."""
+    from bresa_control.tasks import make_task
+
+    with_brake = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate"))
+    loop = SafetyLoop(with_brake, FixedRisk(0.9), SoftenGains(), arm.layout.fixture_estimate_m,
+                      task=make_task(task_name, with_brake))
+    _feed(loop, arm, 0.0)
+    assert loop.on_task_action(_action(_tip(arm), [0.0, 0.0, -0.005], k=2000.0), 0.0)
+    out = loop.tick(0.001)
+    assert out.status == "reflex" and out.fired
+    brake = (config.reflex.brake_stiffness_n_per_m, config.reflex.brake_damping_ns_per_m)
+    assert [(out.command.stiffness[a], out.command.damping[a]) == pytest.approx(brake) for a in range(3)] == braked
+
+
 def test_a_stale_task_action_makes_it_hold_where_the_tip_is(config: BresaConfig, arm: ArmLoop) -> None:
     loop = _loop(config, arm)
     tip = _tip(arm)
