@@ -10,6 +10,7 @@ from bresa_control.control.impedance import ImpedanceCommand
 from bresa_control.safety.reflex import ForceGuardRisk, IntermediateActions, Reflex, RiskGate, SoftenGains
 from bresa_control.safety.risk_features import FEATURE_SIZE, FeatureMap, TickState
 from bresa_control.simulation.env import TaskEnv
+from bresa_control.simulation.simulator import ArmSim
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])
 
@@ -228,7 +229,6 @@ def _peak_force_when_firing_above_the_face(config: BresaConfig, speed_m_per_s: f
     from sim_helpers import place_tip
 
     from bresa_control.control.actions import ActionMap
-    from bresa_control.simulation.simulator import ArmSim
 
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate",
                                                                     brake_s=brake_s, **reflex))
@@ -245,10 +245,18 @@ def _peak_force_when_firing_above_the_face(config: BresaConfig, speed_m_per_s: f
     fast_down = np.array([0.0, 0.0, -1.0, 1.0, 1.0, 1.0, 0.0], np.float32)  # 1 cm down at 2000 N/m
     target = ActionMap(config).to_command(fast_down, state.tip_position_m, sim.robot.cartesian_inertia(q))
     reflex.begin_decision(target, state, face_z, None)
+    return _peak_force_with_the_reflex_on(sim, reflex, face_z, np.array([0.0, 0.0, -push_down_n]), 300)
+
+
+def _peak_force_with_the_reflex_on(sim: ArmSim, reflex: Reflex, surface_z_m: float, push_n: np.ndarray,
+                                   ticks: int) -> float:
+    """Tick ``sim`` under ``reflex`` (which must hold throughout) for ``ticks``, the peg pushed by
+    ``push_n`` for the first 0.2 s (a scenario's push): the peak wrist force (N)."""
+    state = sim.tick_state()
     peak_n = 0.0
-    for tick in range(300):
-        sim.push_peg(np.array([0.0, 0.0, -push_down_n if tick < 200 else 0.0]))
-        decision = reflex.step(state, face_z)
+    for tick in range(ticks):
+        sim.push_peg(push_n if tick < 200 else np.zeros(3))
+        decision = reflex.step(state, surface_z_m)
         assert decision.active
         sim.tick(decision.command)
         state = sim.tick_state()
@@ -372,7 +380,6 @@ def _peak_force_when_pushed_along_a_corridor(config: BresaConfig, brake_axes: tu
     from sim_helpers import place_tip
 
     from bresa_control.control.actions import ActionMap
-    from bresa_control.simulation.simulator import ArmSim
     from bresa_control.tasks.maze import MazeTask
 
     config = dataclasses.replace(config, reflex=dataclasses.replace(config.reflex, mode="control-rate"))
@@ -389,15 +396,7 @@ def _peak_force_when_pushed_along_a_corridor(config: BresaConfig, brake_axes: tu
     target = ActionMap(config).to_command(soft_along_x, state.tip_position_m, sim.robot.cartesian_inertia(q))
     reflex = Reflex(config, AlwaysRisky(), SoftRecovery(), brake_axes=brake_axes)
     reflex.begin_decision(target, state, fixture[2], None)
-    peak_n = 0.0
-    for tick in range(400):
-        sim.push_peg(np.array([20.0 if tick < 200 else 0.0, 0.0, 0.0]))
-        decision = reflex.step(state, fixture[2])
-        assert decision.active
-        sim.tick(decision.command)
-        state = sim.tick_state()
-        peak_n = max(peak_n, float(np.linalg.norm(state.force_n)))
-    return peak_n
+    return _peak_force_with_the_reflex_on(sim, reflex, fixture[2], np.array([20.0, 0.0, 0.0]), 400)
 
 
 def test_the_maze_brake_stops_a_push_along_a_corridor_short_of_its_end_wall(config: BresaConfig) -> None:
