@@ -214,3 +214,37 @@ def test_restamp_cells_keeps_what_an_added_reflex_key_left_valid_and_nothing_els
                                                           None, seeds)
     bad = _run("restamp_cells.py", "--cells", str(cells), "--added", "reflex.no_such_key")
     assert bad.returncode != 0 and "--added reflex.no_such_key: no such key in today's config" in bad.stderr
+
+
+def test_restamp_cells_follows_a_section_the_fingerprint_no_longer_reads(tmp_path: Path) -> None:
+    """Cells made while the fingerprint held the training disturbances whole (``randomisation``),
+    with today's values, are re-stamped; one made under other disturbance values is left to run
+    again (the script cannot tell that those values changed nothing)."""
+    import dataclasses
+
+    from bresa_control.app import compare
+    from bresa_control.common.config import config_to_dict
+
+    config = load_config()
+    other = dataclasses.replace(config, randomisation=dataclasses.replace(config.randomisation,
+                                                                          pulse_force_max_n=5.0))
+    cells = tmp_path / "cells"
+    seeds = str(tmp_path / "seeds")
+    for controller, training_seed, made_under in (("scripted", None, config), ("bresa", 0, config),
+                                                  ("sac", 0, other)):
+        cell = compare.Cell(controller, "nominal", training_seed)
+        settings = {**compare.config_read_by(controller, config),
+                    "randomisation": config_to_dict(made_under)["randomisation"]}
+        legacy = compare.fingerprint_of_settings(cell, settings, 2, 0, None, seeds, "peg-insertion", config)
+        assert legacy != compare.fingerprint(cell, config, 2, 0, None, seeds)
+        write_json_atomic(cells / cell.name, {"controller": controller, "scenario": "nominal", "complete": True,
+                                              "training_seed": training_seed, "seed": 0, "per_episode": [{}, {}],
+                                              "fingerprint": legacy})
+    result = _run("restamp_cells.py", "--cells", str(cells), "--seeds-dir", seeds, "--was-read", "randomisation")
+    assert result.returncode == 0, result.stderr
+    assert "2 re-stamped, 0 current, 1 left" in result.stdout
+    assert "sac_nominal_seed0.json: left" in result.stdout
+    bresa = json.loads((cells / "bresa_nominal_seed0.json").read_text())
+    assert bresa["fingerprint"] == compare.fingerprint(compare.Cell("bresa", "nominal", 0), config, 2, 0, None, seeds)
+    bad = _run("restamp_cells.py", "--cells", str(cells), "--was-read", "no_such_section")
+    assert bad.returncode != 0 and "--was-read no_such_section: no such section in today's config" in bad.stderr

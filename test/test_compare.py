@@ -265,3 +265,24 @@ def test_a_cell_fingerprint_follows_the_config_its_controller_reads() -> None:
         today = fingerprint(cell, config, 3, 0, None, "models/seeds")
         assert (fingerprint(cell, brake, 3, 0, None, "models/seeds") != today) == reads_the_brake, controller
         assert fingerprint(cell, ramp, 3, 0, None, "models/seeds") != today, controller
+
+
+def test_a_cell_fingerprint_ignores_the_training_disturbances_while_they_are_off() -> None:
+    """Evaluation never turns the training disturbances on: their settings shape the models (hashed
+    by content), not a cell's episodes, so changing them reruns nothing; turning them on would change
+    what a nominal episode meets, and reruns it."""
+    import dataclasses
+
+    from bresa_control.app.compare import Cell, fingerprint
+    from bresa_control.common.config import load_config
+
+    config = load_config()
+    assert not config.randomisation.enabled
+    stronger = dataclasses.replace(config, randomisation=dataclasses.replace(config.randomisation,
+                                                                             pulse_force_max_n=5.0))
+    enabled = dataclasses.replace(config, randomisation=dataclasses.replace(config.randomisation, enabled=True))
+    for controller, seed in (("scripted", None), ("bresa", 0)):
+        cell = Cell(controller, "nominal", seed)
+        today = fingerprint(cell, config, 3, 0, None, "models/seeds")
+        assert fingerprint(cell, stronger, 3, 0, None, "models/seeds") == today, controller
+        assert fingerprint(cell, enabled, 3, 0, None, "models/seeds") != today, controller

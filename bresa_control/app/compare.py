@@ -194,10 +194,14 @@ def config_read_by(controller_name: str, config: BresaConfig) -> dict[str, Any]:
     """The settings a controller's episodes depend on: the whole config, except that a controller
     without the reflex (``reflex: off``) reads only the intermediate actions' ramp rates of the
     ``reflex`` section (:data:`~bresa_control.safety.reflex.RAMP_KEYS`), so that a change to the
-    gate, the recovery or the brake does not invalidate its cells."""
+    gate, the recovery or the brake does not invalidate its cells; and no controller reads the
+    training disturbances (``randomisation``) while they are off, as in every evaluation: they
+    shape the models, whose files the fingerprint hashes by content, not the episodes."""
     settings = config_to_dict(config)
     if CONTROLLERS[controller_name].reflex == "off":
         settings["reflex"] = {key: settings["reflex"][key] for key in RAMP_KEYS}
+    if not config.randomisation.enabled:
+        settings["randomisation"] = {"enabled": False}
     return settings
 
 
