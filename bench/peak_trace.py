@@ -7,7 +7,8 @@
     ... --contacts    (with --seed: also the tip's velocity and every contact at the episode's last tick)
 
 For each tick: simulated time, wrist force |F|, the critic's risk, whether the reflex held, tip
-height above the estimated top face and its vertical velocity, commanded Kz and setpoint offset.
+height above the estimated top face and its vertical velocity, commanded Kz and setpoint offset,
+and the tip's speed along every axis (in the maze, the speed at which it meets a wall).
 Used to tell a predictable force build-up from a contact transient (docs/sim-to-real.md).
 With ``--seeds``, one line per episode instead: the peak, whether the reflex held at it, when it
 last held before it, and the critic's highest risk in the ``--window-ms`` before it (did the
@@ -30,7 +31,7 @@ from bresa_control.simulation.env import TaskEnv
 from bresa_control.simulation.scenarios import SCENARIOS
 from bresa_control.tasks import DEFAULT_TASK, TASKS, make_task
 
-COLUMNS = ("t", "force", "risk", "active", "height", "vz", "kz", "dz")
+COLUMNS = ("t", "force", "risk", "active", "height", "vz", "kz", "dz", "speed")
 
 
 def trace(setup: ControllerSetup, scenario: str, seed: int, task: str = DEFAULT_TASK,
@@ -49,7 +50,8 @@ def trace(setup: ControllerSetup, scenario: str, seed: int, task: str = DEFAULT_
     def row(tick, face_z, decision):
         return (env.sim.time_s, float(np.linalg.norm(tick.force_n)), decision.risk, decision.active,
                 tick.tip_position_m[2] - face_z, tick.tip_velocity_m_per_s[2], decision.command.stiffness[2],
-                decision.command.position_m[2] - tick.tip_position_m[2])
+                decision.command.position_m[2] - tick.tip_position_m[2],
+                float(np.linalg.norm(tick.tip_velocity_m_per_s)))
 
     def step(tick, face_z):  # the env's reflex, observed: nothing it does changes
         nonlocal last
@@ -149,10 +151,10 @@ def main() -> None:
     k = int(np.argmax(table[:, 1]))
     print(f"{args.controller}, {args.scenario}, seed {args.seed}: peak {table[k, 1]:.1f} N at t = {table[k, 0]:.3f} s; "
           f"inserted: {info['inserted']}")
-    print("   t (s)   |F| (N)  risk  reflex  height (mm)  vz (mm/s)  Kz (N/m)  setpoint dz (mm)")
-    for t, force, risk, active, height, vz, kz, dz in table[max(0, k - args.ticks): k + args.ticks + 1]:
+    print("   t (s)   |F| (N)  risk  reflex  height (mm)  vz (mm/s)  Kz (N/m)  setpoint dz (mm)  |v| (mm/s)")
+    for t, force, risk, active, height, vz, kz, dz, speed in table[max(0, k - args.ticks): k + args.ticks + 1]:
         print(f"  {t:7.3f}  {force:7.1f}  {risk:5.2f}  {int(active):6d}  {height * 1e3:10.2f}  {vz * 1e3:9.1f}"
-              f"  {kz:8.0f}  {dz * 1e3:15.2f}")
+              f"  {kz:8.0f}  {dz * 1e3:15.2f}  {speed * 1e3:10.1f}")
     for env in ends:
         print_contacts(env)
 
